@@ -1,0 +1,179 @@
+"""The volunteer WebSocket (PROTOCOL.md v1). Thin: parse, call a service, answer."""
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from sparecycles.scheduler import services as scheduler
+from sparecycles.scheduler.notify import device_group
+from sparecycles.volunteers.models import Device
+from sparecycles.volunteers.services import device_connect
+
+from .protocol import (
+    PROTOCOL_VERSION,
+    FrameError,
+    Hello,
+    Ping,
+    Progress,
+    Request,
+    Result,
+    error_frame,
+    parse_client_frame,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 4400
+CLOSE_NO_HELLO = 4401
+CLOSE_BAD_PROTOCOL = 4402
+
+
+class VolunteerConsumer(AsyncWebsocketConsumer):
+    device: Device | None = None
+
+    async def connect(self) -> None:
+        self.device = None
+        self.violations = 0
+        self.sent_task_ids: set[str] = set()
+        self.limits = settings.SPARECYCLES
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.device is not None:
+            await self.channel_layer.group_discard(device_group(self.device.pk), self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            await self._receive(text_data, bytes_data)
+        except Exception:  # nothing a client sends may crash the socket without an answer
+            logger.exception("Unhandled error on the volunteer socket")
+            await self.send_json({"type": "error", "code": "server_error",
+                                  "message": "The server could not handle that frame; "
+                                             "try again later."})
+
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > self.limits["MAX_FRAME_BYTES"]:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        if text_data is None:
+            await self._violation("bad_frame", "Send text frames holding JSON, not binary frames.")
+            return
+        try:
+            message = parse_client_frame(text_data)
+        except FrameError as exc:
+            if self.device is None:
+                await self.close(code=CLOSE_NO_HELLO)
+                return
+            await self._violation(exc.code, exc.message)
+            return
+        if self.device is None and not isinstance(message, Hello):
+            await self.close(code=CLOSE_NO_HELLO)
+            return
+        handler = self.HANDLERS[type(message)]
+        await handler(self, message)
+
+    async def _violation(self, code: str, message: str) -> None:
+        self.violations += 1
+        await self.send_json(error_frame(code, message))
+        if self.violations >= self.limits["MAX_VIOLATIONS"]:
+            await self.close(code=CLOSE_POLICY)
+
+    # --- handlers -----------------------------------------------------------
+    async def on_hello(self, message: Hello) -> None:
+        if self.device is not None:
+            await self._violation("bad_frame", "hello was already sent on this connection.")
+            return
+        if message.protocol != PROTOCOL_VERSION:
+            await self.send_json(error_frame(
+                "unsupported_protocol",
+                f"This server speaks protocol {PROTOCOL_VERSION}; please update your client.",
+            ))
+            await self.close(code=CLOSE_BAD_PROTOCOL)
+            return
+        session = await database_sync_to_async(device_connect)(
+            token=message.device_token,
+            user=self.scope.get("user"),
+            client_name=message.client.name,
+            client_version=message.client.version,
+            capabilities=message.capabilities.model_dump(),
+        )
+        self.device = session.device
+        await self.channel_layer.group_add(device_group(self.device.pk), self.channel_name)
+        volunteer = self.device.volunteer
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "device_id": self.device.public_id,
+            "volunteer": {"name": volunteer.name, "credit": round(volunteer.total_credit, 2),
+                          "tokens": "0"},
+            "max_inflight": self.limits["MAX_INFLIGHT"],
+            "heartbeat_s": self.limits["HEARTBEAT_S"],
+        }
+        if session.new_token:
+            welcome["device_token"] = session.new_token
+        await self.send_json(welcome)
+
+    async def on_request(self, message: Request) -> None:
+        dispatch = await database_sync_to_async(_dispatch)(
+            self.device, message.slots, frozenset(self.sent_task_ids)
+        )
+        tasks = dispatch["tasks"]
+        self.sent_task_ids.update(task["task_id"] for task in tasks)
+        await self.send_json({"type": "tasks", "retry_after_s": dispatch["retry_after_s"],
+                              "tasks": tasks})
+
+    async def on_result(self, message: Result) -> None:
+        if message.status == "ok":
+            encoded = json.dumps(message.output, separators=(",", ":"))
+            if len(encoded) > self.limits["MAX_OUTPUT_BYTES"]:
+                await self.send_json({"type": "ack", "task_id": message.task_id,
+                                      "accepted": False, "reason": "too_large"})
+                return
+        ack = await database_sync_to_async(scheduler.replica_report)(
+            device=self.device,
+            task_id=message.task_id,
+            ok=message.status == "ok",
+            output=message.output,
+            error=message.error,
+            elapsed_ms=message.elapsed_ms,
+        )
+        if ack.accepted:
+            self.sent_task_ids.discard(message.task_id)
+        await self.send_json(ack.frame())
+
+    async def on_progress(self, message: Progress) -> None:
+        return None  # accepted silently; progress is advisory in protocol v1
+
+    async def on_ping(self, message: Ping) -> None:
+        await self.send_json({"type": "pong"})
+
+    HANDLERS = {
+        Hello: on_hello,
+        Request: on_request,
+        Result: on_result,
+        Progress: on_progress,
+        Ping: on_ping,
+    }
+
+    # --- channel-layer events ------------------------------------------------
+    async def tasks_cancel(self, event: dict) -> None:
+        # Sent even for tasks handed out on an earlier connection: the client may still hold them.
+        self.sent_task_ids.difference_update(event["task_ids"])
+        await self.send_json({"type": "cancel", "task_ids": list(event["task_ids"])})
+
+    async def send_json(self, content: dict) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+
+def _dispatch(device: Device, slots: int, known: frozenset[str]) -> dict[str, Any]:
+    dispatch = scheduler.tasks_dispatch(device=device, slots=slots, known_task_ids=known)
+    return {
+        "tasks": [scheduler.task_payload(r) for r in dispatch.replicas],
+        "retry_after_s": dispatch.retry_after_s,
+    }

@@ -1,0 +1,114 @@
+"""Volunteer protocol v1 (shared/PROTOCOL.md): every client frame as a typed message.
+
+Frames are parsed once, here, at the socket; the rest of the code never sees raw dicts.
+Unknown extra fields are ignored so clients can extend compatibly.
+"""
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+
+Token = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ClientInfo(_Message):
+    name: Annotated[str, Field(max_length=50)] = ""
+    version: Annotated[str, Field(max_length=50)] = ""
+
+
+class Capabilities(_Message):
+    runtimes: Annotated[list[Annotated[str, Field(max_length=20)]], Field(max_length=10)] = ["pyodide"]
+    cores: Annotated[int, Field(ge=1, le=1024)] = 1
+    memory_mb: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    mobile: bool = False
+
+
+class Hello(_Message):
+    type: Literal["hello"]
+    protocol: int
+    device_token: Token | None = None
+    client: ClientInfo = ClientInfo()
+    capabilities: Capabilities = Capabilities()
+
+
+class Request(_Message):
+    type: Literal["request"]
+    slots: Annotated[int, Field(ge=0, le=1000)] = 1
+
+
+class Result(_Message):
+    type: Literal["result"]
+    task_id: Token
+    status: Literal["ok", "error"]
+    output: Any = None
+    error: Annotated[str, Field(max_length=10_000)] = ""
+    elapsed_ms: Annotated[int, Field(ge=0, le=10**10)] | None = None
+
+
+class Progress(_Message):
+    type: Literal["progress"]
+    task_id: Token
+    fraction: Annotated[float, Field(ge=0, le=1)]
+
+
+class Ping(_Message):
+    type: Literal["ping"]
+
+
+ClientMessage = Annotated[
+    Hello | Request | Result | Progress | Ping, Field(discriminator="type")
+]
+CLIENT_TYPES = ("hello", "request", "result", "progress", "ping")
+_client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+class FrameError(Exception):
+    """A frame we cannot act on; `code` goes into the error reply."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
+    """Parse one text frame into a message, or raise FrameError with a readable message."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FrameError("bad_frame", "Frames must be JSON text.") from None
+    if not isinstance(data, dict):
+        raise FrameError("bad_frame", "A frame must be a JSON object with a string field 'type'.")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise FrameError("bad_frame", "A frame must have a string field 'type'.")
+    if kind not in CLIENT_TYPES:
+        raise FrameError(
+            "unknown_type",
+            f"Unknown message type {kind[:40]!r}; expected one of {', '.join(CLIENT_TYPES)}.",
+        )
+    try:
+        return _client_adapter.validate_python(data)
+    except (ValidationError, RecursionError) as exc:
+        raise FrameError("invalid", f"Invalid {kind!r} frame: {_describe(exc)}") from None
+
+
+def _describe(exc: Exception) -> str:
+    if not isinstance(exc, ValidationError):
+        return "the frame is nested too deeply."
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"][1:]) or "frame"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def error_frame(code: str, message: str) -> dict:
+    return {"type": "error", "code": code, "message": message}

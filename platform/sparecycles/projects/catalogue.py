@@ -1,0 +1,153 @@
+"""The bundled app catalogue: folders under workunits/ in the DESIGN.md format.
+
+    workunits/<name>/manifest.toml   name, title, description, runtime, entry, validator,
+                                      [validator_options], [quorum], flops_per_unit
+    workunits/<name>/main.py         main(input) -> output (CPython and Pyodide alike)
+    workunits/<name>/inputs.py       generate(count, seed) -> iterable of inputs
+    workunits/<name>/validate.py     optional equivalent(a, b) -> bool
+"""
+
+import importlib.util
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import App, AppVersion, Batch, Project, Runtime, Validator
+from .services import QuorumParams, app_version_create, batch_create
+
+CATALOGUE_DIR = Path(settings.BASE_DIR) / "workunits"
+DEMO_PROJECT_SLUG = "spare-cycles-demo"
+
+
+@dataclass(frozen=True)
+class BundledApp:
+    path: Path
+    name: str
+    title: str
+    description: str
+    runtime: str
+    entry: str
+    validator: str
+    validator_options: dict[str, Any]
+    quorum: QuorumParams
+    flops_per_unit: float
+    packages: list[str] = field(default_factory=list)
+
+    @property
+    def code_file(self) -> Path:
+        return self.path / ("main.py" if self.runtime == Runtime.PYODIDE else f"{self.name}.wasm")
+
+    def code(self) -> bytes:
+        return self.code_file.read_bytes()
+
+    def validate_code(self) -> str:
+        path = self.path / "validate.py"
+        return path.read_text() if path.exists() else ""
+
+    def module(self, stem: str) -> ModuleType:
+        """Import main.py / inputs.py / validate.py of this app under a private name."""
+        spec = importlib.util.spec_from_file_location(f"workunits_{self.name}_{stem}",
+                                                      self.path / f"{stem}.py")
+        if spec is None or spec.loader is None:
+            raise ValidationError(f"{self.name} has no {stem}.py.")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    def generate_inputs(self, count: int, seed: int = 0) -> list[dict]:
+        return list(self.module("inputs").generate(count, seed))
+
+
+def bundled_app_names(directory: Path = CATALOGUE_DIR) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if (p / "manifest.toml").exists())
+
+
+def bundled_app_read(name: str, directory: Path = CATALOGUE_DIR) -> BundledApp:
+    path = directory / name
+    manifest_path = path / "manifest.toml"
+    if not manifest_path.exists():
+        known = ", ".join(bundled_app_names(directory)) or "none"
+        raise ValidationError(f"No bundled app called {name!r}. Known apps: {known}.")
+    try:
+        manifest = tomllib.loads(manifest_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{manifest_path} is not valid TOML: {exc}.") from None
+    missing = [k for k in ("name", "title", "runtime", "entry", "validator") if k not in manifest]
+    if missing:
+        raise ValidationError(f"{manifest_path} lacks {', '.join(missing)}.")
+    quorum = dict(manifest.get("quorum", {}))
+    if "delay_bound_s" in quorum:
+        quorum["delay_bound"] = quorum.pop("delay_bound_s")
+    known_quorum = QuorumParams.__dataclass_fields__
+    unknown = sorted(set(quorum) - set(known_quorum))
+    if unknown:
+        raise ValidationError(f"{manifest_path}: unknown quorum keys {', '.join(unknown)}.")
+    return BundledApp(
+        path=path,
+        name=manifest["name"],
+        title=manifest["title"],
+        description=manifest.get("description", ""),
+        runtime=manifest["runtime"],
+        entry=manifest["entry"],
+        validator=manifest["validator"],
+        validator_options=dict(manifest.get("validator_options", {})),
+        quorum=QuorumParams(**quorum),
+        flops_per_unit=float(manifest.get("flops_per_unit", 1e9)),
+        packages=list(manifest.get("packages", [])),
+    )
+
+
+@transaction.atomic
+def bundled_app_install(bundled: BundledApp, *, project: Project | None = None) -> AppVersion:
+    """Create or update the App for a bundled app; add a version only if the code changed."""
+    if project is None:
+        project, _ = Project.objects.get_or_create(
+            slug=DEMO_PROJECT_SLUG,
+            defaults={"title": "Spare Cycles demo",
+                      "description": "Example apps bundled with Spare Cycles."},
+        )
+    validator = bundled.validator
+    validate_code = bundled.validate_code()
+    if validate_code and validator == Validator.EXACT:
+        validator = Validator.CUSTOM
+    app, _ = App.objects.update_or_create(
+        name=bundled.name,
+        defaults={
+            "project": project,
+            "title": bundled.title,
+            "description": bundled.description,
+            "validator": validator,
+            "validator_options": bundled.validator_options,
+            "validate_code": validate_code,
+        },
+    )
+    code = bundled.code()
+    latest = app.latest_version()
+    if latest is not None and latest.sha256 == AppVersion.hash_code(code):
+        return latest
+    return app_version_create(app=app, code=code, runtime=bundled.runtime, entry=bundled.entry,
+                              packages=bundled.packages, flops_per_unit=bundled.flops_per_unit)
+
+
+def bundled_batch_create(name: str, *, count: int, seed: int = 0,
+                         quorum: QuorumParams | None = None, created_by=None) -> Batch:
+    """Install bundled app `name` and create a batch of `count` work units from its inputs.py."""
+    if count < 1:
+        raise ValidationError("count must be at least 1.")
+    bundled = bundled_app_read(name)
+    inputs = bundled.generate_inputs(count, seed)
+    with transaction.atomic():
+        version = bundled_app_install(bundled)
+        return batch_create(
+            app_version=version,
+            name=f"{bundled.title}: {len(inputs)} units (seed {seed})",
+            inputs=inputs,
+            quorum=quorum or bundled.quorum,
+            created_by=created_by,
+        )

@@ -1,0 +1,190 @@
+"""Projects own apps; an app has immutable versions; work units come in batches.
+
+Vocabulary follows BOINC (db/boinc_db_types.h): a WorkUnit carries
+min_quorum, target_nresults, max_error_results, max_total_results,
+max_success_results and delay_bound; its replicas (BOINC's "results") live in
+the scheduler app.
+"""
+
+import hashlib
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="owned_projects")
+    is_public = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Runtime(models.TextChoices):
+    PYODIDE = "pyodide", "Python (Pyodide)"
+    WASM = "wasm", "WebAssembly"
+
+
+class Validator(models.TextChoices):
+    EXACT = "exact", "Exact match of the JSON output"
+    TOLERANCE = "tolerance", "Numbers equal within a tolerance"
+    CUSTOM = "custom", "Custom equivalent(a, b) from validate.py"
+
+
+class App(models.Model):
+    """A program volunteers run. Its name appears in task URLs, so it is global."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="apps")
+    name = models.SlugField(unique=True, help_text="Short name used in URLs, e.g. mandelbrot.")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    validator = models.CharField(max_length=16, choices=Validator.choices, default=Validator.EXACT)
+    validator_options = models.JSONField(
+        default=dict, blank=True, help_text='For tolerance: {"abs_tol": 1e-9, "rel_tol": 0}.'
+    )
+    validate_code = models.TextField(
+        blank=True, help_text="For the custom validator: Python defining equivalent(a, b) -> bool."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def latest_version(self) -> "AppVersion | None":
+        return self.versions.order_by("-number").first()
+
+
+class AppVersion(models.Model):
+    """One immutable build of an app: the code volunteers fetch and hash-check."""
+
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    runtime = models.CharField(max_length=16, choices=Runtime.choices, default=Runtime.PYODIDE)
+    entry = models.CharField(max_length=100, default="main")
+    code = models.BinaryField()
+    sha256 = models.CharField(max_length=64, editable=False)
+    packages = models.JSONField(default=list, blank=True)
+    flops_per_unit = models.FloatField(
+        default=1e9, validators=[MinValueValidator(0)], help_text="Estimated FLOPs per work unit."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["app__name", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "number"], name="appversion_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app.name} v{self.number}"
+
+    @staticmethod
+    def hash_code(code: bytes) -> str:
+        return hashlib.sha256(code).hexdigest()
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError("An app version is immutable; upload a new version instead.")
+        self.sha256 = self.hash_code(bytes(self.code))
+        super().save(*args, **kwargs)
+
+    @property
+    def code_url(self) -> str:
+        return f"/apps/{self.app.name}/{self.number}/code"
+
+
+class Batch(models.Model):
+    """A set of work units submitted together by a project owner."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        PAUSED = "paused", "Paused"
+        ABORTED = "aborted", "Aborted"
+        RETIRED = "retired", "Retired"
+
+    app_version = models.ForeignKey(AppVersion, on_delete=models.PROTECT, related_name="batches")
+    name = models.CharField(max_length=200)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.app_version})"
+
+
+class QuorumPolicy(models.Model):
+    """BOINC's replication parameters, shared by the defaults and each work unit."""
+
+    min_quorum = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    target_nresults = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    max_error_results = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
+    max_total_results = models.PositiveSmallIntegerField(default=6, validators=[MinValueValidator(1)])
+    max_success_results = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1)]
+    )
+    delay_bound = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(1)], help_text="Seconds a volunteer has."
+    )
+
+    class Meta:
+        abstract = True
+
+
+class WorkUnit(QuorumPolicy):
+    """One job: an input, replicated to several volunteers until a quorum agrees."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPLETED = "completed", "Completed (canonical result)"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="workunits")
+    app_version = models.ForeignKey(AppVersion, on_delete=models.PROTECT, related_name="+")
+    seq = models.PositiveIntegerField(help_text="Position in its batch, from 1.")
+    input = models.JSONField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    canonical_replica = models.ForeignKey(
+        "scheduler.Replica", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    canonical_output = models.JSONField(null=True, blank=True)
+    error_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "seq"], name="workunit_unique_seq"),
+            models.CheckConstraint(
+                condition=Q(min_quorum__lte=models.F("target_nresults")),
+                name="workunit_quorum_le_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(target_nresults__lte=models.F("max_total_results")),
+                name="workunit_target_le_total",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "batch"])]
+
+    def __str__(self) -> str:
+        return f"{self.batch.name} #{self.seq}"

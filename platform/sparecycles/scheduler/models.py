@@ -1,0 +1,101 @@
+"""Replicas: one copy of a work unit sent to one device (BOINC's RESULT).
+
+Three orthogonal fields, as in BOINC: server_state (where the replica is),
+outcome (what came back) and validate_state (what the validator said).
+`status` folds them into the one word people read in the admin.
+"""
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+
+def new_task_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class Replica(models.Model):
+    class ServerState(models.TextChoices):
+        UNSENT = "unsent", "Unsent"
+        IN_PROGRESS = "in_progress", "In progress"
+        OVER = "over", "Over"
+
+    class Outcome(models.TextChoices):
+        INIT = "init", "—"
+        SUCCESS = "success", "Success"
+        CLIENT_ERROR = "client_error", "Client error"
+        NO_REPLY = "no_reply", "No reply (timed out)"
+        DIDNT_NEED = "didnt_need", "Not needed (cancelled)"
+
+    class ValidateState(models.TextChoices):
+        INIT = "init", "Not validated yet"
+        VALID = "valid", "Valid"
+        INVALID = "invalid", "Invalid"
+        INCONCLUSIVE = "inconclusive", "Inconclusive"
+        TOO_LATE = "too_late", "Too late"
+
+    workunit = models.ForeignKey(
+        "projects.WorkUnit", on_delete=models.CASCADE, related_name="replicas"
+    )
+    task_id = models.CharField(max_length=32, unique=True, default=new_task_id, editable=False)
+    device = models.ForeignKey(
+        "volunteers.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="replicas"
+    )
+    # Denormalised from device: the distinct-volunteer rule is checked on it.
+    volunteer = models.ForeignKey(
+        "volunteers.Volunteer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    server_state = models.CharField(
+        max_length=16, choices=ServerState.choices, default=ServerState.UNSENT
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.INIT)
+    validate_state = models.CharField(
+        max_length=16, choices=ValidateState.choices, default=ValidateState.INIT
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    elapsed_ms = models.PositiveIntegerField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error_message = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["workunit", "id"]
+        constraints = [
+            # Distinct volunteers per work unit: nobody forms a quorum alone.
+            models.UniqueConstraint(
+                fields=["workunit", "volunteer"],
+                condition=Q(volunteer__isnull=False),
+                name="replica_one_per_volunteer",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["server_state", "workunit"]),
+            models.Index(fields=["device", "server_state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"replica {self.pk} of {self.workunit_id}"
+
+    @property
+    def status(self) -> str:
+        """One word for people: unsent, in progress, valid, invalid, error, ..."""
+        if self.server_state == self.ServerState.UNSENT:
+            return "unsent"
+        if self.server_state == self.ServerState.IN_PROGRESS:
+            return "in progress"
+        if self.outcome == self.Outcome.CLIENT_ERROR:
+            return "error"
+        if self.outcome == self.Outcome.NO_REPLY:
+            return "timed out"
+        if self.outcome == self.Outcome.DIDNT_NEED:
+            return "cancelled"
+        return {
+            self.ValidateState.INIT: "pending validation",
+            self.ValidateState.VALID: "valid",
+            self.ValidateState.INVALID: "invalid",
+            self.ValidateState.INCONCLUSIVE: "inconclusive",
+            self.ValidateState.TOO_LATE: "too late",
+        }[self.validate_state]

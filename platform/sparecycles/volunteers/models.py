@@ -1,0 +1,58 @@
+"""Volunteers and their devices. A device authenticates with a token we only store hashed."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+class Volunteer(models.Model):
+    """A person donating compute; anonymous until they claim their devices with an account."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="volunteer",
+    )
+    name = models.CharField(max_length=100)
+    show_anonymous = models.BooleanField(default=False)
+    total_credit = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Device(models.Model):
+    volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="devices")
+    token_hash = models.CharField(max_length=64, unique=True)
+    client_name = models.CharField(max_length=50, blank=True)
+    client_version = models.CharField(max_length=50, blank=True)
+    capabilities = models.JSONField(default=dict, blank=True)
+    revoked = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return f"device {self.pk} of {self.volunteer}"
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @property
+    def public_id(self) -> str:
+        return f"d{self.pk}"
