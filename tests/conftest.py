@@ -1,1 +1,48 @@
-"""Shared fixtures for all tests."""
+"""Fixtures shared by every test: a project chain and a volunteer device."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from sparecycles.projects.models import App, Project
+from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+from sparecycles.volunteers.services import device_connect
+
+SQUARE_APP = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
+
+
+@pytest.fixture
+def owner(db):
+    return get_user_model().objects.create_user("owner", "owner@example.org", "pw-owner-123")
+
+
+@pytest.fixture
+def project(owner):
+    project = Project.objects.create(slug="squares", title="Squares")
+    project.owners.add(owner)
+    return project
+
+
+@pytest.fixture
+def app(project):
+    return App.objects.create(project=project, name="square", title="Squares")
+
+
+@pytest.fixture
+def app_version(app):
+    return app_version_create(app=app, code=SQUARE_APP)
+
+
+@pytest.fixture
+def make_batch(app_version):
+    def make(count=3, **quorum):
+        return batch_create(app_version=app_version, name="test batch",
+                            inputs=[{"n": i} for i in range(1, count + 1)],
+                            quorum=QuorumParams(**quorum))
+    return make
+
+
+@pytest.fixture
+def make_device(db):
+    def make(token=None, runtimes=("pyodide",)):
+        return device_connect(token=token, capabilities={"runtimes": list(runtimes)})
+    return make

@@ -131,7 +131,8 @@ else:
 
 # --- static files -----------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic in production
+STATIC_ROOT.mkdir(exist_ok=True)
 PYODIDE_DIR = BASE_DIR / "node_modules" / "pyodide"
 STATICFILES_DIRS = [BASE_DIR / "static", ("pyodide", PYODIDE_DIR)]
 WHITENOISE_USE_FINDERS = True  # serve straight from STATICFILES_DIRS without collectstatic

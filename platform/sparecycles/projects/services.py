@@ -43,25 +43,32 @@ class QuorumParams:
             raise ValidationError(problems)
 
 
+def app_code_check(*, code: bytes, runtime: str, entry: str) -> None:
+    """Refuse code volunteers could not run, with a message that says why."""
+    if not code:
+        raise ValidationError("The code file is empty.")
+    if runtime == Runtime.WASM:
+        if not code.startswith(b"\0asm"):
+            raise ValidationError("This is not a WebAssembly module (it lacks the \\0asm header).")
+        return
+    try:
+        source = code.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("main.py must be UTF-8 text.") from None
+    try:
+        compile(source, "main.py", "exec")
+    except SyntaxError as exc:
+        raise ValidationError(f"main.py has a syntax error on line {exc.lineno}: {exc.msg}.") from None
+    if f"def {entry}(" not in source:
+        raise ValidationError(f"main.py does not define the entry function {entry}(input).")
+
+
 @transaction.atomic
 def app_version_create(*, app: App, code: bytes, runtime: str = Runtime.PYODIDE,
                        entry: str = "main", packages: list[str] | None = None,
                        flops_per_unit: float = 1e9) -> AppVersion:
     """Add the next immutable version of `app`."""
-    if not code:
-        raise ValidationError("The code file is empty.")
-    if runtime == Runtime.PYODIDE:
-        try:
-            source = code.decode("utf-8")
-            compile(source, "main.py", "exec")
-        except UnicodeDecodeError:
-            raise ValidationError("main.py must be UTF-8 text.") from None
-        except SyntaxError as exc:
-            raise ValidationError(
-                f"main.py has a syntax error on line {exc.lineno}: {exc.msg}."
-            ) from None
-        if f"def {entry}(" not in source:
-            raise ValidationError(f"main.py does not define the entry function {entry}(input).")
+    app_code_check(code=code, runtime=runtime, entry=entry)
     App.objects.select_for_update().filter(pk=app.pk).first()  # serialise version numbers
     number = (app.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     return AppVersion.objects.create(

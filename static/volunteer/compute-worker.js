@@ -1,0 +1,199 @@
+// Spare Cycles compute worker: one Pyodide runtime, one task at a time.
+//
+// A *module* worker (new Worker(url, {type: "module"})): current Pyodide ships
+// an ES module and importScripts() cannot load it. Cancelling a task means the
+// page terminates this worker and starts a fresh one, so nothing here needs to
+// be interruptible.
+//
+// Page -> worker:  {type: "init", pyodideBase}
+//                  {type: "run", task}             (a task exactly as in PROTOCOL.md)
+// Worker -> page:  {type: "stage", stage}          (runtime loading progress)
+//                  {type: "ready", loadMs, python}
+//                  {type: "init-error", message}
+//                  {type: "result", task_id, status, outputJson | error, elapsed_ms, kind?}
+//
+// outputJson is the output already encoded as JSON *by Python*: big ints stay
+// exact (JavaScript would turn them into BigInt or round them), and the page
+// splices the text straight into the result frame.
+
+let pyodide = null;
+let runTask = null;   // the Python helper below, as a callable proxy
+const codeCache = new Map();   // "name/version" -> Promise<string> (verified source)
+
+// Runs app code in one namespace per app version and converts I/O as JSON inside
+// Python. Returns ("ok", json_text) or ("error", last line of the exception).
+const RUNNER = `
+import json, traceback
+
+_namespaces = {}
+
+def _last_line(exc):
+    return traceback.format_exception_only(type(exc), exc)[-1].strip()
+
+def sparecycles_run(key, source, filename, entry, input_json):
+    try:
+        ns = _namespaces.get(key)
+        if ns is None:
+            ns = {"__name__": "sparecycles_app", "__builtins__": __builtins__}
+            exec(compile(source, filename, "exec"), ns)
+            _namespaces[key] = ns
+        fn = ns.get(entry)
+        if not callable(fn):
+            return ("error", f"the app defines no function {entry!r}")
+        output = fn(json.loads(input_json))
+        return ("ok", json.dumps(output, allow_nan=False, separators=(",", ":")))
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, don't die
+        return ("error", _last_line(exc))
+`;
+
+const SHA256_PY = `
+import hashlib
+def sparecycles_sha256(data):
+    return hashlib.sha256(bytes(data)).hexdigest()
+`;
+
+function post(message) {
+  self.postMessage(message);
+}
+
+async function init(pyodideBase) {
+  const started = performance.now();
+  post({ type: "stage", stage: "Downloading the Python runtime…" });
+  const { loadPyodide } = await import(`${pyodideBase}pyodide.mjs`);
+  post({ type: "stage", stage: "Starting the Python runtime…" });
+  pyodide = await loadPyodide({
+    indexURL: pyodideBase,
+    packageBaseUrl: pyodideBase,
+    // App output goes to the browser console, not to the page.
+    stdout: (line) => console.log("[app]", line),
+    stderr: (line) => console.warn("[app]", line),
+  });
+  pyodide.runPython(RUNNER);
+  runTask = pyodide.globals.get("sparecycles_run");
+  const python = pyodide.runPython("import sys; sys.version.split()[0]");
+  post({ type: "ready", loadMs: Math.round(performance.now() - started), python });
+}
+
+function toHex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256Hex(bytes) {
+  // crypto.subtle exists only in secure contexts (https, localhost). On plain
+  // http to a LAN address fall back to Python's hashlib: same answer, slower.
+  if (self.crypto && self.crypto.subtle) {
+    return toHex(await self.crypto.subtle.digest("SHA-256", bytes));
+  }
+  if (!pyodide.globals.get("sparecycles_sha256")) pyodide.runPython(SHA256_PY);
+  const fn = pyodide.globals.get("sparecycles_sha256");
+  try {
+    return fn(bytes);
+  } finally {
+    fn.destroy();
+  }
+}
+
+class TaskError extends Error {
+  constructor(message, kind = "") {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+// Fetch and verify an app's code once per name+version; a failed fetch or a
+// mismatch is not cached, so a later task tries again.
+function appSource(app) {
+  const key = `${app.name}/${app.version}`;
+  let promise = codeCache.get(key);
+  if (!promise) {
+    promise = (async () => {
+      let response;
+      try {
+        response = await fetch(app.code_url, { credentials: "same-origin" });
+      } catch (error) {
+        throw new TaskError(`could not download the app code: ${error.message}`, "fetch");
+      }
+      if (!response.ok) {
+        throw new TaskError(`could not download the app code: HTTP ${response.status}`, "fetch");
+      }
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const actual = await sha256Hex(bytes);
+      if (actual !== String(app.sha256).toLowerCase()) {
+        const error = new TaskError("code hash mismatch", "hash_mismatch");
+        error.expected = app.sha256;
+        error.actual = actual;
+        throw error;
+      }
+      return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    })();
+    codeCache.set(key, promise);
+    promise.catch(() => codeCache.delete(key));
+  }
+  return promise;
+}
+
+async function loadPackages(packages) {
+  if (!packages || packages.length === 0) return;
+  const errors = [];
+  await pyodide.loadPackage(packages, {
+    messageCallback: () => {},
+    errorCallback: (message) => errors.push(message),
+  });
+  if (errors.length) throw new TaskError(`could not load packages: ${errors.join("; ")}`);
+}
+
+async function run(task) {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const app = task.app || {};
+  try {
+    if (app.runtime !== "pyodide") {
+      throw new TaskError("runtime not supported by this client yet", "runtime");
+    }
+    const source = await appSource(app);
+    await loadPackages(app.packages);
+    const entry = app.entry || "main";
+    const answer = runTask(
+      `${app.name}/${app.version}`, source, `<${app.name} v${app.version}>`, entry,
+      JSON.stringify(task.input === undefined ? null : task.input),
+    );
+    let status, payload;
+    try {
+      [status, payload] = answer.toJs();
+    } finally {
+      answer.destroy();
+    }
+    if (status === "ok") {
+      post({ type: "result", task_id: task.task_id, status, outputJson: payload,
+             elapsed_ms: elapsed() });
+    } else {
+      post({ type: "result", task_id: task.task_id, status: "error", error: payload,
+             elapsed_ms: elapsed(), kind: "python" });
+    }
+  } catch (error) {
+    const message = error instanceof TaskError ? error.message : lastLine(error);
+    post({ type: "result", task_id: task.task_id, status: "error", error: message,
+           elapsed_ms: elapsed(), kind: error.kind || "internal",
+           expected: error.expected, actual: error.actual });
+  }
+}
+
+function lastLine(error) {
+  const text = String((error && error.message) || error || "unknown error").trim();
+  const lines = text.split("\n").filter((line) => line.trim());
+  return lines.length ? lines[lines.length - 1].trim() : "unknown error";
+}
+
+// Tasks are run strictly one after another even if the page sends two.
+let queue = Promise.resolve();
+
+self.onmessage = (event) => {
+  const message = event.data || {};
+  if (message.type === "init") {
+    init(message.pyodideBase).catch((error) => {
+      post({ type: "init-error", message: lastLine(error) });
+    });
+  } else if (message.type === "run") {
+    queue = queue.then(() => run(message.task));
+  }
+};

@@ -1,0 +1,237 @@
+"""The volunteer socket, message by message, through the real ASGI stack (PROTOCOL.md v1)."""
+
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from sparecycles.asgi import application
+from sparecycles.projects.models import WorkUnit
+from sparecycles.volunteers.models import Device
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HELLO = {"type": "hello", "protocol": 1, "device_token": None,
+         "client": {"name": "test", "version": "1.0"},
+         "capabilities": {"runtimes": ["pyodide"], "cores": 2, "memory_mb": 1024,
+                          "mobile": False}}
+
+
+async def connect(headers=None):
+    communicator = WebsocketCommunicator(application, "/ws/volunteer/", headers=headers or [])
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def hello(token=None):
+    communicator = await connect()
+    await communicator.send_json_to({**HELLO, "device_token": token})
+    welcome = await communicator.receive_json_from()
+    return communicator, welcome
+
+
+async def closed_with(communicator) -> int:
+    message = await communicator.receive_output(timeout=2)
+    assert message["type"] == "websocket.close"
+    return message.get("code")
+
+
+async def test_hello_issues_a_device_token_once():
+    communicator, welcome = await hello()
+    assert welcome["type"] == "welcome" and welcome["protocol"] == 1
+    assert welcome["device_id"].startswith("d")
+    assert welcome["max_inflight"] >= 1 and welcome["heartbeat_s"] > 0
+    assert set(welcome["volunteer"]) == {"name", "credit", "tokens"}
+    token = welcome["device_token"]
+    await communicator.disconnect()
+    # The server keeps only a hash of the token.
+    assert not await Device.objects.filter(token_hash=token).aexists()
+    again, second = await hello(token)
+    assert second["device_id"] == welcome["device_id"]
+    assert "device_token" not in second
+    await again.disconnect()
+
+
+async def test_unknown_token_gets_a_new_device():
+    communicator, welcome = await hello("not-a-token-we-issued")
+    assert "device_token" in welcome
+    await communicator.disconnect()
+
+
+async def test_anything_before_hello_closes_4401():
+    communicator = await connect()
+    await communicator.send_json_to({"type": "ping"})
+    assert await closed_with(communicator) == 4401
+
+
+async def test_garbage_before_hello_closes_4401():
+    communicator = await connect()
+    await communicator.send_to(text_data="{nope")
+    assert await closed_with(communicator) == 4401
+
+
+async def test_wrong_protocol_version_is_told_and_closed():
+    communicator = await connect()
+    await communicator.send_json_to({**HELLO, "protocol": 99})
+    error = await communicator.receive_json_from()
+    assert error["code"] == "unsupported_protocol"
+    assert await closed_with(communicator) == 4402
+
+
+async def test_ping_pong():
+    communicator, _ = await hello()
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("frame, code", [
+    ("not json", "bad_frame"),
+    ("[1, 2]", "bad_frame"),
+    ('{"no": "type"}', "bad_frame"),
+    ('{"type": "launch_missiles"}', "unknown_type"),
+    ('{"type": "request", "slots": "many"}', "invalid"),
+    ('{"type": "result", "task_id": "x", "status": "maybe"}', "invalid"),
+    ('{"type": "progress", "task_id": "x", "fraction": 7}', "invalid"),
+    ('{"type": "hello", "protocol": 1}', "bad_frame"),
+])
+async def test_bad_frames_get_an_error_reply(frame, code):
+    communicator, _ = await hello()
+    await communicator.send_to(text_data=frame)
+    error = await communicator.receive_json_from()
+    assert error["type"] == "error" and error["code"] == code and error["message"]
+    await communicator.send_json_to({"type": "ping"})  # the socket still works
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_binary_frames_are_refused():
+    communicator, _ = await hello()
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    assert (await communicator.receive_json_from())["code"] == "bad_frame"
+    await communicator.disconnect()
+
+
+async def test_repeated_violations_close_4400(settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "MAX_VIOLATIONS": 3}
+    communicator, _ = await hello()
+    for _ in range(3):
+        await communicator.send_to(text_data="nope")
+        assert (await communicator.receive_json_from())["type"] == "error"
+    assert await closed_with(communicator) == 4400
+
+
+async def test_oversize_frame_closes_1009(settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "MAX_FRAME_BYTES": 1000}
+    communicator, _ = await hello()
+    await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 2000}))
+    assert await closed_with(communicator) == 1009
+
+
+async def test_request_result_ack_round_trip(make_batch):
+    await make_batch_async(make_batch, count=2)
+    communicator, _ = await hello()
+    await communicator.send_json_to({"type": "request", "slots": 1})
+    tasks = await communicator.receive_json_from()
+    assert tasks["type"] == "tasks" and tasks["retry_after_s"] == 0
+    [task] = tasks["tasks"]
+    n = task["input"]["n"]
+    await communicator.send_json_to({"type": "progress", "task_id": task["task_id"],
+                                     "fraction": 0.5})
+    await communicator.send_json_to({"type": "result", "task_id": task["task_id"],
+                                     "status": "ok", "output": {"n": n, "square": n * n},
+                                     "elapsed_ms": 12})
+    ack = await communicator.receive_json_from()
+    assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": True}
+    # Resending an accepted result is a harmless duplicate.
+    await communicator.send_json_to({"type": "result", "task_id": task["task_id"],
+                                     "status": "ok", "output": {"n": n, "square": 0}})
+    duplicate = await communicator.receive_json_from()
+    assert duplicate["accepted"] is True and duplicate["duplicate"] is True
+    await communicator.disconnect()
+    completed = [wu async for wu in WorkUnit.objects.filter(state="completed")]
+    assert [wu.canonical_output for wu in completed] == [{"n": n, "square": n * n}]
+
+
+async def test_error_result_is_acknowledged(make_batch):
+    await make_batch_async(make_batch, count=1)
+    communicator, _ = await hello()
+    await communicator.send_json_to({"type": "request", "slots": 1})
+    [task] = (await communicator.receive_json_from())["tasks"]
+    await communicator.send_json_to({"type": "result", "task_id": task["task_id"],
+                                     "status": "error", "error": "MemoryError: out of memory",
+                                     "elapsed_ms": 88})
+    assert (await communicator.receive_json_from())["accepted"] is True
+    await communicator.disconnect()
+
+
+async def test_empty_tasks_come_with_retry_after():
+    communicator, _ = await hello()
+    await communicator.send_json_to({"type": "request", "slots": 2})
+    tasks = await communicator.receive_json_from()
+    assert tasks["tasks"] == [] and tasks["retry_after_s"] > 0
+    await communicator.disconnect()
+
+
+async def test_result_for_another_devices_task_is_refused(make_batch):
+    await make_batch_async(make_batch, count=1)
+    mine, _ = await hello()
+    await mine.send_json_to({"type": "request", "slots": 1})
+    [task] = (await mine.receive_json_from())["tasks"]
+    thief, _ = await hello()
+    await thief.send_json_to({"type": "result", "task_id": task["task_id"], "status": "ok",
+                              "output": {"square": 0}})
+    ack = await thief.receive_json_from()
+    assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": False,
+                   "reason": "not_assigned"}
+    await thief.send_json_to({"type": "result", "task_id": "made-up", "status": "ok",
+                              "output": {}})
+    assert (await thief.receive_json_from())["reason"] == "unknown_task"
+    await mine.disconnect()
+    await thief.disconnect()
+
+
+async def test_oversized_output_is_refused_too_large(make_batch, settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "MAX_OUTPUT_BYTES": 100}
+    await make_batch_async(make_batch, count=1)
+    communicator, _ = await hello()
+    await communicator.send_json_to({"type": "request", "slots": 1})
+    [task] = (await communicator.receive_json_from())["tasks"]
+    await communicator.send_json_to({"type": "result", "task_id": task["task_id"],
+                                     "status": "ok", "output": {"blob": "x" * 500}})
+    ack = await communicator.receive_json_from()
+    assert ack["accepted"] is False and ack["reason"] == "too_large"
+    await communicator.disconnect()
+
+
+async def test_cancel_is_pushed_when_a_workunit_finishes_elsewhere(make_batch):
+    await make_batch_async(make_batch, count=1, target_nresults=2)
+    slow, _ = await hello()
+    await slow.send_json_to({"type": "request", "slots": 1})
+    [slow_task] = (await slow.receive_json_from())["tasks"]
+    fast, _ = await hello()
+    await fast.send_json_to({"type": "request", "slots": 1})
+    [fast_task] = (await fast.receive_json_from())["tasks"]
+    await fast.send_json_to({"type": "result", "task_id": fast_task["task_id"], "status": "ok",
+                             "output": {"n": 1, "square": 1}})
+    assert (await fast.receive_json_from())["accepted"] is True
+    assert await slow.receive_json_from() == {"type": "cancel",
+                                              "task_ids": [slow_task["task_id"]]}
+    await slow.disconnect()
+    await fast.disconnect()
+
+
+async def test_browser_origin_must_be_an_allowed_host():
+    communicator = WebsocketCommunicator(application, "/ws/volunteer/",
+                                         headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await communicator.connect()
+    assert not connected
+    good = await connect(headers=[(b"origin", b"http://localhost:8000")])
+    await good.disconnect()
+
+
+async def make_batch_async(make_batch, **kwargs):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(make_batch)(**kwargs)
