@@ -1,0 +1,60 @@
+# Spare Cycles — the README's commands. Everything a fresh machine needs is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# PROTOCOL.md: frames over 1 MiB close the socket with 1009 (daphne enforces it).
+DAPHNE_FLAGS := --websocket-max-message-size 1048576 --proxy-headers
+export PYTHONPATH := $(CURDIR)/platform
+
+.PHONY: help install chromium run test test-unit test-e2e lint clean
+
+help:
+	@echo "make run    install everything, load the demo and serve http://$(HOST):$(PORT)/"
+	@echo "make test   install everything (Chromium too) and run every test"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+install: $(VENV)/.installed node_modules/.package-lock.json
+
+# Debian's Chromium for the browser tests (Playwright's own download cannot work offline).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+
+run: install
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py setup_demo
+	@echo ""
+	@echo "  Spare Cycles is at  http://$(HOST):$(PORT)/   (press Start to compute)"
+	@echo "  Admin:              http://$(HOST):$(PORT)/admin/   user: $${ADMIN_USER:-admin}  password: $${ADMIN_PASSWORD:-admin}"
+	@echo ""
+	$(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
+
+test: install chromium test-unit test-e2e
+
+test-unit:
+	$(BIN)/python -m pytest -q
+
+# Browser tests run in their own invocation: Playwright's event loop upsets later async tests.
+test-e2e:
+	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+lint:
+	$(BIN)/ruff check platform tests workunits
+
+clean:
+	rm -rf var/test.sqlite3* staticfiles .pytest_cache

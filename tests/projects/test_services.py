@@ -1,0 +1,92 @@
+"""App versions and batches: validation at the edge, all-or-nothing creation."""
+
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from sparecycles.projects.models import AppVersion, Batch, WorkUnit
+from sparecycles.projects.services import (
+    QuorumParams,
+    app_version_create,
+    batch_create,
+    batch_create_from_jsonl,
+    parse_jsonl,
+)
+from sparecycles.scheduler.models import Replica
+
+pytestmark = pytest.mark.django_db
+
+
+def test_versions_are_numbered_and_hashed(app, app_version):
+    second = app_version_create(app=app, code=b"def main(input):\n    return {}\n")
+    assert (app_version.number, second.number) == (1, 2)
+    assert second.sha256 == AppVersion.hash_code(b"def main(input):\n    return {}\n")
+
+
+def test_a_version_is_immutable(app_version):
+    app_version.entry = "other"
+    with pytest.raises(ValidationError, match="immutable"):
+        app_version.save()
+
+
+@pytest.mark.parametrize("code, message", [
+    (b"", "empty"),
+    (b"def main(input:\n", "syntax error on line 1"),
+    (b"def run(x):\n    return x\n", "entry function main"),
+    (b"\xff\xfe", "UTF-8"),
+])
+def test_unrunnable_code_is_refused(app, code, message):
+    with pytest.raises(ValidationError, match=message):
+        app_version_create(app=app, code=code)
+    assert not app.versions.exists()
+
+
+def test_wasm_needs_the_wasm_header(app):
+    with pytest.raises(ValidationError, match="WebAssembly"):
+        app_version_create(app=app, code=b"not wasm", runtime="wasm")
+    version = app_version_create(app=app, code=b"\0asm\x01\0\0\0", runtime="wasm")
+    assert version.runtime == "wasm"
+
+
+def test_batch_creates_workunits_with_unsent_replicas(app_version):
+    batch = batch_create(app_version=app_version, name="b", inputs=[{"n": 1}, {"n": 2}],
+                         quorum=QuorumParams(min_quorum=2, target_nresults=3))
+    units = list(batch.workunits.order_by("seq"))
+    assert [u.seq for u in units] == [1, 2]
+    assert all(u.min_quorum == 2 and u.target_nresults == 3 for u in units)
+    assert Replica.objects.filter(server_state="unsent").count() == 6
+
+
+def test_inconsistent_quorum_is_refused(app_version):
+    with pytest.raises(ValidationError, match="min_quorum cannot exceed target_nresults"):
+        batch_create(app_version=app_version, name="b", inputs=[{"n": 1}],
+                     quorum=QuorumParams(min_quorum=3, target_nresults=2))
+    assert not Batch.objects.exists()
+
+
+def test_jsonl_blank_lines_are_skipped():
+    parsed = list(parse_jsonl(io.BytesIO(b'{"n": 1}\n\n  \n{"n": 2}\n')))
+    assert parsed == [(1, {"n": 1}), (4, {"n": 2})]
+
+
+def test_malformed_jsonl_names_every_bad_line_and_creates_nothing(app_version):
+    upload = io.BytesIO(b'{"n": 1}\n{"n": \n[1, 2]\n{"n": 4}\n\xff\n')
+    with pytest.raises(ValidationError) as caught:
+        batch_create_from_jsonl(app_version=app_version, name="b", stream=upload)
+    messages = caught.value.messages
+    assert messages[0].startswith("Line 2: not valid JSON")
+    assert messages[1].startswith("Line 3: each line must be a JSON object")
+    assert messages[2] == "Line 5: not UTF-8 text."
+    assert not Batch.objects.exists() and not WorkUnit.objects.exists()
+
+
+def test_empty_jsonl_is_refused(app_version):
+    with pytest.raises(ValidationError, match="no work units"):
+        batch_create_from_jsonl(app_version=app_version, name="b", stream=io.BytesIO(b"\n"))
+
+
+def test_error_report_is_capped():
+    with pytest.raises(ValidationError) as caught:
+        list(parse_jsonl(io.BytesIO(b"x\n" * 50)))
+    assert caught.value.messages[-1] == "…and 30 more bad lines."
