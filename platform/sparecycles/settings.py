@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "sparecycles.projects",
     "sparecycles.volunteers",
     "sparecycles.scheduler",
+    "sparecycles.credit",
     "sparecycles.gateway",
     "sparecycles.web",
 ]

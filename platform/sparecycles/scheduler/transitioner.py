@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from sparecycles.credit.services import credit_grant
 from sparecycles.projects.models import WorkUnit
 
 from .models import Replica
@@ -60,7 +61,10 @@ def workunit_transition(workunit: WorkUnit) -> list[Cancelled]:
                 replica.save(update_fields=["validate_state"])
             workunit.canonical_replica = canonical
             workunit.canonical_output = canonical.output
-            return _finish(workunit, replicas, WorkUnit.State.COMPLETED)
+            cancelled = _finish(workunit, replicas, WorkUnit.State.COMPLETED)
+            for replica in successes:
+                credit_grant(replica=replica)
+            return cancelled
         for replica in successes:
             if replica.validate_state != V.INCONCLUSIVE:
                 replica.validate_state = V.INCONCLUSIVE
@@ -124,3 +128,4 @@ def _judge_late(workunit: WorkUnit, replicas: list[Replica], equal) -> None:
         else:
             replica.validate_state = V.TOO_LATE
         replica.save(update_fields=["validate_state"])
+        credit_grant(replica=replica)

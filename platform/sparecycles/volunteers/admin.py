@@ -19,7 +19,7 @@ class DeviceInline(admin.TabularInline):
 class VolunteerAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "total_credit", "created_at"]
     search_fields = ["name", "user__username"]
-    readonly_fields = ["total_credit", "created_at"]
+    readonly_fields = ["credit_micro", "created_at"]
     inlines = [DeviceInline]
 
 

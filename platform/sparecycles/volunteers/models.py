@@ -19,7 +19,8 @@ class Volunteer(models.Model):
     )
     name = models.CharField(max_length=100)
     show_anonymous = models.BooleanField(default=False)
-    total_credit = models.FloatField(default=0)
+    # Maintained aggregates, changed only by credit.services.credit_grant (micro-credits).
+    credit_micro = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,6 +29,10 @@ class Volunteer(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def total_credit(self) -> float:
+        return self.credit_micro / 1_000_000
+
 
 class Device(models.Model):
     volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="devices")
@@ -35,6 +40,7 @@ class Device(models.Model):
     client_name = models.CharField(max_length=50, blank=True)
     client_version = models.CharField(max_length=50, blank=True)
     capabilities = models.JSONField(default=dict, blank=True)
+    credit_micro = models.BigIntegerField(default=0)
     revoked = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(null=True, blank=True)
