@@ -46,3 +46,17 @@ def make_device(db):
     def make(token=None, runtimes=("pyodide",)):
         return device_connect(token=token, capabilities={"runtimes": list(runtimes)})
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_embedded_housekeeping(settings):
+    """Tests drive housekeeping themselves; a background thread would race them."""
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "EMBEDDED_HOUSEKEEPING": False}
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Close connections after each use, so threads of async tests don't hold the test DB open."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -189,6 +189,14 @@ SPARECYCLES = {
     "HOUSEKEEPING_INTERVAL_S": envint("SPARECYCLES_HOUSEKEEPING_INTERVAL_S", 15),
     # Grace after a replica's deadline before it is timed out and reissued.
     "DEADLINE_GRACE_S": envint("SPARECYCLES_DEADLINE_GRACE_S", 60),
+    # Run housekeeping (timeouts, reissue) in a thread of the web process. On by default in
+    # the embedded mode; with several processes run `manage.py housekeeping` once instead.
+    "EMBEDDED_HOUSEKEEPING": envbool("SPARECYCLES_EMBEDDED_HOUSEKEEPING", not REDIS_URL),
+    # BOINC's daily result quota per (device, app version): cut by one per error or
+    # timeout, doubled back (up to this) by each valid result.
+    "DAILY_QUOTA": envint("SPARECYCLES_DAILY_QUOTA", 500),
+    # Known-answer tasks a quarantined device must pass in a row to be trusted again.
+    "QUARANTINE_RELEASE_PASSES": envint("SPARECYCLES_QUARANTINE_RELEASE_PASSES", 5),
 }
 
 LOGGING = {

@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from sparecycles.scheduler import services as scheduler
+from sparecycles.scheduler.housekeeping import ensure_embedded_housekeeping
 from sparecycles.scheduler.notify import device_group
 from sparecycles.volunteers.models import Device
 from sparecycles.volunteers.services import device_connect
@@ -41,6 +42,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.violations = 0
         self.sent_task_ids: set[str] = set()
         self.limits = settings.SPARECYCLES
+        ensure_embedded_housekeeping()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:

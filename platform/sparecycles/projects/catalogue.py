@@ -8,6 +8,7 @@
 """
 
 import importlib.util
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import App, AppVersion, Batch, Project, Runtime, Validator
-from .services import QuorumParams, app_version_create, batch_create
+from .services import QuorumParams, app_version_create, batch_create, spot_check_batch_create
 
 CATALOGUE_DIR = Path(settings.BASE_DIR) / "workunits"
 DEMO_PROJECT_SLUG = "spare-cycles-demo"
@@ -151,3 +152,17 @@ def bundled_batch_create(name: str, *, count: int, seed: int = 0,
             quorum=quorum or bundled.quorum,
             created_by=created_by,
         )
+
+
+def bundled_spot_checks_create(name: str, *, count: int, seed: int = 1_000_003) -> Batch:
+    """Known-answer tasks for bundled app `name`, answered here by its own (trusted) main.py.
+
+    The seed differs from ordinary batches' so volunteers can't recognise the inputs.
+    """
+    bundled = bundled_app_read(name)
+    main = getattr(bundled.module("main"), bundled.entry)
+    inputs = bundled.generate_inputs(count, seed)
+    known = [(value, json.loads(json.dumps(main(value)))) for value in inputs]
+    with transaction.atomic():
+        version = bundled_app_install(bundled)
+        return spot_check_batch_create(app_version=version, known=known)

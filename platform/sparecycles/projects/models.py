@@ -10,7 +10,7 @@ import hashlib
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -55,6 +55,23 @@ class App(models.Model):
     validate_code = models.TextField(
         blank=True, help_text="For the custom validator: Python defining equivalent(a, b) -> bool."
     )
+    # Scheduling and sabotage tolerance (BOINC's adaptive replication, Sarmenta's spot checks).
+    adaptive_replication = models.BooleanField(
+        default=False,
+        help_text="Let a device with a long run of valid results compute a work unit alone, "
+                  "with probability 1 − 1/consecutive_valid.",
+    )
+    adaptive_threshold = models.PositiveIntegerField(
+        default=10, help_text="consecutive_valid a device needs before it may compute alone."
+    )
+    spot_check_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Share of tasks that are known-answer spot checks (0 to 1).",
+    )
+    min_memory_mb = models.PositiveIntegerField(
+        default=0, help_text="Devices reporting less memory get no tasks of this app (0: any)."
+    )
+    allow_mobile = models.BooleanField(default=True, help_text="Send tasks to phones too.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -167,6 +184,8 @@ class WorkUnit(QuorumPolicy):
         "scheduler.Replica", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     canonical_output = models.JSONField(null=True, blank=True)
+    # Set on known-answer work units: their replicas are spot checks, judged against this.
+    known_output = models.JSONField(null=True, blank=True)
     error_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -188,3 +207,7 @@ class WorkUnit(QuorumPolicy):
 
     def __str__(self) -> str:
         return f"{self.batch.name} #{self.seq}"
+
+    @property
+    def is_spot_check(self) -> bool:
+        return self.known_output is not None

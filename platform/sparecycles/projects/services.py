@@ -146,6 +146,25 @@ def batch_create(*, app_version: AppVersion, name: str, inputs: Iterable[dict],
     return batch
 
 
+@transaction.atomic
+def spot_check_batch_create(*, app_version: AppVersion, known: Iterable[tuple[dict, Any]],
+                            created_by=None) -> Batch:
+    """A batch of known-answer work units (input, known output) used as spot checks.
+
+    They get no replicas of their own: the scheduler issues one on demand,
+    indistinguishable from any other task of the app.
+    """
+    batch = Batch.objects.create(app_version=app_version, created_by=created_by,
+                                 name=f"Known-answer tasks for {app_version}")
+    units = [WorkUnit(batch=batch, app_version=app_version, seq=seq, input=value,
+                      known_output=output, min_quorum=1, target_nresults=1)
+             for seq, (value, output) in enumerate(known, start=1)]
+    if not units:
+        raise ValidationError("Known-answer tasks need at least one input.")
+    WorkUnit.objects.bulk_create(units)
+    return batch
+
+
 def _insert(workunits: list[WorkUnit], replicas_each: int) -> None:
     created = WorkUnit.objects.bulk_create(workunits)
     if any(wu.pk is None for wu in created):  # backends that don't return ids

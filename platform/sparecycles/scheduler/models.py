@@ -60,6 +60,8 @@ class Replica(models.Model):
     elapsed_ms = models.PositiveIntegerField(null=True, blank=True)
     output = models.JSONField(null=True, blank=True)
     error_message = models.CharField(max_length=1000, blank=True)
+    # Adaptive replication sent this replica alone to a trusted device.
+    solo = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["workunit", "id"]
@@ -99,3 +101,40 @@ class Replica(models.Model):
             self.ValidateState.INCONCLUSIVE: "inconclusive",
             self.ValidateState.TOO_LATE: "too late",
         }[self.validate_state]
+
+
+class HostAppVersion(models.Model):
+    """How one device has done on one app version (BOINC's host_app_version).
+
+    Drives the daily quota, adaptive replication and spot-check quarantine.
+    Changed only through scheduler.reliability.
+    """
+
+    device = models.ForeignKey("volunteers.Device", on_delete=models.CASCADE,
+                               related_name="host_app_versions")
+    app_version = models.ForeignKey("projects.AppVersion", on_delete=models.CASCADE,
+                                    related_name="+")
+    consecutive_valid = models.PositiveIntegerField(default=0)
+    n_valid = models.PositiveIntegerField(default=0)
+    n_invalid = models.PositiveIntegerField(default=0)
+    n_error = models.PositiveIntegerField(default=0)
+    n_timeout = models.PositiveIntegerField(default=0)
+    turnaround_avg_s = models.FloatField(null=True, blank=True)
+    max_jobs_per_day = models.PositiveIntegerField()
+    jobs_today = models.PositiveIntegerField(default=0)
+    quota_day = models.DateField(null=True, blank=True)
+    spot_checks_passed = models.PositiveIntegerField(default=0)
+    spot_checks_failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "app_version"], name="hav_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device} on {self.app_version_id}"
+
+    @property
+    def error_rate(self) -> float:
+        done = self.n_valid + self.n_invalid + self.n_error + self.n_timeout
+        return (self.n_error + self.n_timeout) / done if done else 0.0

@@ -1,22 +1,27 @@
 """Writes on the scheduler's hot path: handing out tasks and taking results back."""
 
 import datetime as dt
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.volunteers.models import Device
 
-from .models import Replica
+from .models import HostAppVersion, Replica
 from .notify import notify_cancelled
+from .reliability import daily_quota, host_quota_left, host_record_outcome, host_record_sent
+from .spot_checks import spot_check_apps, spot_check_issue
 from .transitioner import Cancelled, workunit_transition
 
-S = Replica.ServerState
-O = Replica.Outcome
+S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
+
+_rng = random.SystemRandom()
 
 
 def max_inflight() -> int:
@@ -29,34 +34,51 @@ class Dispatch:
     retry_after_s: int
 
 
-def tasks_dispatch(*, device: Device, slots: int, known_task_ids: frozenset[str] = frozenset()
-                   ) -> Dispatch:
+def tasks_dispatch(*, device: Device, slots: int, known_task_ids: frozenset[str] = frozenset(),
+                   rng: random.Random = _rng) -> Dispatch:
     """Give `device` up to `slots` tasks, never more than max_inflight in flight.
 
     In-flight tasks the client does not hold on this connection (`known_task_ids`),
     e.g. after a page reload, are sent again first: a device that reconnects
     with its token keeps its tasks.
     """
-    now = timezone.now()
-    runtimes = [str(r) for r in (device.capabilities or {}).get("runtimes", ["pyodide"])]
     with transaction.atomic():
+        device = Device.objects.select_for_update().get(pk=device.pk)  # one dispatch at a time
         inflight = list(
-            Replica.objects.filter(device=device, server_state=S.IN_PROGRESS)
-            .select_related("workunit__app_version__app")
-            .order_by("id")
+            Replica.objects.filter(device=device, server_state=S.IN_PROGRESS).order_by("id")
         )
-        chosen = [r for r in inflight if r.task_id not in known_task_ids][:slots]
+        chosen = [r.pk for r in inflight if r.task_id not in known_task_ids][:slots]
         want = min(slots - len(chosen), max_inflight() - len(inflight))
         if want > 0:
-            chosen += _claim_new(device=device, want=want, runtimes=runtimes, now=now)
-    retry = 0 if chosen or slots == 0 else settings.SPARECYCLES["RETRY_AFTER_S"]
-    return Dispatch(replicas=chosen, retry_after_s=retry)
+            if device.quarantined:
+                chosen += _spot_checks_only(device=device, want=want, rng=rng)
+            else:
+                chosen += _claim_new(device=device, want=want, rng=rng)
+    replicas = list(
+        Replica.objects.filter(pk__in=chosen)
+        .select_related("workunit__app_version__app")
+        .order_by("id")
+    )
+    retry = 0 if replicas or slots == 0 else settings.SPARECYCLES["RETRY_AFTER_S"]
+    return Dispatch(replicas=replicas, retry_after_s=retry)
 
 
-def _claim_new(*, device: Device, want: int, runtimes: list[str], now: dt.datetime
-               ) -> list[Replica]:
-    volunteer_id = device.volunteer_id
-    mine = Replica.objects.filter(volunteer_id=volunteer_id).values("workunit_id")
+def _capabilities(device: Device) -> tuple[list[str], int, bool]:
+    caps = device.capabilities or {}
+    runtimes = [str(r) for r in caps.get("runtimes", ["pyodide"])]
+    return runtimes, int(caps.get("memory_mb") or 0), bool(caps.get("mobile"))
+
+
+def _claim_new(*, device: Device, want: int, rng: random.Random) -> list[int]:
+    runtimes, memory_mb, mobile = _capabilities(device)
+    now = timezone.now()
+    today = now.date()
+    hosts = {h.app_version_id: h for h in HostAppVersion.objects.filter(device=device)}
+    recent_versions = list(
+        Replica.objects.filter(device=device).order_by("-id")
+        .values_list("workunit__app_version_id", flat=True)[:5]
+    )
+    mine = Replica.objects.filter(volunteer_id=device.volunteer_id).values("workunit_id")
     candidates = (
         Replica.objects.filter(
             server_state=S.UNSENT,
@@ -65,35 +87,91 @@ def _claim_new(*, device: Device, want: int, runtimes: list[str], now: dt.dateti
             workunit__app_version__runtime__in=runtimes,
         )
         .exclude(workunit_id__in=mine)
-        .order_by("id")
-        .values_list("id", "workunit_id", "workunit__delay_bound")[: want * 4]
+        .annotate(preferred=Case(
+            When(workunit__app_version_id__in=recent_versions, then=Value(0)),
+            default=Value(1), output_field=IntegerField()))
+        .order_by("preferred", "id")
+        .values_list(
+            "id", "workunit_id", "workunit__delay_bound", "workunit__app_version_id",
+            "workunit__app_version__app_id", "workunit__app_version__app__spot_check_rate",
+            "workunit__app_version__app__adaptive_replication",
+            "workunit__app_version__app__adaptive_threshold",
+        )
     )
+    if memory_mb:
+        candidates = candidates.filter(
+            Q(workunit__app_version__app__min_memory_mb=0)
+            | Q(workunit__app_version__app__min_memory_mb__lte=memory_mb))
+    if mobile:
+        candidates = candidates.filter(workunit__app_version__app__allow_mobile=True)
+
     claimed: list[int] = []
     seen_workunits: set[int] = set()
-    for replica_id, workunit_id, delay_bound in candidates:
+    sent_per_version: dict[int, int] = {}
+    for (replica_id, workunit_id, delay_bound, version_id, app_id, spot_rate, adaptive,
+         threshold) in candidates[: want * 4]:
         if len(claimed) == want:
             break
         if workunit_id in seen_workunits:
             continue
+        host = hosts.get(version_id)
+        used = sent_per_version.get(version_id, 0)
+        left = host_quota_left(host, today=today) if host else daily_quota()
+        if left - used <= 0:
+            continue  # daily quota for this app version is spent
+        if spot_rate and rng.random() < spot_rate:
+            spot = spot_check_issue(device=device, app_id=app_id, rng=rng)
+            if spot is not None:
+                claimed.append(spot.pk)
+                sent_per_version[spot.workunit.app_version_id] = (
+                    sent_per_version.get(spot.workunit.app_version_id, 0) + 1)
+                continue
+        solo = bool(adaptive and host and host.consecutive_valid >= threshold
+                    and rng.random() < 1 - 1 / host.consecutive_valid)
         try:
             with transaction.atomic():  # savepoint: a lost race must not spoil the batch
                 updated = Replica.objects.filter(pk=replica_id, server_state=S.UNSENT).update(
-                    server_state=S.IN_PROGRESS,
-                    device=device,
-                    volunteer_id=volunteer_id,
-                    sent_at=now,
-                    deadline=now + dt.timedelta(seconds=delay_bound),
+                    server_state=S.IN_PROGRESS, device=device, volunteer_id=device.volunteer_id,
+                    sent_at=now, deadline=now + dt.timedelta(seconds=delay_bound), solo=solo,
                 )
+                if updated and solo:
+                    _go_solo(workunit_id=workunit_id, replica_id=replica_id)
         except IntegrityError:  # another device of this volunteer took this work unit
             continue
         if updated == 1:
             claimed.append(replica_id)
             seen_workunits.add(workunit_id)
-    return list(
-        Replica.objects.filter(pk__in=claimed)
-        .select_related("workunit__app_version__app")
-        .order_by("id")
-    )
+            sent_per_version[version_id] = used + 1
+    for version_id, count in sent_per_version.items():
+        host_record_sent(device_id=device.pk, app_version_id=version_id, count=count)
+    return claimed
+
+
+def _go_solo(*, workunit_id: int, replica_id: int) -> None:
+    """The first replica went to a trusted device alone: withdraw the unsent others.
+
+    Only when no other replica was ever sent; if the solo one fails, the
+    transitioner replicates the work unit as usual.
+    """
+    others = Replica.objects.filter(workunit_id=workunit_id).exclude(pk=replica_id)
+    if others.exclude(server_state=S.UNSENT).exists():
+        Replica.objects.filter(pk=replica_id).update(solo=False)
+        return
+    others.delete()
+
+
+def _spot_checks_only(*, device: Device, want: int, rng: random.Random) -> list[int]:
+    runtimes, _, _ = _capabilities(device)
+    apps = spot_check_apps(device=device, runtimes=runtimes)
+    rng.shuffle(apps)
+    issued = []
+    for app_id in apps:
+        if len(issued) == want:
+            break
+        spot = spot_check_issue(device=device, app_id=app_id, rng=rng)
+        if spot is not None:
+            issued.append(spot.pk)
+    return issued
 
 
 def task_payload(replica: Replica) -> dict[str, Any]:
@@ -139,36 +217,60 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
     reported twice is acknowledged as a duplicate and changes nothing.
     """
     with transaction.atomic():
-        replica = (
-            Replica.objects.select_for_update().filter(task_id=task_id).only(
-                "id", "device_id", "received_at", "workunit_id"
-            ).first()
-        )
-        if replica is None:
+        found = Replica.objects.filter(task_id=task_id).values(
+            "id", "device_id", "received_at", "workunit_id").first()
+        if found is None:
             return Ack(task_id, accepted=False, reason="unknown_task")
-        if replica.device_id != device.pk:
+        if found["device_id"] != device.pk:
             return Ack(task_id, accepted=False, reason="not_assigned")
-        if replica.received_at is not None:
+        if found["received_at"] is not None:
             return Ack(task_id, accepted=True, duplicate=True)
-        # Lock order: work unit, then its replicas (the transitioner relocks them).
+        # Lock order everywhere: the work unit, then its replicas.
         workunit = (
             WorkUnit.objects.select_for_update()
             .select_related("app_version__app")
-            .get(pk=replica.workunit_id)
+            .get(pk=found["workunit_id"])
         )
-        replica = Replica.objects.select_for_update().get(pk=replica.pk)
+        replica = Replica.objects.select_for_update().get(pk=found["id"])
+        if replica.received_at is not None:  # a concurrent report of the same result won
+            return Ack(task_id, accepted=True, duplicate=True)
+        quarantined = Device.objects.filter(pk=device.pk, quarantined=True).exists()
         # A replica that timed out or was cancelled may still report: it is stored,
         # and the transitioner compares it with the canonical result if there is one.
+        replica.workunit = workunit
         replica.server_state = S.OVER
         replica.received_at = timezone.now()
         replica.elapsed_ms = elapsed_ms
         if ok:
             replica.outcome = O.SUCCESS
             replica.output = output
+            if quarantined and not workunit.is_spot_check:
+                replica.validate_state = V.INVALID  # never counts toward a quorum
         else:
             replica.outcome = O.CLIENT_ERROR
             replica.error_message = (error or "unspecified error")[:1000]
         replica.save()
-        cancelled = workunit_transition(workunit)
-        transaction.on_commit(lambda: notify_cancelled(cancelled))
-    return Ack(task_id, accepted=True, cancelled=cancelled)
+        if replica.outcome == O.CLIENT_ERROR or replica.validate_state == V.INVALID:
+            host_record_outcome(replica)
+        transition = workunit_transition(workunit)
+        transaction.on_commit(lambda: _announce(transition))
+    return Ack(task_id, accepted=True, cancelled=transition.cancelled)
+
+
+def _announce(transition) -> None:
+    notify_cancelled(transition.cancelled)
+    for workunit_id in transition.revalidate:
+        workunit_revalidate(workunit_id=workunit_id)
+
+
+def workunit_revalidate(*, workunit_id: int) -> None:
+    """Run the transitioner again on one work unit, in its own transaction."""
+    with transaction.atomic():
+        workunit = (
+            WorkUnit.objects.select_for_update().select_related("app_version__app")
+            .filter(pk=workunit_id).first()
+        )
+        if workunit is None:
+            return
+        transition = workunit_transition(workunit)
+        transaction.on_commit(lambda: _announce(transition))

@@ -41,6 +41,10 @@ class Device(models.Model):
     client_version = models.CharField(max_length=50, blank=True)
     capabilities = models.JSONField(default=dict, blank=True)
     credit_micro = models.BigIntegerField(default=0)
+    # A failed spot check quarantines a device: it gets only known-answer tasks until it
+    # passes enough of them, and its results never count toward a quorum meanwhile.
+    quarantined = models.BooleanField(default=False)
+    quarantine_passes = models.PositiveIntegerField(default=0)
     revoked = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(null=True, blank=True)

@@ -5,7 +5,12 @@ from dataclasses import replace
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from sparecycles.projects.catalogue import bundled_app_names, bundled_app_read, bundled_batch_create
+from sparecycles.projects.catalogue import (
+    bundled_app_names,
+    bundled_app_read,
+    bundled_batch_create,
+    bundled_spot_checks_create,
+)
 
 
 class Command(BaseCommand):
@@ -17,8 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0, help="Seed passed to generate().")
         parser.add_argument("--quorum", type=int, help="min_quorum (default: the manifest's).")
         parser.add_argument("--target", type=int, help="target_nresults (default: the manifest's).")
+        parser.add_argument("--spot-checks", type=int, default=0, metavar="N",
+                            help="Also create N known-answer tasks (answers computed here).")
 
-    def handle(self, *args, app=None, count, seed, quorum, target, **options):
+    def handle(self, *args, app=None, count, seed, quorum, target, spot_checks, **options):
         if not app:
             for name in bundled_app_names():
                 bundled = bundled_app_read(name)
@@ -32,6 +39,9 @@ class Command(BaseCommand):
             if target is not None:
                 params = replace(params, target_nresults=target)
             batch = bundled_batch_create(app, count=count, seed=seed, quorum=params)
+            if spot_checks:
+                spot = bundled_spot_checks_create(app, count=spot_checks)
+                self.stdout.write(f"Created {spot_checks} known-answer tasks (batch {spot.pk}).")
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(self.style.SUCCESS(

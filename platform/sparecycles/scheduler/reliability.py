@@ -1,0 +1,89 @@
+"""Per-device, per-app-version reliability: the only writes to HostAppVersion.
+
+BOINC semantics: consecutive_valid counts valid results since the last
+invalid, error or timeout; the daily quota drops by one per error or timeout
+and doubles back (up to DAILY_QUOTA) with each valid result.
+"""
+
+from datetime import date
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import HostAppVersion, Replica
+
+
+def daily_quota() -> int:
+    return settings.SPARECYCLES["DAILY_QUOTA"]
+
+
+def host_get(*, device_id: int, app_version_id: int) -> HostAppVersion:
+    """The row for (device, app version), created on first use and locked for update."""
+    HostAppVersion.objects.get_or_create(
+        device_id=device_id, app_version_id=app_version_id,
+        defaults={"max_jobs_per_day": daily_quota()},
+    )
+    return HostAppVersion.objects.select_for_update().get(
+        device_id=device_id, app_version_id=app_version_id)
+
+
+def host_quota_left(host: HostAppVersion, *, today: date) -> int:
+    used = host.jobs_today if host.quota_day == today else 0
+    return max(0, host.max_jobs_per_day - used)
+
+
+def host_record_sent(*, device_id: int, app_version_id: int, count: int = 1) -> None:
+    today = timezone.now().date()
+    host = host_get(device_id=device_id, app_version_id=app_version_id)
+    if host.quota_day != today:
+        host.quota_day, host.jobs_today = today, 0
+    host.jobs_today += count
+    host.save(update_fields=["quota_day", "jobs_today"])
+
+
+def host_record_outcome(replica: Replica) -> None:
+    """Account for a replica that just got its final verdict."""
+    if replica.device_id is None:
+        return
+    host = host_get(device_id=replica.device_id, app_version_id=replica.workunit.app_version_id)
+    V, O = Replica.ValidateState, Replica.Outcome
+    fields = ["consecutive_valid", "max_jobs_per_day"]
+    if replica.outcome == O.SUCCESS and replica.validate_state == V.VALID:
+        host.n_valid += 1
+        host.consecutive_valid += 1
+        host.max_jobs_per_day = min(daily_quota(), host.max_jobs_per_day * 2)
+        fields.append("n_valid")
+        if replica.received_at and replica.sent_at:
+            seconds = (replica.received_at - replica.sent_at).total_seconds()
+            previous = host.turnaround_avg_s
+            host.turnaround_avg_s = seconds if previous is None else 0.9 * previous + 0.1 * seconds
+            fields.append("turnaround_avg_s")
+    elif replica.outcome == O.SUCCESS and replica.validate_state == V.INVALID:
+        host.n_invalid += 1
+        host.consecutive_valid = 0
+        fields.append("n_invalid")
+    elif replica.outcome == O.CLIENT_ERROR:
+        host.n_error += 1
+        host.consecutive_valid = 0
+        host.max_jobs_per_day = max(1, host.max_jobs_per_day - 1)
+        fields.append("n_error")
+    elif replica.outcome == O.NO_REPLY:
+        host.n_timeout += 1
+        host.consecutive_valid = 0
+        host.max_jobs_per_day = max(1, host.max_jobs_per_day - 1)
+        fields.append("n_timeout")
+    else:
+        return
+    host.save(update_fields=fields)
+
+
+def host_record_spot_check(*, device_id: int, app_version_id: int, passed: bool) -> None:
+    host = host_get(device_id=device_id, app_version_id=app_version_id)
+    if passed:
+        host.spot_checks_passed += 1
+        host.save(update_fields=["spot_checks_passed"])
+    else:
+        host.spot_checks_failed += 1
+        host.save(update_fields=["spot_checks_failed"])
+        # A wrong known answer wipes the device's trust on every app.
+        HostAppVersion.objects.filter(device_id=device_id).update(consecutive_valid=0)

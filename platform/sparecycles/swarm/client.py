@@ -1,0 +1,558 @@
+"""One simulated volunteer: a real WebSocket client speaking PROTOCOL.md v1.
+
+It says hello (keeping the device token it is given, and reconnecting with
+it), asks for as many tasks as `max_inflight` allows (waiting `retry_after_s`
+after an empty answer), fetches each app's code over HTTP once, checks its
+sha256, runs the entry function natively in a thread (so the event loop keeps
+answering pings), and reports results. Results stay queued until acked and are
+sent again after a reconnect. A behaviour (behaviours.py) decides how honest
+all this is.
+
+No Django here: the swarm is a pure client and runs against any server.
+"""
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from .behaviours import Behaviour
+
+PROTOCOL_VERSION = 1
+CLIENT_NAME = "swarm"
+CLIENT_VERSION = "1.0"
+# Close codes after which reconnecting cannot help (PROTOCOL.md / README).
+FATAL_CLOSE_CODES = {1008: "policy violation", 1009: "frame too big", 4400: "too many bad frames",
+                     4401: "no hello first", 4402: "unsupported protocol"}
+HTTP_TIMEOUT_S = 15.0
+MAX_ERROR_CHARS = 1000
+
+# Loopback only: urllib would otherwise honour *_proxy variables.
+_http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class SwarmError(Exception):
+    """Something the person running the swarm must fix; the message says what."""
+
+
+def endpoints(url: str) -> tuple[str, str]:
+    """(http base, websocket URL) from "http://host:port" (or ws://, https://, wss://)."""
+    parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parsed.scheme not in ("http", "https", "ws", "wss") or not parsed.hostname:
+        raise SwarmError(f"{url!r} is not a server address; give one like http://127.0.0.1:8000.")
+    secure = parsed.scheme in ("https", "wss")
+    netloc = parsed.netloc.rsplit("@", 1)[-1]
+    base = f"{'https' if secure else 'http'}://{netloc}"
+    return base, f"{'wss' if secure else 'ws'}://{netloc}/ws/volunteer/"
+
+
+def http_get(url: str, *, timeout: float = HTTP_TIMEOUT_S) -> tuple[int, bytes]:
+    """A blocking GET (call it in a thread); raises SwarmError when nothing answers."""
+    try:
+        with _http.open(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SwarmError(f"No answer from {url}: {reason}.") from None
+
+
+# --- app code -------------------------------------------------------------------------
+
+class CodeError(Exception):
+    """The app's code could not be fetched, was not what the task promised, or does not compile."""
+
+
+class CodeCache:
+    """Each app version's code, fetched once per swarm, hash-checked and compiled."""
+
+    def __init__(self, http_base: str):
+        self.http_base = http_base
+        self._compiled: dict[tuple[str, int, str], CodeType] = {}
+        self._locks: dict[tuple[str, int, str], asyncio.Lock] = {}
+        self.fetches = 0
+        self.templates: dict[tuple[str, int], Any] = {}  # a real output per app, for cheaters
+
+    async def get(self, app: dict) -> CodeType:
+        key = (str(app["name"]), int(app["version"]), str(app["sha256"]))
+        if key in self._compiled:
+            return self._compiled[key]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._compiled:
+                self._compiled[key] = await self._fetch(app)
+        return self._compiled[key]
+
+    async def _fetch(self, app: dict) -> CodeType:
+        url = urllib.parse.urljoin(self.http_base + "/", str(app["code_url"]))
+        if urllib.parse.urlsplit(url).netloc != urllib.parse.urlsplit(self.http_base).netloc:
+            raise CodeError(f"code_url {app['code_url']!r} points away from the server.")
+        self.fetches += 1
+        try:
+            status, body = await asyncio.to_thread(http_get, url)
+        except SwarmError as exc:
+            raise CodeError(str(exc)) from None
+        if status != 200:
+            raise CodeError(f"GET {url} answered HTTP {status}.")
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != app["sha256"]:
+            raise CodeError(f"Code from {url} has sha256 {digest}, the task promised "
+                            f"{app['sha256']}; refusing to run it.")
+        try:
+            return compile(body.decode("utf-8"), f"<{app['name']} v{app['version']}>", "exec")
+        except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
+            raise CodeError(f"{app['name']} v{app['version']} does not compile: {exc}") from None
+
+
+def run_entry(code: CodeType, entry: str, input: Any) -> Any:
+    """Run the app in a fresh namespace, as a browser worker would; returns JSON-shaped output."""
+    namespace: dict[str, Any] = {"__name__": "swarm_app"}
+    exec(code, namespace)  # the code's sha256 was checked against the task
+    function = namespace.get(entry)
+    if not callable(function):
+        raise NameError(f"the app defines no function {entry!r}")
+    # A JSON round trip: tuples become lists, as they would on the wire.
+    return json.loads(json.dumps(function(input)))
+
+
+# --- statistics ------------------------------------------------------------------------
+
+@dataclass
+class ClientStats:
+    sessions: int = 0
+    reconnects: int = 0
+    connection_failures: int = 0
+    requests: int = 0
+    empty_replies: int = 0
+    tasks_received: int = 0
+    tasks_repeated: int = 0  # in-flight tasks the server sent again after a reconnect
+    results_sent: int = 0  # first sends only
+    errors_reported: int = 0  # of those, status "error"
+    retransmits: int = 0  # results sent again after a reconnect
+    duplicates_sent: int = 0  # acked results resent on purpose
+    accepted: int = 0
+    duplicates: int = 0
+    refused: Counter = field(default_factory=Counter)
+    cancelled: int = 0  # tasks dropped on the server's cancel
+    vanished: int = 0
+    code_errors: int = 0
+    error_frames: Counter = field(default_factory=Counter)
+    pongs: int = 0
+    stats_frames: int = 0
+    unexpected_acks: int = 0
+    unacked_at_stop: int = 0
+    dispatch_latency_s: list[float] = field(default_factory=list)
+    ack_latency_s: list[float] = field(default_factory=list)
+
+
+# --- the volunteer ---------------------------------------------------------------------
+
+class SimulatedVolunteer:
+    """One device. `run(stop)` until `stop` is set, the volunteer vanishes for good or fails."""
+
+    def __init__(self, *, url: str, behaviour: Behaviour, code_cache: CodeCache | None = None,
+                 executor: Executor | None = None, rng: random.Random | None = None,
+                 token: str | None = None, label: str = "", duplicate_p: float = 0.0,
+                 keep_acked: bool = False, reconnect_attempts: int = 5,
+                 on_ack=None):
+        self.http_base, self.ws_url = endpoints(url)
+        self.behaviour = behaviour
+        self.code_cache = code_cache or CodeCache(self.http_base)
+        self.executor = executor
+        self.rng = rng or random.Random()
+        self.token = token
+        self.label = label or behaviour.name
+        self.duplicate_p = duplicate_p
+        self.keep_acked = keep_acked
+        self.reconnect_attempts = reconnect_attempts
+        self.on_ack = on_ack  # called with the loop time of every ack (the runner's progress clock)
+
+        self.device_id: str | None = None
+        self.max_inflight = 1
+        self.heartbeat_s = 30.0
+        self.stats = ClientStats()
+        self.problem = ""  # why the volunteer stopped early, if it did
+        self.gone = False  # vanished for good, or failed
+        self.away = False  # vanished, coming back later
+        self.held: dict[str, asyncio.Task] = {}  # task_id -> the task's worker
+        self.unacked: dict[str, dict] = {}  # task_id -> result frame awaiting its ack
+        self.acked: list[dict] = []  # accepted result frames, when keep_acked
+        self._deliberate: set[str] = set()  # acked results resent on purpose
+        self._sent_at: dict[str, float] = {}
+        self._ws: ClientConnection | None = None
+        self._send_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._request_sent_at: float | None = None
+        self._next_request_at = 0.0
+        self._next_ping_at = 0.0
+        self._vanish_now = False
+        self.last_empty_at = -1.0  # loop time of the last empty tasks reply
+
+    # -- state the runner reads ----------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Holding tasks, waiting for acks or for an answer to a request."""
+        return bool(self.held or self.unacked or self._request_sent_at is not None)
+
+    # -- connection loop -------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, *, drain_s: float = 2.0) -> None:
+        failures = 0
+        try:
+            while not stop.is_set() and not self.gone:
+                try:
+                    outcome = await self._session(stop, drain_s=drain_s)
+                except SwarmError as exc:  # the server said no in a way retrying cannot fix
+                    self.problem = str(exc)
+                    self.gone = True
+                    break
+                except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed,
+                        TimeoutError) as exc:
+                    self.stats.connection_failures += 1
+                    failures += 1
+                    if stop.is_set():
+                        break
+                    if failures > self.reconnect_attempts:
+                        self.problem = (f"gave up after {failures} failed connections: "
+                                        f"{type(exc).__name__}: {exc}")
+                        self.gone = True
+                        break
+                    await _sleep_or_stop(stop, min(0.25 * 2 ** failures, 5.0))
+                    continue
+                failures = 0
+                if outcome == "vanished":
+                    self._forget_everything()
+                    back_after = self.behaviour.comes_back_after_s()
+                    if back_after is None:
+                        self.gone = True
+                        break
+                    self.away = True
+                    await _sleep_or_stop(stop, back_after)
+                    self.away = False
+        finally:
+            self.stats.unacked_at_stop = len(self.unacked)
+            for worker in list(self.held.values()):
+                worker.cancel()
+            if self.held:
+                await asyncio.gather(*self.held.values(), return_exceptions=True)
+
+    async def _session(self, stop: asyncio.Event, *, drain_s: float) -> str:
+        async with connect(self.ws_url, open_timeout=10, close_timeout=2, proxy=None,
+                           compression=None, max_size=2**21,
+                           user_agent_header=f"sparecycles-swarm/{CLIENT_VERSION}") as ws:
+            await self._hello(ws)
+            loop = asyncio.get_running_loop()
+            self._ws = ws
+            self._request_sent_at = None
+            self._next_request_at = 0.0
+            self._next_ping_at = loop.time() + self.heartbeat_s
+            reader = asyncio.create_task(self._read(ws))
+            try:
+                for task_id, frame in list(self.unacked.items()):
+                    self.stats.retransmits += 1
+                    await self._send_result(task_id, frame)
+                while True:
+                    if reader.done():
+                        reader.result()  # raises ConnectionClosed (or a protocol error)
+                        return "closed"
+                    if stop.is_set():
+                        await self._drain(reader, drain_s)
+                        return "stopped"
+                    if self._vanish_now:
+                        self._vanish_now = False
+                        self.stats.vanished += 1
+                        return "vanished"  # leaving the block closes the socket, nothing answered
+                    await self._maybe_request(ws, loop.time())
+                    if loop.time() >= self._next_ping_at:
+                        self._next_ping_at = loop.time() + self.heartbeat_s
+                        await self._send(ws, {"type": "ping"})
+                    await self._nap(reader, stop, loop)
+            except ConnectionClosed as exc:
+                self._raise_if_fatal(exc)
+                raise
+            finally:
+                self._ws = None
+                self._request_sent_at = None
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+
+    async def _hello(self, ws: ClientConnection) -> None:
+        await ws.send(json.dumps({
+            "type": "hello", "protocol": PROTOCOL_VERSION, "device_token": self.token,
+            "client": {"name": CLIENT_NAME, "version": CLIENT_VERSION},
+            "capabilities": {"runtimes": ["pyodide"], "cores": 1, "memory_mb": 1024,
+                             "mobile": False},
+        }))
+        try:
+            welcome = json.loads(await asyncio.wait_for(ws.recv(), timeout=15))
+        except ConnectionClosed as exc:
+            self._raise_if_fatal(exc)
+            raise
+        if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
+            message = welcome.get("message") if isinstance(welcome, dict) else None
+            raise SwarmError(f"The server answered hello with {welcome!r}"
+                             + (f": {message}" if message else "."))
+        if welcome.get("device_token"):
+            self.token = welcome["device_token"]
+        self.device_id = welcome.get("device_id")
+        self.max_inflight = max(1, int(welcome.get("max_inflight") or 1))
+        self.heartbeat_s = max(1.0, float(welcome.get("heartbeat_s") or 30))
+        self.stats.sessions += 1
+        if self.stats.sessions > 1:
+            self.stats.reconnects += 1
+
+    def _raise_if_fatal(self, exc: ConnectionClosed) -> None:
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        if code in FATAL_CLOSE_CODES:
+            raise SwarmError(f"The server closed the socket with {code} "
+                             f"({FATAL_CLOSE_CODES[code]}).") from None
+
+    async def _nap(self, reader: asyncio.Task, stop: asyncio.Event,
+                   loop: asyncio.AbstractEventLoop) -> None:
+        """Sleep until something happens or a request or ping falls due."""
+        now = loop.time()
+        wake_at = self._next_ping_at
+        if self._request_sent_at is None and len(self.held) < self.max_inflight:
+            wake_at = min(wake_at, self._next_request_at)
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait([reader, *waiters], timeout=max(0.0, min(wake_at - now, 1.0)),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _drain(self, reader: asyncio.Task, drain_s: float) -> None:
+        """On stop, give outstanding results a moment to be acked."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + drain_s
+        while self.unacked and not reader.done() and loop.time() < until:
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait([reader, waiter], timeout=until - loop.time(),
+                               return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    def _forget_everything(self) -> None:
+        """A vanished volunteer is a closed tab: its tasks and unsent results are gone."""
+        for worker in self.held.values():
+            worker.cancel()
+        self.held.clear()
+        self.unacked.clear()
+        self._deliberate.clear()
+        self._sent_at.clear()
+
+    # -- sending ---------------------------------------------------------------------------
+    async def _send(self, ws: ClientConnection, frame: dict) -> None:
+        async with self._send_lock:
+            await ws.send(json.dumps(frame, separators=(",", ":")))
+
+    async def _maybe_request(self, ws: ClientConnection, now: float) -> None:
+        free = self.max_inflight - len(self.held)
+        if free <= 0 or self._request_sent_at is not None or now < self._next_request_at:
+            return
+        self._request_sent_at = now
+        self.stats.requests += 1
+        await self._send(ws, {"type": "request", "slots": free})
+
+    async def _send_result(self, task_id: str, frame: dict) -> None:
+        ws = self._ws
+        if ws is None:
+            return  # sent after the next reconnect
+        self._sent_at[task_id] = asyncio.get_running_loop().time()
+        try:
+            await self._send(ws, frame)
+        except ConnectionClosed:
+            pass  # still in unacked: retransmitted after the reconnect
+
+    async def _submit(self, task_id: str, frame: dict) -> None:
+        self.unacked[task_id] = frame
+        self.stats.results_sent += 1
+        if frame["status"] == "error":
+            self.stats.errors_reported += 1
+        await self._send_result(task_id, frame)
+
+    # -- receiving -------------------------------------------------------------------------
+    async def _read(self, ws: ClientConnection) -> None:
+        async for text in ws:
+            try:
+                frame = json.loads(text)
+            except ValueError:
+                self.stats.error_frames["unreadable_frame"] += 1
+                continue
+            kind = frame.get("type") if isinstance(frame, dict) else None
+            handler = self._HANDLERS.get(kind)
+            if handler is None:
+                self.stats.error_frames[f"unexpected:{kind}"] += 1
+                continue
+            await handler(self, frame)
+            self._wake.set()
+
+    async def _on_tasks(self, frame: dict) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._request_sent_at is not None:
+            self.stats.dispatch_latency_s.append(now - self._request_sent_at)
+            self._request_sent_at = None
+        tasks = [t for t in frame.get("tasks") or [] if isinstance(t, dict) and "task_id" in t]
+        new = [t for t in tasks if t["task_id"] not in self.held
+               and t["task_id"] not in self.unacked]
+        self.stats.tasks_repeated += len(tasks) - len(new)
+        retry_after = float(frame.get("retry_after_s") or 0)
+        if not tasks:
+            self.stats.empty_replies += 1
+            self.last_empty_at = now
+            retry_after = max(retry_after, 0.5)  # never spin, whatever the server says
+        self._next_request_at = now + retry_after
+        self.stats.tasks_received += len(new)
+        if new and self.behaviour.vanish_on(new):
+            self._vanish_now = True
+            return
+        for task in new:
+            self.held[task["task_id"]] = asyncio.create_task(self._work(task))
+
+    async def _on_ack(self, frame: dict) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        task_id = str(frame.get("task_id"))
+        sent = self._sent_at.pop(task_id, None)
+        result = self.unacked.pop(task_id, None)
+        if result is None:
+            self.stats.unexpected_acks += 1
+            return
+        if sent is not None:
+            self.stats.ack_latency_s.append(now - sent)
+        deliberate = task_id in self._deliberate
+        self._deliberate.discard(task_id)
+        if frame.get("accepted"):
+            if frame.get("duplicate"):
+                self.stats.duplicates += 1
+            else:
+                self.stats.accepted += 1
+                if self.keep_acked:
+                    self.acked.append(result)
+            if self.on_ack is not None:
+                self.on_ack(now)
+            if not deliberate and self.duplicate_p and self.rng.random() < self.duplicate_p:
+                self._deliberate.add(task_id)
+                self.unacked[task_id] = result
+                self.stats.duplicates_sent += 1
+                await self._send_result(task_id, result)
+        else:
+            self.stats.refused[str(frame.get("reason") or "unspecified")] += 1
+            if self.on_ack is not None:
+                self.on_ack(now)
+
+    async def _on_cancel(self, frame: dict) -> None:
+        for task_id in frame.get("task_ids") or []:
+            worker = self.held.pop(task_id, None)
+            if worker is not None:
+                worker.cancel()
+                self.stats.cancelled += 1
+
+    async def _on_error(self, frame: dict) -> None:
+        self.stats.error_frames[str(frame.get("code"))] += 1
+
+    async def _on_pong(self, frame: dict) -> None:
+        self.stats.pongs += 1
+
+    async def _on_stats(self, frame: dict) -> None:
+        self.stats.stats_frames += 1
+
+    async def _on_welcome(self, frame: dict) -> None:
+        self.stats.error_frames["unexpected:welcome"] += 1
+
+    _HANDLERS = {
+        "tasks": _on_tasks, "ack": _on_ack, "cancel": _on_cancel, "error": _on_error,
+        "pong": _on_pong, "stats": _on_stats, "welcome": _on_welcome,
+    }
+
+    # -- computing -------------------------------------------------------------------------
+    async def _work(self, task: dict) -> None:
+        task_id = task["task_id"]
+        try:
+            frame = await self._execute(task)
+            hold = self.behaviour.hold_s(task)
+            if hold > 0:
+                await asyncio.sleep(hold)
+            if self.held.get(task_id) is not asyncio.current_task():
+                return  # cancelled by the server meanwhile
+            self.held.pop(task_id, None)
+            await self._submit(task_id, frame)
+        finally:
+            if self.held.get(task_id) is asyncio.current_task():
+                self.held.pop(task_id, None)
+            self._wake.set()
+
+    async def _execute(self, task: dict) -> dict:
+        """The result frame for `task`, as this volunteer's behaviour would report it."""
+        started = time.perf_counter()
+        app = task.get("app") or {}
+        key = (str(app.get("name")), int(app.get("version") or 0))
+
+        def frame(**fields: Any) -> dict:
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            return {"type": "result", "task_id": task["task_id"], **fields,
+                    "elapsed_ms": elapsed_ms}
+
+        def error(message: str) -> dict:
+            return frame(status="error", error=message[:MAX_ERROR_CHARS])
+
+        plan = self.behaviour.plan(task, have_template=key in self.code_cache.templates)
+        if plan == "error":
+            return error(self.behaviour.error_message(task) or "SimulatedError")
+        if plan == "fabricate":
+            return frame(status="ok",
+                         output=self.behaviour.fabricate(task, self.code_cache.templates[key]))
+        if app.get("runtime") != "pyodide":
+            return error(f"UnsupportedRuntime: the swarm runs only pyodide apps, "
+                         f"not {app.get('runtime')!r}")
+        try:
+            code = await self.code_cache.get(app)
+        except (CodeError, KeyError, TypeError, ValueError) as exc:
+            self.stats.code_errors += 1
+            return error(f"CodeError: {exc}")
+        loop = asyncio.get_running_loop()
+        try:
+            output = await loop.run_in_executor(
+                self.executor, run_entry, code, str(app.get("entry") or "main"),
+                task.get("input"))
+        except Exception as exc:  # the app's own failure is reported, like a browser would
+            return error(f"{type(exc).__name__}: {exc}")
+        self.code_cache.templates.setdefault(key, output)
+        return frame(status="ok", output=self.behaviour.alter(task, output))
+
+    # -- one-off use -------------------------------------------------------------------------
+    async def resend(self, frames: list[dict], *, timeout: float = 15.0) -> list[dict]:
+        """Connect with this volunteer's token, send `frames` and return the server's acks."""
+        async with connect(self.ws_url, open_timeout=10, close_timeout=2, proxy=None,
+                           compression=None) as ws:
+            await self._hello(ws)
+            for frame in frames:
+                await ws.send(json.dumps(frame))
+            acks: list[dict] = []
+            async with asyncio.timeout(timeout):
+                while len(acks) < len(frames):
+                    reply = json.loads(await ws.recv())
+                    if reply.get("type") == "ack":
+                        acks.append(reply)
+            return acks
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
