@@ -57,4 +57,4 @@ lint:
 	$(BIN)/ruff check platform tests workunits
 
 clean:
-	rm -rf var/test.sqlite3* staticfiles .pytest_cache
+	rm -rf var/test-*.sqlite3* staticfiles .pytest_cache

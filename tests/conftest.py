@@ -29,7 +29,7 @@ def app(project):
 
 @pytest.fixture
 def app_version(app):
-    return app_version_create(app=app, code=SQUARE_APP)
+    return app_version_create(app=app, code=SQUARE_APP, flops_per_unit=432e9)  # 1 credit
 
 
 @pytest.fixture
@@ -60,3 +60,4 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     from django.conf import settings
 
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    settings.DATABASES["default"].setdefault("TEST", {})

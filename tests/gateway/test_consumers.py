@@ -144,6 +144,10 @@ async def test_request_result_ack_round_trip(make_batch):
                                      "elapsed_ms": 12})
     ack = await communicator.receive_json_from()
     assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": True}
+    # Validation (quorum 1) granted credit: the device is told its new stats.
+    stats = await communicator.receive_json_from()
+    assert stats["type"] == "stats" and stats["credit"] == 1.0 and stats["rank"] == 1
+    assert set(stats) == {"type", "credit", "rac", "tokens", "rank"}
     # Resending an accepted result is a harmless duplicate.
     await communicator.send_json_to({"type": "result", "task_id": task["task_id"],
                                      "status": "ok", "output": {"n": n, "square": 0}})
@@ -216,6 +220,7 @@ async def test_cancel_is_pushed_when_a_workunit_finishes_elsewhere(make_batch):
     await fast.send_json_to({"type": "result", "task_id": fast_task["task_id"], "status": "ok",
                              "output": {"n": 1, "square": 1}})
     assert (await fast.receive_json_from())["accepted"] is True
+    assert (await fast.receive_json_from())["type"] == "stats"
     assert await slow.receive_json_from() == {"type": "cancel",
                                               "task_ids": [slow_task["task_id"]]}
     await slow.disconnect()

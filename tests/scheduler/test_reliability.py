@@ -19,6 +19,28 @@ def run(device, output=None, ok=True, rng=None):
     return replica
 
 
+def trusted(device):
+    """A device with a long run of valid results, of a volunteer with a good reputation."""
+    HostAppVersion.objects.create(device=device, app_version=WorkUnit.objects.get().app_version,
+                                  consecutive_valid=1000, max_jobs_per_day=100)
+    device.volunteer.reputation = 0.95
+    device.volunteer.save()
+    return device
+
+
+def test_low_reputation_volunteer_never_works_alone(make_batch, make_device, app):
+    app.adaptive_replication, app.adaptive_threshold = True, 3
+    app.save()
+    make_batch(count=1, min_quorum=2, target_nresults=2)
+    device = trusted(make_device().device)
+    device.volunteer.reputation = 0.3
+    device.volunteer.save()
+    always = random.Random(1)
+    always.random = lambda: 0.0
+    run(device, output={"n": 1}, rng=always)
+    assert WorkUnit.objects.get().state == WorkUnit.State.OPEN
+
+
 def test_valid_results_build_consecutive_valid_and_invalid_resets_it(make_batch, make_device):
     make_batch(count=3, min_quorum=2, target_nresults=2)
     honest, other = make_device().device, make_device().device
@@ -59,9 +81,7 @@ def test_adaptive_replication_lets_a_trusted_device_work_alone(make_batch, make_
     app.adaptive_replication, app.adaptive_threshold = True, 3
     app.save()
     make_batch(count=1, min_quorum=2, target_nresults=2)
-    device = make_device().device
-    HostAppVersion.objects.create(device=device, app_version=WorkUnit.objects.get().app_version,
-                                  consecutive_valid=1000, max_jobs_per_day=100)
+    device = trusted(make_device().device)
     always = random.Random(1)
     always.random = lambda: 0.0  # inside 1 - 1/1000
     replica = run(device, output={"n": 1}, rng=always)
@@ -87,9 +107,7 @@ def test_failed_solo_replica_falls_back_to_full_replication(make_batch, make_dev
     app.adaptive_replication, app.adaptive_threshold = True, 3
     app.save()
     make_batch(count=1, min_quorum=2, target_nresults=2)
-    device = make_device().device
-    HostAppVersion.objects.create(device=device, app_version=WorkUnit.objects.get().app_version,
-                                  consecutive_valid=1000, max_jobs_per_day=100)
+    device = trusted(make_device().device)
     always = random.Random(1)
     always.random = lambda: 0.0
     run(device, ok=False, rng=always)

@@ -3,7 +3,11 @@
 1 credit = 1/200 of a day of a 1-GFLOPS machine, so credit = FLOPs × 200 / 86400e9.
 """
 
+import time
+
 from django.db import models
+
+from .averages import rac_key, rac_now
 
 MICRO = 1_000_000
 FLOPS_PER_CREDIT = 86_400e9 / 200  # 432e9
@@ -11,6 +15,32 @@ FLOPS_PER_CREDIT = 86_400e9 / 200  # 432e9
 
 def credit_micro_for_flops(flops: float) -> int:
     return max(0, round(flops / FLOPS_PER_CREDIT * MICRO))
+
+
+class CreditAggregate(models.Model):
+    """Maintained credit totals for a volunteer, device, team or project.
+
+    Changed only by credit.services.credit_grant, under the row's lock.
+    """
+
+    credit_micro = models.BigIntegerField(default=0, db_index=True)
+    rac = models.FloatField(default=0)  # credit per day, as of rac_time
+    rac_time = models.FloatField(null=True, blank=True)  # unix time
+    rac_key = models.FloatField(default=-1e9, db_index=True)  # see averages.rac_key
+
+    class Meta:
+        abstract = True
+
+    @property
+    def total_credit(self) -> float:
+        return self.credit_micro / MICRO
+
+    @property
+    def recent_average_credit(self) -> float:
+        return rac_now(rac=self.rac, rac_time=self.rac_time, now=time.time())
+
+    def refresh_rac_key(self) -> None:
+        self.rac_key = rac_key(rac=self.rac, rac_time=self.rac_time)
 
 
 class CreditGrant(models.Model):

@@ -11,7 +11,9 @@ from django.conf import settings
 from sparecycles.scheduler import services as scheduler
 from sparecycles.scheduler.housekeeping import ensure_embedded_housekeeping
 from sparecycles.scheduler.notify import device_group
-from sparecycles.volunteers.models import Device
+from sparecycles.credit.selectors import volunteer_stats
+from sparecycles.volunteers.models import Device, Volunteer
+from sparecycles.volunteers.selectors import volunteer_tokens
 from sparecycles.volunteers.services import device_connect
 
 from .protocol import (
@@ -113,7 +115,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             "protocol": PROTOCOL_VERSION,
             "device_id": self.device.public_id,
             "volunteer": {"name": volunteer.name, "credit": round(volunteer.total_credit, 2),
-                          "tokens": "0"},
+                          "tokens": await database_sync_to_async(volunteer_tokens)(volunteer)},
             "max_inflight": self.limits["MAX_INFLIGHT"],
             "heartbeat_s": self.limits["HEARTBEAT_S"],
         }
@@ -164,6 +166,11 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
     }
 
     # --- channel-layer events ------------------------------------------------
+    async def stats_changed(self, event: dict) -> None:
+        """Credit was granted to this device's volunteer: push PROTOCOL.md's `stats`."""
+        if self.device is not None:
+            await self.send_json(await database_sync_to_async(_stats)(self.device.volunteer_id))
+
     async def tasks_cancel(self, event: dict) -> None:
         # Sent even for tasks handed out on an earlier connection: the client may still hold them.
         self.sent_task_ids.difference_update(event["task_ids"])
@@ -171,6 +178,12 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, content: dict) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+
+def _stats(volunteer_id: int) -> dict[str, Any]:
+    volunteer = Volunteer.objects.get(pk=volunteer_id)
+    return {"type": "stats", **volunteer_stats(volunteer=volunteer),
+            "tokens": volunteer_tokens(volunteer)}
 
 
 def _dispatch(device: Device, slots: int, known: frozenset[str]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from datetime import date
 from django.conf import settings
 from django.utils import timezone
 
+from sparecycles.volunteers.reputation import reputation_refresh
+
 from .models import HostAppVersion, Replica
 
 
@@ -75,6 +77,8 @@ def host_record_outcome(replica: Replica) -> None:
     else:
         return
     host.save(update_fields=fields)
+    if replica.volunteer_id:
+        reputation_refresh(volunteer_id=replica.volunteer_id)
 
 
 def host_record_spot_check(*, device_id: int, app_version_id: int, passed: bool) -> None:
@@ -87,3 +91,4 @@ def host_record_spot_check(*, device_id: int, app_version_id: int, passed: bool)
         host.save(update_fields=["spot_checks_failed"])
         # A wrong known answer wipes the device's trust on every app.
         HostAppVersion.objects.filter(device_id=device_id).update(consecutive_valid=0)
+        reputation_refresh(volunteer_id=host.device.volunteer_id)

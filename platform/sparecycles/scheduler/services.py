@@ -22,6 +22,8 @@ from .transitioner import Cancelled, workunit_transition
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
 
 _rng = random.SystemRandom()
+# Adaptive replication also needs the volunteer's overall reputation (volunteers.reputation).
+ADAPTIVE_MIN_REPUTATION = 0.8
 
 
 def max_inflight() -> int:
@@ -43,7 +45,9 @@ def tasks_dispatch(*, device: Device, slots: int, known_task_ids: frozenset[str]
     with its token keeps its tasks.
     """
     with transaction.atomic():
-        device = Device.objects.select_for_update().get(pk=device.pk)  # one dispatch at a time
+        # One dispatch per device at a time.
+        device = (Device.objects.select_for_update(of=("self",)).select_related("volunteer")
+                  .get(pk=device.pk))
         inflight = list(
             Replica.objects.filter(device=device, server_state=S.IN_PROGRESS).order_by("id")
         )
@@ -127,6 +131,7 @@ def _claim_new(*, device: Device, want: int, rng: random.Random) -> list[int]:
                     sent_per_version.get(spot.workunit.app_version_id, 0) + 1)
                 continue
         solo = bool(adaptive and host and host.consecutive_valid >= threshold
+                    and device.volunteer.reputation >= ADAPTIVE_MIN_REPUTATION
                     and rng.random() < 1 - 1 / host.consecutive_valid)
         try:
             with transaction.atomic():  # savepoint: a lost race must not spoil the batch
@@ -225,7 +230,10 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
             return Ack(task_id, accepted=False, reason="not_assigned")
         if found["received_at"] is not None:
             return Ack(task_id, accepted=True, duplicate=True)
-        # Lock order everywhere: the work unit, then its replicas.
+        # Lock order everywhere: the reporting device, the work unit, its replicas, then
+        # reliability and credit rows. Dispatch also locks the device first.
+        quarantined = (Device.objects.select_for_update().filter(pk=device.pk)
+                       .values_list("quarantined", flat=True).get())
         workunit = (
             WorkUnit.objects.select_for_update()
             .select_related("app_version__app")
@@ -234,7 +242,6 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
         replica = Replica.objects.select_for_update().get(pk=found["id"])
         if replica.received_at is not None:  # a concurrent report of the same result won
             return Ack(task_id, accepted=True, duplicate=True)
-        quarantined = Device.objects.filter(pk=device.pk, quarantined=True).exists()
         # A replica that timed out or was cancelled may still report: it is stored,
         # and the transitioner compares it with the canonical result if there is one.
         replica.workunit = workunit

@@ -1,4 +1,4 @@
-"""Volunteers and their devices. A device authenticates with a token we only store hashed."""
+"""Volunteers, their devices and teams. A device authenticates with a token we only store hashed."""
 
 import hashlib
 import secrets
@@ -6,8 +6,27 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from sparecycles.credit.models import CreditAggregate
 
-class Volunteer(models.Model):
+
+class Team(CreditAggregate):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True, max_length=5000)
+    founder = models.ForeignKey("Volunteer", null=True, on_delete=models.SET_NULL,
+                                related_name="founded_teams")
+    member_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["-credit_micro", "id"], name="team_credit_rank")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Volunteer(CreditAggregate):
     """A person donating compute; anonymous until they claim their devices with an account."""
 
     user = models.OneToOneField(
@@ -18,29 +37,36 @@ class Volunteer(models.Model):
         related_name="volunteer",
     )
     name = models.CharField(max_length=100)
-    show_anonymous = models.BooleanField(default=False)
-    # Maintained aggregates, changed only by credit.services.credit_grant (micro-credits).
-    credit_micro = models.BigIntegerField(default=0)
+    show_anonymous = models.BooleanField(
+        default=False, help_text="Appear as “Anonymous” on public leaderboards."
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="members")
+    # Reputation in [0, 1] from the devices' validation history (volunteers.reputation).
+    reputation = models.FloatField(default=0.5)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["-credit_micro", "id"], name="volunteer_credit_rank")]
 
     def __str__(self) -> str:
         return self.name
 
     @property
-    def total_credit(self) -> float:
-        return self.credit_micro / 1_000_000
+    def public_name(self) -> str:
+        return "Anonymous" if self.show_anonymous else self.name
 
 
 class Device(models.Model):
+    """One browser or client. Its credit is summed from its grants on demand (no hot row)."""
+
     volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="devices")
     token_hash = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True)
     client_name = models.CharField(max_length=50, blank=True)
     client_version = models.CharField(max_length=50, blank=True)
     capabilities = models.JSONField(default=dict, blank=True)
-    credit_micro = models.BigIntegerField(default=0)
     # A failed spot check quarantines a device: it gets only known-answer tasks until it
     # passes enough of them, and its results never count toward a quorum meanwhile.
     quarantined = models.BooleanField(default=False)
@@ -66,3 +92,44 @@ class Device(models.Model):
     @property
     def public_id(self) -> str:
         return f"d{self.pk}"
+
+    @property
+    def label(self) -> str:
+        caps = self.capabilities or {}
+        kind = "phone" if caps.get("mobile") else "computer"
+        return self.name or f"{self.client_name or 'client'} {kind} #{self.pk}"
+
+
+class DeviceClaimCode(models.Model):
+    """A short code a device shows so its owner can claim it from another, logged-in browser."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="claim_codes")
+    code = models.CharField(max_length=12, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Badge(models.Model):
+    class Kind(models.TextChoices):
+        FIRST_VALID = "first_valid", "First valid result"
+        CREDIT_1K = "credit_1k", "1,000 credit"
+        CREDIT_10K = "credit_10k", "10,000 credit"
+        CREDIT_100K = "credit_100k", "100,000 credit"
+        STREAK_7 = "streak_7", "7-day streak"
+        STREAK_30 = "streak_30", "30-day streak"
+
+    volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="badges")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    awarded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["awarded_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["volunteer", "kind"], name="badge_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.volunteer}"
