@@ -49,9 +49,11 @@ def make_device(db):
 
 
 @pytest.fixture(autouse=True)
-def _no_embedded_housekeeping(settings):
-    """Tests drive housekeeping themselves; a background thread would race them."""
-    settings.SPARECYCLES = {**settings.SPARECYCLES, "EMBEDDED_HOUSEKEEPING": False}
+def _test_settings(settings, tmp_path):
+    """Tests drive housekeeping themselves (a background thread would race them), and
+    files they make go to a temporary folder."""
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "EMBEDDED_HOUSEKEEPING": False,
+                            "STATS_DIR": str(tmp_path / "stats")}
 
 
 @pytest.fixture(scope="session")

@@ -196,6 +196,8 @@ SPARECYCLES = {
     # BOINC's daily result quota per (device, app version): cut by one per error or
     # timeout, doubled back (up to this) by each valid result.
     "DAILY_QUOTA": envint("SPARECYCLES_DAILY_QUOTA", 500),
+    # Where the daily BOINC-format statistics files are written (served at /stats/).
+    "STATS_DIR": envstr("SPARECYCLES_STATS_DIR", str(VAR_DIR / "stats")),
     # Known-answer tasks a quarantined device must pass in a row to be trusted again.
     "QUARANTINE_RELEASE_PASSES": envint("SPARECYCLES_QUARANTINE_RELEASE_PASSES", 5),
 }

@@ -8,6 +8,7 @@ thread of the web process runs it; in scale-out run `manage.py housekeeping`.
 import datetime as dt
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -69,8 +70,20 @@ def workunits_unstick(*, limit: int = 500) -> int:
     return len(stuck)
 
 
+def stats_export_if_due(*, max_age_s: float = 86400) -> int:
+    """Refresh the daily statistics files when they are a day old (or missing)."""
+    from sparecycles.credit.stats_export import stats_dir, stats_export
+
+    tables = stats_dir() / "tables.xml"
+    if tables.exists() and time.time() - tables.stat().st_mtime < max_age_s:
+        return 0
+    stats_export()
+    return 1
+
+
 def housekeeping_pass() -> dict[str, int]:
-    return {"timed_out": replicas_time_out(), "unstuck": workunits_unstick()}
+    return {"timed_out": replicas_time_out(), "unstuck": workunits_unstick(),
+            "stats_exported": stats_export_if_due()}
 
 
 class HousekeepingThread(threading.Thread):
