@@ -5,6 +5,7 @@ service needed. Scale-out: DATABASE_URL (PostgreSQL) and REDIS_URL
 (channels_redis). Secrets come from the environment, or from NAME_FILE.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "sparecycles.credit",
     "sparecycles.gateway",
     "sparecycles.web",
+    "sparecycles.swarm",
 ]
 
 MIDDLEWARE = [
@@ -100,19 +102,16 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "sparecycles.sqlite3",
-            "OPTIONS": {
-                # WAL lets readers run beside the writer; IMMEDIATE takes the
-                # write lock at BEGIN so two writers queue instead of deadlocking.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-        }
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "sparecycles.sqlite3"}
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
+        # BEGIN so two writers queue instead of failing with "database is locked".
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    })
     # A file, not :memory:, so a daphne process started by a browser test sees it; one per
     # test run, so concurrent runs on one machine don't share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -136,9 +135,19 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic in production
 STATIC_ROOT.mkdir(exist_ok=True)
 PYODIDE_DIR = BASE_DIR / "node_modules" / "pyodide"
-STATICFILES_DIRS = [BASE_DIR / "static", ("pyodide", PYODIDE_DIR)]
+# The runtime is served under its version, so browsers may cache it for good.
+PYODIDE_VERSION = json.loads((PYODIDE_DIR / "package.json").read_text())["version"] if (
+    PYODIDE_DIR / "package.json").exists() else "missing"
+PYODIDE_URL = f"{STATIC_URL}pyodide/{PYODIDE_VERSION}/"
+STATICFILES_DIRS = [BASE_DIR / "static", (f"pyodide/{PYODIDE_VERSION}", PYODIDE_DIR)]
 WHITENOISE_USE_FINDERS = True  # serve straight from STATICFILES_DIRS without collectstatic
 WHITENOISE_AUTOREFRESH = DEBUG
+
+
+def WHITENOISE_IMMUTABLE_FILE_TEST(path: str, url: str) -> bool:  # noqa: N802 (setting name)
+    return url.startswith(PYODIDE_URL)
+
+
 WHITENOISE_MIMETYPES = {
     ".mjs": "text/javascript",
     ".wasm": "application/wasm",

@@ -5,7 +5,7 @@
 // page terminates this worker and starts a fresh one, so nothing here needs to
 // be interruptible.
 //
-// Page -> worker:  {type: "init", pyodideBase}
+// Page -> worker:  {type: "init", pyodideBase, lockFileURL?}
 //                  {type: "run", task}             (a task exactly as in PROTOCOL.md)
 // Worker -> page:  {type: "stage", stage}          (runtime loading progress)
 //                  {type: "ready", loadMs, python}
@@ -56,18 +56,36 @@ function post(message) {
   self.postMessage(message);
 }
 
-async function init(pyodideBase) {
+// What `import js` shows app code. Not a sandbox (the CSP, not this, stops
+// eval and foreign hosts), but app code has no business with fetch, WebSocket or
+// IndexedDB of this origin, so don't hand them over.
+const APP_JS_GLOBALS = Object.freeze({
+  console,
+  setTimeout: setTimeout.bind(self),
+  clearTimeout: clearTimeout.bind(self),
+});
+
+async function init({ pyodideBase, lockFileURL }) {
   const started = performance.now();
   post({ type: "stage", stage: "Downloading the Python runtime…" });
   const { loadPyodide } = await import(`${pyodideBase}pyodide.mjs`);
   post({ type: "stage", stage: "Starting the Python runtime…" });
-  pyodide = await loadPyodide({
+  const options = {
     indexURL: pyodideBase,
+    // Without packageBaseUrl Pyodide falls back to a CDN for packages: never.
     packageBaseUrl: pyodideBase,
+    jsglobals: APP_JS_GLOBALS,
     // App output goes to the browser console, not to the page.
     stdout: (line) => console.log("[app]", line),
     stderr: (line) => console.warn("[app]", line),
-  });
+  };
+  if (lockFileURL) {
+    // A lock file of our own (pyodide lockfile add-wheels ... --wheel-url /static/wheels/):
+    // its wheels are found relative to it.
+    options.lockFileURL = lockFileURL;
+    options.packageBaseUrl = new URL(".", new URL(lockFileURL, self.location.href)).href;
+  }
+  pyodide = await loadPyodide(options);
   pyodide.runPython(RUNNER);
   runTask = pyodide.globals.get("sparecycles_run");
   const python = pyodide.runPython("import sys; sys.version.split()[0]");
@@ -190,7 +208,7 @@ let queue = Promise.resolve();
 self.onmessage = (event) => {
   const message = event.data || {};
   if (message.type === "init") {
-    init(message.pyodideBase).catch((error) => {
+    init(message).catch((error) => {
       post({ type: "init-error", message: lastLine(error) });
     });
   } else if (message.type === "run") {

@@ -1,21 +1,26 @@
 """Pyodide is served by us, with the types loadPyodide needs, under a strict CSP."""
 
 import pytest
+from django.conf import settings
+
+PYODIDE = settings.PYODIDE_URL
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("path, content_type", [
-    ("/static/pyodide/pyodide.mjs", "text/javascript"),
-    ("/static/pyodide/pyodide.asm.mjs", "text/javascript"),
-    ("/static/pyodide/pyodide.asm.wasm", "application/wasm"),
-    ("/static/pyodide/python_stdlib.zip", "application/zip"),
-    ("/static/pyodide/pyodide-lock.json", "application/json"),
+    (f"{PYODIDE}pyodide.mjs", "text/javascript"),
+    (f"{PYODIDE}pyodide.asm.mjs", "text/javascript"),
+    (f"{PYODIDE}pyodide.asm.wasm", "application/wasm"),
+    (f"{PYODIDE}python_stdlib.zip", "application/zip"),
+    (f"{PYODIDE}pyodide-lock.json", "application/json"),
 ])
 def test_pyodide_is_served_with_the_right_type(client, path, content_type):
     response = client.get(path)
     assert response.status_code == 200
     assert response["Content-Type"].startswith(content_type)
+    # Versioned URL: cached for good.
+    assert "immutable" in response["Cache-Control"]
 
 
 def test_volunteer_page_has_a_strict_csp(client):

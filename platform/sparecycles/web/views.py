@@ -14,7 +14,8 @@ def volunteer_page(request: HttpRequest) -> HttpResponse:
         "client_config": {
             "wsPath": "/ws/volunteer/",
             "protocol": PROTOCOL_VERSION,
-            "pyodideBase": f"{settings.STATIC_URL}pyodide/",
+            "pyodideBase": settings.PYODIDE_URL,
+            "workers": 1,
             "workerUrl": f"{settings.STATIC_URL}volunteer/compute-worker.js",
             "runtimeTimeoutMs": 60_000,
         },
