@@ -174,10 +174,19 @@ USE_TZ = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG and envbool("HTTPS", False))
+# HTTPS=true (production behind TLS) turns on secure cookies, the HTTPS redirect and HSTS.
+HTTPS = envbool("HTTPS", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
+# The load balancer terminates TLS and says so in X-Forwarded-Proto (deploy/nginx.conf).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+if HTTPS and SECRET_KEY.startswith("insecure-"):
+    raise RuntimeError("Set SECRET_KEY (or SECRET_KEY_FILE) when HTTPS is on.")
 
 # Uploads of work units can be large; the admin streams them from disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
@@ -205,6 +214,18 @@ SPARECYCLES = {
     # BOINC's daily result quota per (device, app version): cut by one per error or
     # timeout, doubled back (up to this) by each valid result.
     "DAILY_QUOTA": envint("SPARECYCLES_DAILY_QUOTA", 500),
+    # Abuse limits per process (0 = off); see gateway/ratelimit.py and deploy/nginx.conf.
+    "MAX_CONNECTIONS_PER_IP": envint("SPARECYCLES_MAX_CONNECTIONS_PER_IP", 200),
+    "CONNECTIONS_PER_IP_PER_MIN": envint("SPARECYCLES_CONNECTIONS_PER_IP_PER_MIN", 600),
+    "FRAMES_PER_S": envint("SPARECYCLES_FRAMES_PER_S", 50),
+    "FRAME_BURST": envint("SPARECYCLES_FRAME_BURST", 200),
+    "RESULTS_PER_S": envint("SPARECYCLES_RESULTS_PER_S", 20),
+    # Replicas of one work unit go to distinct networks (IPv4 /24, IPv6 /48), so many
+    # devices behind one address can't form a quorum. 0 turns it off (local swarms).
+    "DISTINCT_NETWORKS": envbool("SPARECYCLES_DISTINCT_NETWORKS", True),
+    # New devices start with this daily quota per app version; each valid result doubles
+    # it up to DAILY_QUOTA (a trust ramp: fresh devices can't flood a batch).
+    "DAILY_QUOTA_START": envint("SPARECYCLES_DAILY_QUOTA_START", 20),
     # Where the daily BOINC-format statistics files are written (served at /stats/).
     "STATS_DIR": envstr("SPARECYCLES_STATS_DIR", str(VAR_DIR / "stats")),
     # Known-answer tasks a quarantined device must pass in a row to be trusted again.

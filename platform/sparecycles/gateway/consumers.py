@@ -16,6 +16,7 @@ from sparecycles.volunteers.models import Device, Volunteer
 from sparecycles.volunteers.selectors import volunteer_tokens
 from sparecycles.volunteers.services import device_connect
 
+from . import ratelimit
 from .protocol import (
     PROTOCOL_VERSION,
     FrameError,
@@ -34,6 +35,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 4400
 CLOSE_NO_HELLO = 4401
 CLOSE_BAD_PROTOCOL = 4402
+CLOSE_TOO_MANY = 4429
 
 
 class VolunteerConsumer(AsyncWebsocketConsumer):
@@ -44,10 +46,23 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.violations = 0
         self.sent_task_ids: set[str] = set()
         self.limits = settings.SPARECYCLES
+        self.address = (self.scope.get("client") or ["", 0])[0] or ""
+        self.network = scheduler.network_of(self.address)
+        self.frames = ratelimit.frame_bucket()
+        self.admitted = False
+        refusal = ratelimit.connections.admit(self.address)
+        if refusal is not None:
+            logger.info("refused a volunteer connection from %s: %s", self.address, refusal)
+            await self.close(code=CLOSE_TOO_MANY)  # before accept: the handshake is denied
+            return
+        self.admitted = True
         ensure_embedded_housekeeping()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "admitted", False):
+            ratelimit.connections.release(self.address)
+            self.admitted = False
         if self.device is not None:
             await self.channel_layer.group_discard(device_group(self.device.pk), self.channel_name)
 
@@ -64,6 +79,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > self.limits["MAX_FRAME_BYTES"]:
             await self.close(code=CLOSE_TOO_BIG)
+            return
+        if not self.frames.take():
+            await self._violation("rate_limited", "Too many frames: slow down and try again.")
             return
         if text_data is None:
             await self._violation("bad_frame", "Send text frames holding JSON, not binary frames.")
@@ -125,7 +143,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     async def on_request(self, message: Request) -> None:
         dispatch = await database_sync_to_async(_dispatch)(
-            self.device, message.slots, frozenset(self.sent_task_ids)
+            self.device, message.slots, frozenset(self.sent_task_ids), self.network
         )
         tasks = dispatch["tasks"]
         self.sent_task_ids.update(task["task_id"] for task in tasks)
@@ -133,6 +151,10 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
                               "tasks": tasks})
 
     async def on_result(self, message: Result) -> None:
+        if not ratelimit.device_results.take(self.device.pk):
+            await self.send_json({"type": "ack", "task_id": message.task_id, "accepted": False,
+                                  "reason": "rate_limited"})
+            return
         if message.status == "ok":
             encoded = json.dumps(message.output, separators=(",", ":"))
             if len(encoded) > self.limits["MAX_OUTPUT_BYTES"]:
@@ -186,8 +208,10 @@ def _stats(volunteer_id: int) -> dict[str, Any]:
             "tokens": volunteer_tokens(volunteer)}
 
 
-def _dispatch(device: Device, slots: int, known: frozenset[str]) -> dict[str, Any]:
-    dispatch = scheduler.tasks_dispatch(device=device, slots=slots, known_task_ids=known)
+def _dispatch(device: Device, slots: int, known: frozenset[str], network: str
+              ) -> dict[str, Any]:
+    dispatch = scheduler.tasks_dispatch(device=device, slots=slots, known_task_ids=known,
+                                        network=network)
     return {
         "tasks": [scheduler.task_payload(r) for r in dispatch.replicas],
         "retry_after_s": dispatch.retry_after_s,

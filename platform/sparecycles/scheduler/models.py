@@ -62,6 +62,8 @@ class Replica(models.Model):
     error_message = models.CharField(max_length=1000, blank=True)
     # Adaptive replication sent this replica alone to a trusted device.
     solo = models.BooleanField(default=False)
+    # The client's network when sent (services.network_of); "" when the rule is off.
+    network = models.CharField(max_length=50, blank=True, default="")
 
     class Meta:
         ordering = ["workunit", "id"]
@@ -72,10 +74,17 @@ class Replica(models.Model):
                 condition=Q(volunteer__isnull=False),
                 name="replica_one_per_volunteer",
             ),
+            # Distinct networks too: many devices behind one address are one voice.
+            models.UniqueConstraint(
+                fields=["workunit", "network"],
+                condition=~Q(network=""),
+                name="replica_one_per_network",
+            ),
         ]
         indexes = [
             models.Index(fields=["server_state", "workunit"]),
             models.Index(fields=["device", "server_state"]),
+            models.Index(fields=["network"], condition=~Q(network=""), name="replica_network"),
         ]
 
     def __str__(self) -> str:

@@ -19,11 +19,16 @@ def daily_quota() -> int:
     return settings.SPARECYCLES["DAILY_QUOTA"]
 
 
+def starting_quota() -> int:
+    """A new device's quota: small, so a flood of fresh devices gets little work (trust ramp)."""
+    return min(settings.SPARECYCLES["DAILY_QUOTA_START"], daily_quota())
+
+
 def host_get(*, device_id: int, app_version_id: int) -> HostAppVersion:
     """The row for (device, app version), created on first use and locked for update."""
     HostAppVersion.objects.get_or_create(
         device_id=device_id, app_version_id=app_version_id,
-        defaults={"max_jobs_per_day": daily_quota()},
+        defaults={"max_jobs_per_day": starting_quota()},
     )
     return HostAppVersion.objects.select_for_update().get(
         device_id=device_id, app_version_id=app_version_id)

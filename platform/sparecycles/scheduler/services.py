@@ -1,6 +1,7 @@
 """Writes on the scheduler's hot path: handing out tasks and taking results back."""
 
 import datetime as dt
+import ipaddress
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from sparecycles.volunteers.models import Device
 
 from .models import HostAppVersion, Replica
 from .notify import notify_cancelled
-from .reliability import daily_quota, host_quota_left, host_record_outcome, host_record_sent
+from .reliability import host_quota_left, host_record_outcome, host_record_sent, starting_quota
 from .spot_checks import spot_check_apps, spot_check_issue
 from .transitioner import Cancelled, workunit_transition
 
@@ -36,13 +37,29 @@ class Dispatch:
     retry_after_s: int
 
 
+def network_of(address: str | None) -> str:
+    """The network a client address counts as for the distinct-networks rule ("" if off)."""
+    if not address or not settings.SPARECYCLES["DISTINCT_NETWORKS"]:
+        return ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    if ip.is_loopback:
+        # Local swarms and tests. Behind a proxy, daphne's --proxy-headers gives real addresses.
+        return ""
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
 def tasks_dispatch(*, device: Device, slots: int, known_task_ids: frozenset[str] = frozenset(),
-                   rng: random.Random = _rng) -> Dispatch:
+                   network: str = "", rng: random.Random = _rng) -> Dispatch:
     """Give `device` up to `slots` tasks, never more than max_inflight in flight.
 
     In-flight tasks the client does not hold on this connection (`known_task_ids`),
     e.g. after a page reload, are sent again first: a device that reconnects
-    with its token keeps its tasks.
+    with its token keeps its tasks. `network` (see network_of) keeps replicas of one
+    work unit on distinct networks.
     """
     with transaction.atomic():
         # One dispatch per device at a time.
@@ -57,7 +74,7 @@ def tasks_dispatch(*, device: Device, slots: int, known_task_ids: frozenset[str]
             if device.quarantined:
                 chosen += _spot_checks_only(device=device, want=want, rng=rng)
             else:
-                chosen += _claim_new(device=device, want=want, rng=rng)
+                chosen += _claim_new(device=device, want=want, network=network, rng=rng)
     replicas = list(
         Replica.objects.filter(pk__in=chosen)
         .select_related("workunit__app_version__app")
@@ -73,7 +90,7 @@ def _capabilities(device: Device) -> tuple[list[str], int, bool]:
     return runtimes, int(caps.get("memory_mb") or 0), bool(caps.get("mobile"))
 
 
-def _claim_new(*, device: Device, want: int, rng: random.Random) -> list[int]:
+def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -> list[int]:
     runtimes, memory_mb, mobile = _capabilities(device)
     now = timezone.now()
     today = now.date()
@@ -102,6 +119,9 @@ def _claim_new(*, device: Device, want: int, rng: random.Random) -> list[int]:
             "workunit__app_version__app__adaptive_threshold",
         )
     )
+    if network:
+        candidates = candidates.exclude(
+            workunit_id__in=Replica.objects.filter(network=network).values("workunit_id"))
     if memory_mb:
         candidates = candidates.filter(
             Q(workunit__app_version__app__min_memory_mb=0)
@@ -120,7 +140,7 @@ def _claim_new(*, device: Device, want: int, rng: random.Random) -> list[int]:
             continue
         host = hosts.get(version_id)
         used = sent_per_version.get(version_id, 0)
-        left = host_quota_left(host, today=today) if host else daily_quota()
+        left = host_quota_left(host, today=today) if host else starting_quota()
         if left - used <= 0:
             continue  # daily quota for this app version is spent
         if spot_rate and rng.random() < spot_rate:
@@ -138,6 +158,7 @@ def _claim_new(*, device: Device, want: int, rng: random.Random) -> list[int]:
                 updated = Replica.objects.filter(pk=replica_id, server_state=S.UNSENT).update(
                     server_state=S.IN_PROGRESS, device=device, volunteer_id=device.volunteer_id,
                     sent_at=now, deadline=now + dt.timedelta(seconds=delay_bound), solo=solo,
+                    network=network,
                 )
                 if updated and solo:
                     _go_solo(workunit_id=workunit_id, replica_id=replica_id)
