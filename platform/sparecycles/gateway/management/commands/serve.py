@@ -1,0 +1,90 @@
+"""python manage.py serve [--workers N] [--host H] [--port P]: the scale-out mode on one machine.
+
+Binds the listening socket once and hands it to N daphne processes (the kernel
+spreads connections across them), and runs one housekeeping process. Several
+processes need the Redis channel layer (REDIS_URL) so that pushes (cancel,
+stats, leaderboards) reach a device on any process; PostgreSQL (DATABASE_URL)
+is strongly advised. Behind a load balancer, use deploy/nginx.conf instead
+of the shared socket and start daphne per port.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+DAPHNE_FLAGS = ["--websocket-max-message-size", "1048576", "--proxy-headers"]
+
+
+class Command(BaseCommand):
+    help = "Serve with N daphne workers sharing one port, plus a housekeeping process."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-housekeeping", action="store_true",
+                            help="Don't start the housekeeping process.")
+
+    def handle(self, *args, workers, host, port, no_housekeeping, **options):
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1 and not settings.REDIS_URL:
+            raise CommandError("Several workers need REDIS_URL (the Redis channel layer).")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((host, port))
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+        listener.listen(4096)
+        listener.set_inheritable(True)
+        env = {**os.environ, "PYTHONPATH": str(settings.BASE_DIR / "platform"),
+               # One housekeeping process below, not one thread per worker.
+               "SPARECYCLES_EMBEDDED_HOUSEKEEPING": "true" if no_housekeeping and workers == 1
+               else "false"}
+        children = []
+        for _ in range(workers):
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), *DAPHNE_FLAGS,
+                 "sparecycles.asgi:application"],
+                env=env, pass_fds=[listener.fileno()], cwd=settings.BASE_DIR))
+        if not no_housekeeping:
+            children.append(subprocess.Popen(
+                [sys.executable, "manage.py", "housekeeping"], env=env, cwd=settings.BASE_DIR,
+                stdout=subprocess.DEVNULL))
+        self.stdout.write(f"Serving http://{host}:{port}/ with {workers} daphne workers"
+                          f"{'' if no_housekeeping else ' and housekeeping'} (Ctrl-C stops).")
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while not stopping:
+                for child in children:
+                    if child.poll() is not None:
+                        self.stderr.write(f"A child process exited ({child.returncode}); "
+                                          "stopping all.")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            deadline = time.monotonic() + 10
+            for child in children:
+                try:
+                    child.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            listener.close()
