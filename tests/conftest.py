@@ -1,5 +1,7 @@
 """Fixtures shared by every test: a project chain and a volunteer device."""
 
+pytest_plugins = ["tests.live_server"]  # live_server_factory / live_server_url: a real daphne
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -49,11 +51,22 @@ def make_device(db):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Per-process limiter state must not leak from one test into the next."""
+    from sparecycles.gateway import ratelimit
+
+    ratelimit.connections = ratelimit.ConnectionLimiter()
+    ratelimit.device_results = ratelimit.DeviceBuckets()
+
+
+@pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     """Tests drive housekeeping themselves (a background thread would race them), and
     files they make go to a temporary folder."""
     settings.SPARECYCLES = {**settings.SPARECYCLES, "EMBEDDED_HOUSEKEEPING": False,
-                            "STATS_DIR": str(tmp_path / "stats")}
+                            "STATS_DIR": str(tmp_path / "stats"),
+                            # Tie-breakers go to any device unless a test says otherwise.
+                            "RELIABLE_RETRY_WAIT_S": 0}
 
 
 @pytest.fixture(scope="session")

@@ -226,6 +226,9 @@ SPARECYCLES = {
     # New devices start with this daily quota per app version; each valid result doubles
     # it up to DAILY_QUOTA (a trust ramp: fresh devices can't flood a batch).
     "DAILY_QUOTA_START": envint("SPARECYCLES_DAILY_QUOTA_START", 20),
+    # A tie-breaker replica of an inconclusive work unit goes only to devices with a valid
+    # result behind them (consecutive_valid > 0) for this long, then to anyone.
+    "RELIABLE_RETRY_WAIT_S": envint("SPARECYCLES_RELIABLE_RETRY_WAIT_S", 120),
     # Where the daily BOINC-format statistics files are written (served at /stats/).
     "STATS_DIR": envstr("SPARECYCLES_STATS_DIR", str(VAR_DIR / "stats")),
     # Known-answer tasks a quarantined device must pass in a row to be trusted again.

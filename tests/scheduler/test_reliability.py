@@ -128,3 +128,20 @@ def test_capabilities_decide_which_apps_a_device_gets(make_batch, app):
     assert tasks_dispatch(device=small.device, slots=1).replicas == []
     assert tasks_dispatch(device=phone.device, slots=1).replicas == []
     assert len(tasks_dispatch(device=big.device, slots=1).replicas) == 1
+
+
+def test_tie_breakers_go_to_devices_with_a_valid_record(make_batch, make_device, settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "RELIABLE_RETRY_WAIT_S": 120}
+    make_batch(count=2, min_quorum=2, target_nresults=2)
+    run(make_device().device, output={"x": 1})
+    run(make_device().device, output={"x": 2})  # inconclusive: one tie-breaker is created
+    assert WorkUnit.objects.filter(replicas__validate_state="inconclusive").exists()
+    fresh = make_device().device
+    got = tasks_dispatch(device=fresh, slots=4).replicas
+    assert all(not r.workunit.replicas.filter(validate_state="inconclusive").exists()
+               for r in got)
+    veteran = make_device().device
+    HostAppVersion.objects.create(device=veteran, app_version=WorkUnit.objects.first().app_version,
+                                  consecutive_valid=3, max_jobs_per_day=100)
+    got = tasks_dispatch(device=veteran, slots=4).replicas
+    assert any(r.workunit.replicas.filter(validate_state="inconclusive").exists() for r in got)

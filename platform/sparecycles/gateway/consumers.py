@@ -8,10 +8,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from sparecycles.credit.selectors import volunteer_stats
 from sparecycles.scheduler import services as scheduler
 from sparecycles.scheduler.housekeeping import ensure_embedded_housekeeping
 from sparecycles.scheduler.notify import device_group
-from sparecycles.credit.selectors import volunteer_stats
 from sparecycles.volunteers.models import Device, Volunteer
 from sparecycles.volunteers.selectors import volunteer_tokens
 from sparecycles.volunteers.services import device_connect
@@ -81,7 +81,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_BIG)
             return
         if not self.frames.take():
-            await self._violation("rate_limited", "Too many frames: slow down and try again.")
+            # Not a violation: a fast, honest client just waits and sends again.
+            await self.send_json(error_frame("rate_limited",
+                                             "Too many frames: slow down and send it again."))
             return
         if text_data is None:
             await self._violation("bad_frame", "Send text frames holding JSON, not binary frames.")

@@ -23,8 +23,11 @@ class ClientInfo(_Message):
     version: Annotated[str, Field(max_length=50)] = ""
 
 
+RuntimeName = Annotated[str, Field(max_length=20)]
+
+
 class Capabilities(_Message):
-    runtimes: Annotated[list[Annotated[str, Field(max_length=20)]], Field(max_length=10)] = ["pyodide"]
+    runtimes: Annotated[list[RuntimeName], Field(max_length=10)] = ["pyodide"]
     cores: Annotated[int, Field(ge=1, le=1024)] = 1
     memory_mb: Annotated[int, Field(ge=0, le=10_000_000)] = 0
     mobile: bool = False

@@ -68,6 +68,7 @@ def host_record_outcome(replica: Replica) -> None:
     elif replica.outcome == O.SUCCESS and replica.validate_state == V.INVALID:
         host.n_invalid += 1
         host.consecutive_valid = 0
+        host.max_jobs_per_day = max(1, host.max_jobs_per_day - 1)
         fields.append("n_invalid")
     elif replica.outcome == O.CLIENT_ERROR:
         host.n_error += 1

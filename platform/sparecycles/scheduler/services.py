@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from sparecycles.projects.models import Batch, WorkUnit
@@ -110,13 +110,15 @@ def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -
         .exclude(workunit_id__in=mine)
         .annotate(preferred=Case(
             When(workunit__app_version_id__in=recent_versions, then=Value(0)),
-            default=Value(1), output_field=IntegerField()))
+            default=Value(1), output_field=IntegerField()),
+            retry=Exists(Replica.objects.filter(workunit_id=OuterRef("workunit_id"),
+                                                validate_state=V.INCONCLUSIVE)))
         .order_by("preferred", "id")
         .values_list(
             "id", "workunit_id", "workunit__delay_bound", "workunit__app_version_id",
             "workunit__app_version__app_id", "workunit__app_version__app__spot_check_rate",
             "workunit__app_version__app__adaptive_replication",
-            "workunit__app_version__app__adaptive_threshold",
+            "workunit__app_version__app__adaptive_threshold", "retry", "created_at",
         )
     )
     if network:
@@ -132,13 +134,18 @@ def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -
     claimed: list[int] = []
     seen_workunits: set[int] = set()
     sent_per_version: dict[int, int] = {}
+    retry_wait = dt.timedelta(seconds=settings.SPARECYCLES["RELIABLE_RETRY_WAIT_S"])
     for (replica_id, workunit_id, delay_bound, version_id, app_id, spot_rate, adaptive,
-         threshold) in candidates[: want * 4]:
+         threshold, retry, created_at) in candidates[: want * 4]:
         if len(claimed) == want:
             break
         if workunit_id in seen_workunits:
             continue
         host = hosts.get(version_id)
+        if retry and (host is None or host.consecutive_valid == 0) and now - created_at < retry_wait:
+            # BOINC sends retries to reliable hosts: a tie-breaker for an inconclusive work
+            # unit waits a while for a device with a valid result behind it.
+            continue
         used = sent_per_version.get(version_id, 0)
         left = host_quota_left(host, today=today) if host else starting_quota()
         if left - used <= 0:

@@ -12,6 +12,7 @@ No Django here: the swarm is a pure client and runs against any server.
 """
 
 import asyncio
+import functools
 import hashlib
 import json
 import random
@@ -26,7 +27,7 @@ from types import CodeType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from .behaviours import Behaviour
 
@@ -35,8 +36,12 @@ CLIENT_NAME = "swarm"
 CLIENT_VERSION = "1.0"
 # Close codes after which reconnecting cannot help (PROTOCOL.md / README).
 FATAL_CLOSE_CODES = {1008: "policy violation", 1009: "frame too big", 4400: "too many bad frames",
-                     4401: "no hello first", 4402: "unsupported protocol"}
+                     4401: "no hello first", 4402: "unsupported protocol",
+                     4429: "too many connections from this address"}
 HTTP_TIMEOUT_S = 15.0
+# Refusals that mean "not now" rather than "never": the result is kept and sent again.
+RETRY_LATER = {"rate_limited"}
+THROTTLE_S = 1.0  # pause after the server says we send too fast
 MAX_ERROR_CHARS = 1000
 
 # Loopback only: urllib would otherwise honour *_proxy variables.
@@ -76,27 +81,33 @@ class CodeError(Exception):
     """The app's code could not be fetched, was not what the task promised, or does not compile."""
 
 
+@dataclass(frozen=True)
+class AppCode:
+    label: str  # "mandelbrot v3", for tracebacks
+    source: str  # hash-checked; compiles
+
+
 class CodeCache:
     """Each app version's code, fetched once per swarm, hash-checked and compiled."""
 
     def __init__(self, http_base: str):
         self.http_base = http_base
-        self._compiled: dict[tuple[str, int, str], CodeType] = {}
+        self._code: dict[tuple[str, int, str], AppCode] = {}
         self._locks: dict[tuple[str, int, str], asyncio.Lock] = {}
         self.fetches = 0
         self.templates: dict[tuple[str, int], Any] = {}  # a real output per app, for cheaters
 
-    async def get(self, app: dict) -> CodeType:
+    async def get(self, app: dict) -> AppCode:
         key = (str(app["name"]), int(app["version"]), str(app["sha256"]))
-        if key in self._compiled:
-            return self._compiled[key]
+        if key in self._code:
+            return self._code[key]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            if key not in self._compiled:
-                self._compiled[key] = await self._fetch(app)
-        return self._compiled[key]
+            if key not in self._code:
+                self._code[key] = await self._fetch(app)
+        return self._code[key]
 
-    async def _fetch(self, app: dict) -> CodeType:
+    async def _fetch(self, app: dict) -> AppCode:
         url = urllib.parse.urljoin(self.http_base + "/", str(app["code_url"]))
         if urllib.parse.urlsplit(url).netloc != urllib.parse.urlsplit(self.http_base).netloc:
             raise CodeError(f"code_url {app['code_url']!r} points away from the server.")
@@ -111,16 +122,27 @@ class CodeCache:
         if digest != app["sha256"]:
             raise CodeError(f"Code from {url} has sha256 {digest}, the task promised "
                             f"{app['sha256']}; refusing to run it.")
+        label = f"{app['name']} v{app['version']}"
         try:
-            return compile(body.decode("utf-8"), f"<{app['name']} v{app['version']}>", "exec")
+            source = body.decode("utf-8")
+            _compiled(source, label)
         except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
-            raise CodeError(f"{app['name']} v{app['version']} does not compile: {exc}") from None
+            raise CodeError(f"{label} does not compile: {exc}") from None
+        return AppCode(label=label, source=source)
 
 
-def run_entry(code: CodeType, entry: str, input: Any) -> Any:
-    """Run the app in a fresh namespace, as a browser worker would; returns JSON-shaped output."""
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str, label: str) -> CodeType:
+    return compile(source, f"<{label}>", "exec")
+
+
+def run_entry(source: str, label: str, entry: str, input: Any) -> Any:
+    """Run the app in a fresh namespace, as a browser worker would; returns JSON-shaped output.
+
+    Takes the source, not a code object, so it can run in a worker process too.
+    """
     namespace: dict[str, Any] = {"__name__": "swarm_app"}
-    exec(code, namespace)  # the code's sha256 was checked against the task
+    exec(_compiled(source, label), namespace)  # the source's sha256 was checked
     function = namespace.get(entry)
     if not callable(function):
         raise NameError(f"the app defines no function {entry!r}")
@@ -152,8 +174,10 @@ class ClientStats:
     error_frames: Counter = field(default_factory=Counter)
     pongs: int = 0
     stats_frames: int = 0
-    unexpected_acks: int = 0
+    unexpected_acks: int = 0  # e.g. the second ack of a result resent after a throttle
+    rate_limited: int = 0  # frames or results the server asked us to send again later
     unacked_at_stop: int = 0
+    held_at_stop: int = 0  # tasks still being computed or held back when the run ended
     dispatch_latency_s: list[float] = field(default_factory=list)
     ack_latency_s: list[float] = field(default_factory=list)
 
@@ -199,6 +223,10 @@ class SimulatedVolunteer:
         self._next_request_at = 0.0
         self._next_ping_at = 0.0
         self._vanish_now = False
+        self._useful = False
+        self._throttled_until = 0.0
+        self._resend_at: dict[str, float] = {}  # task_id -> when to send its result again
+        self._gate: asyncio.Semaphore | None = None
         self.last_empty_at = -1.0  # loop time of the last empty tasks reply
 
     # -- state the runner reads ----------------------------------------------------------
@@ -208,25 +236,38 @@ class SimulatedVolunteer:
         return bool(self.held or self.unacked or self._request_sent_at is not None)
 
     # -- connection loop -------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event, *, drain_s: float = 2.0) -> None:
+    async def run(self, stop: asyncio.Event, *, drain_s: float = 2.0,
+                  gate: asyncio.Semaphore | None = None) -> None:
+        """Connect, work and reconnect until `stop`; `gate` limits simultaneous first handshakes."""
+        self._gate = gate
         failures = 0
         try:
             while not stop.is_set() and not self.gone:
+                self._useful = False
                 try:
                     outcome = await self._session(stop, drain_s=drain_s)
+                    failure = "the server closed the socket" if outcome == "closed" else ""
                 except SwarmError as exc:  # the server said no in a way retrying cannot fix
                     self.problem = str(exc)
                     self.gone = True
                     break
+                except InvalidStatus as exc:
+                    failure = (f"the server refused the WebSocket handshake (HTTP "
+                               f"{exc.response.status_code}); if it limits connections per "
+                               f"address, run it with SPARECYCLES_MAX_CONNECTIONS_PER_IP=0 and "
+                               f"SPARECYCLES_CONNECTIONS_PER_IP_PER_MIN=0 for swarms")
                 except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed,
                         TimeoutError) as exc:
+                    failure = f"{type(exc).__name__}: {exc}"
+                if stop.is_set():
+                    break
+                if failure:
                     self.stats.connection_failures += 1
-                    failures += 1
-                    if stop.is_set():
-                        break
+                    # A session that got work done resets the count: only a server that keeps
+                    # refusing us makes the volunteer give up.
+                    failures = 1 if self._useful else failures + 1
                     if failures > self.reconnect_attempts:
-                        self.problem = (f"gave up after {failures} failed connections: "
-                                        f"{type(exc).__name__}: {exc}")
+                        self.problem = f"gave up after {failures} failed connections: {failure}"
                         self.gone = True
                         break
                     await _sleep_or_stop(stop, min(0.25 * 2 ** failures, 5.0))
@@ -243,19 +284,35 @@ class SimulatedVolunteer:
                     self.away = False
         finally:
             self.stats.unacked_at_stop = len(self.unacked)
+            self.stats.held_at_stop = len(self.held)
             for worker in list(self.held.values()):
                 worker.cancel()
             if self.held:
                 await asyncio.gather(*self.held.values(), return_exceptions=True)
 
-    async def _session(self, stop: asyncio.Event, *, drain_s: float) -> str:
-        async with connect(self.ws_url, open_timeout=10, close_timeout=2, proxy=None,
+    async def _open(self) -> ClientConnection:
+        """A new socket that has said hello and got its welcome."""
+        ws = await connect(self.ws_url, open_timeout=10, close_timeout=2, proxy=None,
                            compression=None, max_size=2**21,
-                           user_agent_header=f"sparecycles-swarm/{CLIENT_VERSION}") as ws:
+                           user_agent_header=f"sparecycles-swarm/{CLIENT_VERSION}")
+        try:
             await self._hello(ws)
+        except BaseException:
+            await ws.close()
+            raise
+        return ws
+
+    async def _session(self, stop: asyncio.Event, *, drain_s: float) -> str:
+        if self._gate is not None and self.stats.sessions == 0:
+            async with self._gate:
+                ws = await self._open()
+        else:
+            ws = await self._open()
+        async with ws:  # leaving closes the socket, whatever the outcome
             loop = asyncio.get_running_loop()
             self._ws = ws
             self._request_sent_at = None
+            self._resend_at.clear()  # everything unacked goes out again now
             self._next_request_at = 0.0
             self._next_ping_at = loop.time() + self.heartbeat_s
             reader = asyncio.create_task(self._read(ws))
@@ -274,8 +331,9 @@ class SimulatedVolunteer:
                         self._vanish_now = False
                         self.stats.vanished += 1
                         return "vanished"  # leaving the block closes the socket, nothing answered
+                    await self._resend_due(loop.time())
                     await self._maybe_request(ws, loop.time())
-                    if loop.time() >= self._next_ping_at:
+                    if loop.time() >= max(self._next_ping_at, self._throttled_until):
                         self._next_ping_at = loop.time() + self.heartbeat_s
                         await self._send(ws, {"type": "ping"})
                     await self._nap(reader, stop, loop)
@@ -323,7 +381,7 @@ class SimulatedVolunteer:
                    loop: asyncio.AbstractEventLoop) -> None:
         """Sleep until something happens or a request or ping falls due."""
         now = loop.time()
-        wake_at = self._next_ping_at
+        wake_at = min([self._next_ping_at, *self._resend_at.values()])
         if self._request_sent_at is None and len(self.held) < self.max_inflight:
             wake_at = min(wake_at, self._next_request_at)
         self._wake.clear()
@@ -354,11 +412,20 @@ class SimulatedVolunteer:
         self.unacked.clear()
         self._deliberate.clear()
         self._sent_at.clear()
+        self._resend_at.clear()
 
     # -- sending ---------------------------------------------------------------------------
     async def _send(self, ws: ClientConnection, frame: dict) -> None:
         async with self._send_lock:
             await ws.send(json.dumps(frame, separators=(",", ":")))
+
+    async def _resend_due(self, now: float) -> None:
+        for task_id, at in list(self._resend_at.items()):
+            if at > now:
+                continue
+            del self._resend_at[task_id]
+            if task_id in self.unacked:
+                await self._send_result(task_id, self.unacked[task_id])
 
     async def _maybe_request(self, ws: ClientConnection, now: float) -> None:
         free = self.max_inflight - len(self.held)
@@ -372,7 +439,12 @@ class SimulatedVolunteer:
         ws = self._ws
         if ws is None:
             return  # sent after the next reconnect
-        self._sent_at[task_id] = asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        if now < self._throttled_until:
+            self._resend_at[task_id] = self._throttled_until
+            return
+        self._resend_at.pop(task_id, None)
+        self._sent_at[task_id] = now
         try:
             await self._send(ws, frame)
         except ConnectionClosed:
@@ -387,6 +459,12 @@ class SimulatedVolunteer:
 
     # -- receiving -------------------------------------------------------------------------
     async def _read(self, ws: ClientConnection) -> None:
+        await self._read_frames(ws)
+        if ws.close_code in FATAL_CLOSE_CODES:  # a clean close ends the loop without raising
+            raise SwarmError(f"The server closed the socket with {ws.close_code} "
+                             f"({FATAL_CLOSE_CODES[ws.close_code]}).")
+
+    async def _read_frames(self, ws: ClientConnection) -> None:
         async for text in ws:
             try:
                 frame = json.loads(text)
@@ -417,6 +495,7 @@ class SimulatedVolunteer:
             retry_after = max(retry_after, 0.5)  # never spin, whatever the server says
         self._next_request_at = now + retry_after
         self.stats.tasks_received += len(new)
+        self._useful = True
         if new and self.behaviour.vanish_on(new):
             self._vanish_now = True
             return
@@ -450,6 +529,12 @@ class SimulatedVolunteer:
                 self.unacked[task_id] = result
                 self.stats.duplicates_sent += 1
                 await self._send_result(task_id, result)
+        elif str(frame.get("reason")) in RETRY_LATER:
+            self.stats.rate_limited += 1
+            self.unacked[task_id] = result  # not stored: send it again in a while
+            if deliberate:
+                self._deliberate.add(task_id)
+            self._throttle(now)
         else:
             self.stats.refused[str(frame.get("reason") or "unspecified")] += 1
             if self.on_ack is not None:
@@ -463,7 +548,21 @@ class SimulatedVolunteer:
                 self.stats.cancelled += 1
 
     async def _on_error(self, frame: dict) -> None:
-        self.stats.error_frames[str(frame.get("code"))] += 1
+        code = str(frame.get("code"))
+        if code in RETRY_LATER:
+            # The server dropped one of our frames without saying which: after a pause, ask
+            # for tasks again and resend every result not acked yet (duplicates are harmless).
+            self.stats.rate_limited += 1
+            self._request_sent_at = None
+            self._throttle(asyncio.get_running_loop().time())
+            return
+        self.stats.error_frames[code] += 1
+
+    def _throttle(self, now: float) -> None:
+        self._throttled_until = max(self._throttled_until, now + THROTTLE_S)
+        self._next_request_at = max(self._next_request_at, self._throttled_until)
+        for task_id in self.unacked:
+            self._resend_at[task_id] = self._throttled_until
 
     async def _on_pong(self, frame: dict) -> None:
         self.stats.pongs += 1
@@ -527,8 +626,8 @@ class SimulatedVolunteer:
         loop = asyncio.get_running_loop()
         try:
             output = await loop.run_in_executor(
-                self.executor, run_entry, code, str(app.get("entry") or "main"),
-                task.get("input"))
+                self.executor, run_entry, code.source, code.label,
+                str(app.get("entry") or "main"), task.get("input"))
         except Exception as exc:  # the app's own failure is reported, like a browser would
             return error(f"{type(exc).__name__}: {exc}")
         self.code_cache.templates.setdefault(key, output)
@@ -537,9 +636,7 @@ class SimulatedVolunteer:
     # -- one-off use -------------------------------------------------------------------------
     async def resend(self, frames: list[dict], *, timeout: float = 15.0) -> list[dict]:
         """Connect with this volunteer's token, send `frames` and return the server's acks."""
-        async with connect(self.ws_url, open_timeout=10, close_timeout=2, proxy=None,
-                           compression=None) as ws:
-            await self._hello(ws)
+        async with await self._open() as ws:
             for frame in frames:
                 await ws.send(json.dumps(frame))
             acks: list[dict] = []

@@ -49,18 +49,24 @@ class Command(BaseCommand):
                # One housekeeping process below, not one thread per worker.
                "SPARECYCLES_EMBEDDED_HOUSEKEEPING": "true" if no_housekeeping and workers == 1
                else "false"}
-        children = []
-        for _ in range(workers):
-            children.append(subprocess.Popen(
+        def start_worker() -> subprocess.Popen:
+            return subprocess.Popen(
                 [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), *DAPHNE_FLAGS,
                  "sparecycles.asgi:application"],
-                env=env, pass_fds=[listener.fileno()], cwd=settings.BASE_DIR))
+                env=env, pass_fds=[listener.fileno()], cwd=settings.BASE_DIR)
+
+        def start_housekeeping() -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, "manage.py", "housekeeping"], env=env,
+                                    cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL)
+
+        # Each child with the function that restarts it: a crashed worker (even kill -9)
+        # is replaced, the others keep serving; the shared socket never closes.
+        children = [(start_worker(), start_worker) for _ in range(workers)]
         if not no_housekeeping:
-            children.append(subprocess.Popen(
-                [sys.executable, "manage.py", "housekeeping"], env=env, cwd=settings.BASE_DIR,
-                stdout=subprocess.DEVNULL))
+            children.append((start_housekeeping(), start_housekeeping))
         self.stdout.write(f"Serving http://{host}:{port}/ with {workers} daphne workers"
                           f"{'' if no_housekeeping else ' and housekeeping'} (Ctrl-C stops).")
+        self.stdout.flush()
         stopping = False
 
         def stop(*_):
@@ -71,18 +77,19 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         try:
             while not stopping:
-                for child in children:
-                    if child.poll() is not None:
-                        self.stderr.write(f"A child process exited ({child.returncode}); "
-                                          "stopping all.")
-                        stopping = True
-                time.sleep(0.5)
+                for index, (child, restart) in enumerate(children):
+                    if child.poll() is not None and not stopping:
+                        self.stderr.write(f"Process {child.pid} exited ({child.returncode}); "
+                                          "restarting it.")
+                        time.sleep(0.5)  # don't spin if it dies at once
+                        children[index] = (restart(), restart)
+                time.sleep(0.2)
         finally:
-            for child in children:
+            for child, _ in children:
                 if child.poll() is None:
                     child.terminate()
             deadline = time.monotonic() + 10
-            for child in children:
+            for child, _ in children:
                 try:
                     child.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
