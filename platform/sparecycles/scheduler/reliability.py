@@ -8,6 +8,7 @@ and doubles back (up to DAILY_QUOTA) with each valid result.
 from datetime import date
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sparecycles.volunteers.reputation import reputation_refresh
@@ -25,13 +26,19 @@ def starting_quota() -> int:
 
 
 def host_get(*, device_id: int, app_version_id: int) -> HostAppVersion:
-    """The row for (device, app version), created on first use and locked for update."""
-    HostAppVersion.objects.get_or_create(
-        device_id=device_id, app_version_id=app_version_id,
-        defaults={"max_jobs_per_day": starting_quota()},
-    )
-    return HostAppVersion.objects.select_for_update().get(
-        device_id=device_id, app_version_id=app_version_id)
+    """The row for (device, app version), locked for update; created on first use."""
+    host = (HostAppVersion.objects.select_for_update()
+            .filter(device_id=device_id, app_version_id=app_version_id).first())
+    if host is not None:
+        return host
+    try:
+        with transaction.atomic():  # savepoint: another transaction may create it first
+            return HostAppVersion.objects.create(device_id=device_id,
+                                                 app_version_id=app_version_id,
+                                                 max_jobs_per_day=starting_quota())
+    except IntegrityError:
+        return HostAppVersion.objects.select_for_update().get(device_id=device_id,
+                                                              app_version_id=app_version_id)
 
 
 def host_quota_left(host: HostAppVersion, *, today: date) -> int:
@@ -55,7 +62,8 @@ def host_record_outcome(replica: Replica) -> None:
     host = host_get(device_id=replica.device_id, app_version_id=replica.workunit.app_version_id)
     V, O = Replica.ValidateState, Replica.Outcome
     fields = ["consecutive_valid", "max_jobs_per_day"]
-    if replica.outcome == O.SUCCESS and replica.validate_state == V.VALID:
+    valid = replica.outcome == O.SUCCESS and replica.validate_state == V.VALID
+    if valid:
         host.n_valid += 1
         host.consecutive_valid += 1
         host.max_jobs_per_day = min(daily_quota(), host.max_jobs_per_day * 2)
@@ -83,7 +91,10 @@ def host_record_outcome(replica: Replica) -> None:
     else:
         return
     host.save(update_fields=fields)
-    if replica.volunteer_id:
+    # Reputation moves slowly with valid results, so it is recomputed after bad news at
+    # once, and after good news only now and then (it is an aggregate over the devices).
+    if replica.volunteer_id and (not valid or host.consecutive_valid in (1, 3)
+                                 or host.consecutive_valid % 10 == 0):
         reputation_refresh(volunteer_id=replica.volunteer_id)
 
 

@@ -132,12 +132,17 @@ def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -
         candidates = candidates.filter(workunit__app_version__app__allow_mobile=True)
 
     claimed: list[int] = []
+    plain: dict[int, list[int]] = {}  # delay_bound -> replica ids to claim in one UPDATE
     seen_workunits: set[int] = set()
     sent_per_version: dict[int, int] = {}
+    version_of: dict[int, int] = {}
     retry_wait = dt.timedelta(seconds=settings.SPARECYCLES["RELIABLE_RETRY_WAIT_S"])
+    claim = {"server_state": S.IN_PROGRESS, "device": device, "sent_at": now,
+             "volunteer_id": device.volunteer_id, "network": network}
+    picked = 0
     for (replica_id, workunit_id, delay_bound, version_id, app_id, spot_rate, adaptive,
          threshold, retry, created_at) in candidates[: want * 4]:
-        if len(claimed) == want:
+        if picked == want:
             break
         if workunit_id in seen_workunits:
             continue
@@ -154,30 +159,60 @@ def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -
             spot = spot_check_issue(device=device, app_id=app_id, rng=rng)
             if spot is not None:
                 claimed.append(spot.pk)
-                sent_per_version[spot.workunit.app_version_id] = (
-                    sent_per_version.get(spot.workunit.app_version_id, 0) + 1)
+                picked += 1
+                sent_per_version[version_id] = used + 1
                 continue
         solo = bool(adaptive and host and host.consecutive_valid >= threshold
                     and device.volunteer.reputation >= ADAPTIVE_MIN_REPUTATION
                     and rng.random() < 1 - 1 / host.consecutive_valid)
-        try:
-            with transaction.atomic():  # savepoint: a lost race must not spoil the batch
-                updated = Replica.objects.filter(pk=replica_id, server_state=S.UNSENT).update(
-                    server_state=S.IN_PROGRESS, device=device, volunteer_id=device.volunteer_id,
-                    sent_at=now, deadline=now + dt.timedelta(seconds=delay_bound), solo=solo,
-                    network=network,
-                )
-                if updated and solo:
-                    _go_solo(workunit_id=workunit_id, replica_id=replica_id)
-        except IntegrityError:  # another device of this volunteer took this work unit
+        seen_workunits.add(workunit_id)
+        sent_per_version[version_id] = used + 1
+        version_of[replica_id] = version_id
+        picked += 1
+        deadline = now + dt.timedelta(seconds=delay_bound)
+        if not solo:
+            plain.setdefault(delay_bound, []).append(replica_id)
             continue
-        if updated == 1:
-            claimed.append(replica_id)
-            seen_workunits.add(workunit_id)
-            sent_per_version[version_id] = used + 1
-    for version_id, count in sent_per_version.items():
+        with transaction.atomic():
+            if Replica.objects.filter(pk=replica_id, server_state=S.UNSENT).update(
+                    **claim, deadline=deadline, solo=True):
+                _go_solo(workunit_id=workunit_id, replica_id=replica_id)
+                claimed.append(replica_id)
+    for delay_bound, ids in plain.items():
+        claimed += _claim_many(ids, claim={**claim, "deadline": now + dt.timedelta(
+            seconds=delay_bound)})
+    # Count what was really sent (a lost race sends less than was picked).
+    sent: dict[int, int] = {}
+    for replica_id in claimed:
+        version_id = version_of.get(replica_id)
+        if version_id is None:  # a spot check: look its version up
+            version_id = Replica.objects.filter(pk=replica_id).values_list(
+                "workunit__app_version_id", flat=True).get()
+        sent[version_id] = sent.get(version_id, 0) + 1
+    for version_id, count in sent.items():
         host_record_sent(device_id=device.pk, app_version_id=version_id, count=count)
     return claimed
+
+
+def _claim_many(ids: list[int], *, claim: dict) -> list[int]:
+    """Claim unsent replicas in one UPDATE; fall back to one by one if a constraint objects.
+
+    The UPDATE re-checks server_state, so a replica another device took meanwhile is
+    skipped; the distinct-volunteer and distinct-network constraints can still refuse
+    a row (a race between two devices of one volunteer or network).
+    """
+    try:
+        with transaction.atomic():
+            Replica.objects.filter(pk__in=ids, server_state=S.UNSENT).update(**claim)
+    except IntegrityError:
+        for replica_id in ids:
+            try:
+                with transaction.atomic():
+                    Replica.objects.filter(pk=replica_id, server_state=S.UNSENT).update(**claim)
+            except IntegrityError:
+                continue
+    return list(Replica.objects.filter(pk__in=ids, device=claim["device"],
+                                       sent_at=claim["sent_at"]).values_list("pk", flat=True))
 
 
 def _go_solo(*, workunit_id: int, replica_id: int) -> None:
