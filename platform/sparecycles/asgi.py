@@ -12,10 +12,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from sparecycles.gateway.routing import websocket_urlpatterns  # noqa: E402
 from sparecycles.gateway.security import BrowserOriginValidator  # noqa: E402
+from sparecycles.leaderboards.routing import (  # noqa: E402
+    websocket_urlpatterns as leaderboard_websocket_urlpatterns,
+)
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": BrowserOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": BrowserOriginValidator(AuthMiddlewareStack(URLRouter(
+            websocket_urlpatterns + leaderboard_websocket_urlpatterns))),
     }
 )

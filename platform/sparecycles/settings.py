@@ -60,9 +60,15 @@ INSTALLED_APPS = [
     "sparecycles.volunteers",
     "sparecycles.scheduler",
     "sparecycles.credit",
+    "sparecycles.leaderboards",
+    "sparecycles.ledger",
     "sparecycles.gateway",
     "sparecycles.web",
     "sparecycles.swarm",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "sparecycles.api",
 ]
 
 MIDDLEWARE = [
@@ -191,6 +197,23 @@ if HTTPS and SECRET_KEY.startswith("insecure-"):
 # Uploads of work units can be large; the admin streams them from disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- owners' REST API (sparecycles.api; authentication, permissions and throttles are set
+# on its views, so other DRF views keep DRF's defaults) --------------------------------------
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Spare Cycles owners' API",
+    "DESCRIPTION": "Create apps and versions, submit batches of work units, follow their "
+                   "progress, fetch validated results; abort and retire. "
+                   "Authenticate with `Authorization: Token <key>` (POST /api/v1/auth/token/).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "BatchStateEnum": "sparecycles.projects.models.Batch.State",
+        "WorkUnitStateEnum": "sparecycles.projects.models.WorkUnit.State",
+    },
+}
 
 # --- the volunteer grid -----------------------------------------------------------
 SPARECYCLES = {

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from sparecycles.projects import views as project_views
 from sparecycles.web import views as web_views
@@ -10,6 +10,14 @@ admin.site.site_title = "Spare Cycles"
 urlpatterns = [
     path("", web_views.volunteer_page, name="volunteer"),
     path("healthz", web_views.healthz, name="healthz"),
+    path("", include("sparecycles.web.urls")),
     path("apps/<slug:name>/<int:number>/code", project_views.app_code, name="app-code"),
+    path("apps/<slug:name>/<int:number>/wheels/<str:filename>", project_views.app_wheel,
+         name="app-wheel"),
+    path("projects/", include("sparecycles.projects.urls")),
+    path("api/v1/", include("sparecycles.api.urls")),
     path("admin/", admin.site.urls),
+    path("ledger/", include("sparecycles.ledger.urls")),
+    path("", include("sparecycles.volunteers.urls")),
+    path("", include("sparecycles.leaderboards.urls")),
 ]

@@ -15,6 +15,12 @@
 // outputJson is the output already encoded as JSON *by Python*: big ints stay
 // exact (JavaScript would turn them into BigInt or round them), and the page
 // splices the text straight into the result frame.
+//
+// Tasks of runtime "wasm" run in wasm-runtime.js (no Pyodide involved); wheels an app
+// lists in its packages are fetched, checked and unpacked by wheels.js.
+
+import { runWasmTask } from "./wasm-runtime.js";
+import { installWheels, splitPackages } from "./wheels.js";
 
 let pyodide = null;
 let runTask = null;   // the Python helper below, as a callable proxy
@@ -152,8 +158,11 @@ function appSource(app) {
 
 async function loadPackages(packages) {
   if (!packages || packages.length === 0) return;
+  const { names, wheels } = splitPackages(packages);
+  await installWheels(pyodide, wheels, sha256Hex);
+  if (names.length === 0) return;
   const errors = [];
-  await pyodide.loadPackage(packages, {
+  await pyodide.loadPackage(names, {
     messageCallback: () => {},
     errorCallback: (message) => errors.push(message),
   });
@@ -165,6 +174,10 @@ async function run(task) {
   const elapsed = () => Math.round(performance.now() - started);
   const app = task.app || {};
   try {
+    if (app.runtime === "wasm") {
+      post(await runWasmTask(task, { sha256Hex }));
+      return;
+    }
     if (app.runtime !== "pyodide") {
       throw new TaskError("runtime not supported by this client yet", "runtime");
     }

@@ -2,25 +2,40 @@
 //
 // Pieces:
 //   ComputeSlot  one module worker running Pyodide (compute-worker.js), one task at a time
-//   ComputePool  the slots; one by default, more could be added without touching the client
+//   ComputePool  the slots, as many as the volunteer's "Workers" setting
 //   VolunteerClient  the WebSocket conversation: hello/welcome, request/tasks,
-//                result/ack, cancel, ping/pong, reconnects and resends
+//                result/ack, cancel, ping/pong, reconnects and resends; and the
+//                device rules (battery, network, visibility, CPU duty cycle)
 //   PageView     everything the volunteer sees; no protocol knowledge
+//   settings.js / policy.js / device.js / outbox.js / panel.js: per-device settings,
+//                the pure rules, the browser APIs, the IndexedDB outbox, the settings form
 //
 // Nothing is fetched from anywhere but this server: the runtime comes from
 // /static/pyodide/<version>/, app code from the task's code_url, both same-origin.
 
-const CLIENT = Object.freeze({ name: "web", version: "1.0" });
+import { DeviceState, WakeLockKeeper } from "./device.js";
+import { Outbox } from "./outbox.js";
+import { SettingsPanel } from "./panel.js";
+import { backoffDelay, blockers, measuredDuty, restAfter } from "./policy.js";
+import { SettingsStore } from "./settings.js";
+
+const CLIENT = Object.freeze({ name: "web", version: "1.1" });
 const TOKEN_KEY = "sparecycles.deviceToken";
 const LOG_LIMIT = 20;
 const BACKOFF_FIRST_MS = 1_000;
 const BACKOFF_CAP_MS = 30_000;
+const ONLINE_JITTER_MS = 1_000;           // spread reconnects when a whole network comes back
 const HANDSHAKE_TIMEOUT_MS = 20_000;     // socket open + welcome
 const MAX_FRAME_BYTES = 1024 * 1024;      // PROTOCOL.md: larger frames close the socket (1009)
 const MAX_ERROR_CHARS = 2_000;
 const EMPTY_RESEND_DELAY_S = 2;           // a tasks frame that brought nothing new
 const SEEN_LIMIT = 1_000;                 // task ids remembered for de-duplication
 const ANNOUNCE_AFTER_MS = 1_500;          // status must hold this long before it is announced
+// A stored result is sent even after its task's deadline (the server still takes it
+// while the work unit is open); a day later it is surely settled elsewhere: drop it.
+const RESULT_KEEP_AFTER_DEADLINE_MS = 24 * 3600_000;
+const TIMELINE_LIMIT = 200;               // busy intervals kept for the measured CPU use
+const DUTY_WINDOW_MS = 5 * 60_000;
 
 // --- configuration ---------------------------------------------------------------
 
@@ -34,20 +49,23 @@ function readConfig() {
     config.runtimeTimeoutMs = Math.min(600_000, Math.max(1_000, override));
   }
   config.runtimeTimeoutMs = config.runtimeTimeoutMs || 60_000;
-  config.workers = Math.max(1, Number(config.workers) || 1);
   return config;
 }
 
 function capabilities() {
   const caps = {
-    runtimes: ["pyodide"],   // "wasm" only once compute-worker.js runs it
-    cores: Math.max(1, navigator.hardwareConcurrency || 1),
+    runtimes: ["pyodide", "wasm"],   // wasm tasks run in wasm-runtime.js, without Pyodide
+    cores: deviceCores(),
     mobile: isMobile(),
   };
   if (typeof navigator.deviceMemory === "number") {
     caps.memory_mb = Math.round(navigator.deviceMemory * 1024);
   }
   return caps;
+}
+
+function deviceCores() {
+  return Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
 function isMobile() {
@@ -122,10 +140,19 @@ class ComputeSlot {
     this.pendingRun = null;
     this.loadMs = null;
     this.python = "";
+    this.retiring = false;    // the pool shrank: leave once the current task is done
+    this.restUntil = 0;       // duty cycle: no new task before this (Date.now() ms)
+    this.restTimer = null;
+    this.lastBusyMs = 0;
+    this.lastEnd = 0;
   }
 
   get idle() {
-    return this.state === "ready" && this.task === null;
+    return this.state === "ready" && this.task === null && !this.retiring && !this.resting;
+  }
+
+  get resting() {
+    return this.restUntil > Date.now();
   }
 
   /** Start a fresh worker and load Pyodide; resolves when it can run tasks. */
@@ -199,12 +226,32 @@ class ComputeSlot {
     pending.resolve(message);
   }
 
+  /** Rest after computing for busyMs, so that busy / (busy + rest) = duty. */
+  rest(busyMs, duty, wake) {
+    this.lastBusyMs = busyMs;
+    this.lastEnd = Date.now();
+    this.reschedule(duty, wake);
+  }
+
+  /** The duty setting changed (or the slot rested already): recompute the end of the rest. */
+  reschedule(duty, wake) {
+    clearTimeout(this.restTimer);
+    this.restTimer = null;
+    this.restUntil = this.lastEnd ? this.lastEnd + restAfter(this.lastBusyMs, duty) : 0;
+    const wait = this.restUntil - Date.now();
+    if (wait > 0) this.restTimer = setTimeout(wake, wait + 5);
+  }
+
   /** Terminate the worker: the only way to stop Python mid-task. */
   stop() {
     if (this.worker) this.worker.terminate();
     this.worker = null;
     this.state = "stopped";
     this.task = null;
+    clearTimeout(this.restTimer);
+    this.restTimer = null;
+    this.restUntil = 0;
+    this.lastEnd = 0;
     const { pendingStart, pendingRun } = this;
     this.pendingStart = null;
     this.pendingRun = null;
@@ -215,11 +262,15 @@ class ComputeSlot {
 
 class ComputePool {
   constructor(config, onStage) {
-    this.slots = Array.from({ length: config.workers }, (_, i) => new ComputeSlot(i, config, onStage));
+    this.config = config;
+    this.onStage = onStage;
+    this.slots = [];
+    this.nextIndex = 0;
   }
 
+  /** Slots that take new tasks (retiring ones only finish what they have). */
   get size() {
-    return this.slots.length;
+    return this.slots.filter((slot) => !slot.retiring).length;
   }
 
   get loading() {
@@ -227,15 +278,48 @@ class ComputePool {
   }
 
   get ready() {
-    return this.slots.some((slot) => slot.state === "ready");
+    return this.slots.some((slot) => slot.state === "ready" && !slot.retiring);
   }
 
-  startAll() {
-    return Promise.all(this.slots.map((slot) => slot.start()));
+  get started() {
+    return this.slots.some((slot) => slot.state !== "stopped");
+  }
+
+  /**
+   * Grow or shrink to `count` slots; returns the new ones (not started). Shrinking
+   * removes idle slots at once and lets busy ones finish their task first.
+   */
+  resize(count) {
+    const added = [];
+    for (const slot of this.slots) {
+      if (this.size >= count) break;
+      if (slot.retiring) slot.retiring = false;
+    }
+    while (this.size < count) {
+      const slot = new ComputeSlot(this.nextIndex, this.config, this.onStage);
+      this.nextIndex += 1;
+      this.slots.push(slot);
+      added.push(slot);
+    }
+    for (const slot of [...this.slots].reverse()) {
+      if (this.size <= count) break;
+      if (slot.task) {
+        slot.retiring = true;
+      } else {
+        this.remove(slot);
+      }
+    }
+    return added;
+  }
+
+  remove(slot) {
+    slot.stop();
+    this.slots = this.slots.filter((other) => other !== slot);
   }
 
   stopAll() {
     for (const slot of this.slots) slot.stop();
+    this.slots = this.slots.filter((slot) => !slot.retiring);
   }
 
   idleSlot() {
@@ -253,7 +337,10 @@ class PageView {
     this.announcer = $("status-announcer");
     this.alert = $("alert");
     this.log = $("activity");
-    this.counters = { done: $("count-done"), failed: $("count-failed"), credit: $("count-credit") };
+    this.counters = { done: $("count-done"), failed: $("count-failed"), credit: $("count-credit"),
+                      unsent: $("count-unsent") };
+    this.loadLine = $("load-line");
+    this.offlineInfo = $("offline-info");
     this.deviceId = $("device-id");
     this.volunteerName = $("volunteer-name");
     this.volunteerTokens = $("volunteer-tokens");
@@ -264,9 +351,10 @@ class PageView {
     this.announceTimer = null;
   }
 
-  setRunning(running) {
+  /** state: "paused" | "running" | "waiting" (Start pressed, but a device rule holds it back). */
+  setRunning(running, waiting = false) {
     this.button.textContent = running ? "Pause" : "Start";
-    this.button.dataset.state = running ? "running" : "paused";
+    this.button.dataset.state = running ? (waiting ? "waiting" : "running") : "paused";
   }
 
   /**
@@ -287,9 +375,10 @@ class PageView {
     }, ANNOUNCE_AFTER_MS);
   }
 
-  setCounters({ done, failed, credit }) {
+  setCounters({ done, failed, credit, unsent }) {
     this.counters.done.textContent = String(done);
     this.counters.failed.textContent = String(failed);
+    this.counters.unsent.textContent = String(unsent);
     this.counters.credit.textContent = Number(credit || 0).toLocaleString(undefined, {
       maximumFractionDigits: 2,
     });
@@ -309,6 +398,14 @@ class PageView {
 
   setRuntime(text) {
     this.runtimeInfo.textContent = text;
+  }
+
+  setLoad(text) {
+    if (this.loadLine.textContent !== text) this.loadLine.textContent = text;
+  }
+
+  setOffline(text) {
+    this.offlineInfo.textContent = text;
   }
 
   /**
@@ -386,14 +483,20 @@ class PageView {
 // --- the protocol client ----------------------------------------------------------------------
 
 class VolunteerClient {
-  constructor(config, view) {
+  constructor(config, view, { settings, device, outbox, wakeLock }) {
     this.config = config;
     this.view = view;
+    this.settings = settings;    // see settings.js; changed through applySettings()
+    this.device = device;        // DeviceState: visibility, battery, connection, online
+    this.outbox = outbox;        // IndexedDB: results not yet acknowledged
+    this.wakeLock = wakeLock;
     this.pool = new ComputePool(config, (stage) => this.view.setRuntime(stage));
 
     this.started = false;        // Start was pressed at least once: keep the socket up
-    this.running = false;        // compute and ask for work
+    this.running = false;        // the volunteer wants to compute (Start pressed)
+    this.blocked = [];           // device rules holding computing back: [{key, reason}]
     this.runtimeFailed = false;
+    this.runtimeAnnounced = false;
 
     this.socket = null;
     this.connected = false;      // welcome received on the current socket
@@ -410,16 +513,55 @@ class VolunteerClient {
     this.heartbeatS = 30;
 
     this.queue = [];             // tasks waiting for a free slot, oldest first
-    this.active = new Map();     // task_id -> {task, slot}
-    this.unacked = new Map();    // task_id -> {frame, status}: sent (or to send), not yet acked
+    this.active = new Map();     // task_id -> {task, slot, started}
+    this.unacked = new Map();    // task_id -> outbox record: sent (or to send), not yet acked
     this.seen = new Map();       // task_id -> last local state, for de-duplication
     this.requestOutstanding = false;
     this.retryTimer = null;
     this.retryAt = 0;
+    this.timeline = [];          // [{slot, start, end}] (Date.now() ms): busy intervals
+    this.computingSince = 0;
 
     this.counts = { done: 0, failed: 0, credit: 0 };
     this.ticker = setInterval(() => this.render(), 1000);
+    this.device.addEventListener("change", () => this.deviceChanged());
+    this.wasOnline = this.device.snapshot().online;
     this.render();
+  }
+
+  /** Results stored on an earlier visit (or before a crash) go out as soon as possible. */
+  async restoreOutbox() {
+    let records = [];
+    try {
+      records = await this.outbox.all();
+    } catch (error) {
+      this.view.addLog(`Could not read results kept on this device: ${error.message}`, "error");
+      return;
+    }
+    let restored = 0;
+    for (const record of records) {
+      if (this.unacked.has(record.task_id)) continue;
+      if (this.resultExpired(record)) {
+        this.outbox.delete(record.task_id);
+        this.view.addLog(`Dropped the stored result of task ${shortId(record.task_id)}: ` +
+                         "its deadline passed more than a day ago.");
+        continue;
+      }
+      this.unacked.set(record.task_id, record);
+      this.remember(record.task_id, "reported");
+      restored += 1;
+    }
+    if (restored) {
+      this.view.addLog(`${restored} finished result${restored > 1 ? "s" : ""} kept on this device ` +
+                       "will be sent once connected.");
+      this.ensureSocket();
+    }
+    this.render();
+  }
+
+  resultExpired(record) {
+    const deadline = Date.parse(record.deadline);
+    return Number.isFinite(deadline) && deadline + RESULT_KEEP_AFTER_DEADLINE_MS < Date.now();
   }
 
   // --- the volunteer's controls ---
@@ -433,16 +575,19 @@ class VolunteerClient {
     if (this.running) return;
     this.running = true;
     this.started = true;
-    this.view.setRunning(true);
+    this.runtimeFailed = false;
     this.view.clearError("runtime");
     this.view.addLog("Started.");
-    if (!this.socket && !this.reconnectTimer && !this.fatal) this.connect();
-    this.loadRuntime();
+    this.dropExpiredTasks();
+    this.ensureSocket();
+    this.applyRules({ quiet: true });
+    if (this.blocked.length) this.view.addLog(`Waiting: ${this.blockedText()}.`);
     this.render();
   }
 
   pause() {
     if (!this.running) return;
+    this.running = false;
     const interrupted = this.halt();
     this.view.addLog(interrupted.length
       ? `Paused; task ${interrupted.map((t) => shortId(t.task_id)).join(", ")} will run again on Start.`
@@ -450,30 +595,97 @@ class VolunteerClient {
     this.render();
   }
 
+  /** New settings from the panel: store, then apply at once. Returns what was stored. */
+  applySettings(settings) {
+    const before = this.settings;
+    this.settings = settings;
+    if (before.duty !== settings.duty) {
+      for (const slot of this.pool.slots) slot.reschedule(settings.duty, () => this.pump());
+    }
+    this.applyRules();
+    return settings;
+  }
+
+  deviceChanged() {
+    const online = this.device.snapshot().online;
+    if (online !== this.wasOnline) {
+      this.wasOnline = online;
+      if (online) this.backOnline();
+      else this.wentOffline();
+    }
+    this.applyRules();
+  }
+
+  blockedText() {
+    return this.blocked.map((b) => b.reason).join("; ");
+  }
+
+  /**
+   * Bring the workers in line with the volunteer's wish, the settings and the device:
+   * stop them while a rule holds computing back, (re)start them when it lets go,
+   * and match the pool to the "Workers" setting.
+   */
+  applyRules({ quiet = false } = {}) {
+    const wasBlocked = this.blocked.map((b) => b.key).join();
+    this.blocked = blockers(this.settings, this.device.snapshot());
+    const nowBlocked = this.blocked.map((b) => b.key).join();
+    const mayCompute = this.running && this.blocked.length === 0;
+    if (this.running && !mayCompute && this.pool.started) {
+      const interrupted = this.halt();
+      if (!quiet) {
+        this.view.addLog(`Waiting: ${this.blockedText()}` + (interrupted.length
+          ? `; task ${interrupted.map((t) => shortId(t.task_id)).join(", ")} will run again later.`
+          : "."));
+      }
+    } else if (this.running && !quiet && wasBlocked !== nowBlocked && this.blocked.length) {
+      this.view.addLog(`Waiting: ${this.blockedText()}.`);
+    }
+    if (mayCompute && !this.runtimeFailed) {
+      if (wasBlocked && !nowBlocked && !quiet) this.view.addLog("Resuming.");
+      const added = this.pool.resize(this.settings.workers);
+      if (!this.computingSince) this.computingSince = Date.now();
+      for (const slot of this.pool.slots) {
+        if (slot.state === "stopped" && !slot.retiring) this.startSlot(slot, added.includes(slot));
+      }
+    }
+    this.view.setRunning(this.running, this.running && this.blocked.length > 0);
+    this.wakeLock.want(this.settings.wakeLock && mayCompute);
+    this.pump();
+  }
+
   /** Stop computing and asking for work; the socket stays up for acks and resends. */
   halt() {
-    this.running = false;
-    this.view.setRunning(false);
-    // Interrupted tasks go back to the front of the queue and run again on Start
+    // Interrupted tasks go back to the front of the queue and run again later
     // (or, if the page is closed, time out on the server and are reissued).
     const interrupted = [...this.active.values()].map((entry) => entry.task);
     this.queue.unshift(...interrupted);
     for (const task of interrupted) this.remember(task.task_id, "queued");
+    const now = Date.now();
+    for (const entry of this.timeline) if (entry.end === null) entry.end = now;
     this.active.clear();
     this.pool.stopAll();
     this.clearRetry();
+    this.computingSince = 0;
+    this.runtimeAnnounced = false;
+    this.view.setRunning(this.running, this.running && this.blocked.length > 0);
+    this.wakeLock.want(false);
+    if (!this.pool.started) this.view.setRuntime("Stopped — starts again when computing resumes.");
     return interrupted;
   }
 
-  loadRuntime() {
+  startSlot(slot, added) {
     const started = performance.now();
-    this.runtimeFailed = false;
-    this.view.setRuntime("Loading…");
-    this.pool.startAll().then(() => {
-      const slot = this.pool.slots[0];
+    if (!this.pool.ready) this.view.setRuntime("Loading…");
+    slot.start().then(() => {
       const ms = slot.loadMs ?? Math.round(performance.now() - started);
       this.view.setRuntime(`Python ${slot.python} (Pyodide), loaded in ${seconds(ms)}`);
-      this.view.addLog(`Python runtime ready in ${seconds(ms)}.`);
+      if (!this.runtimeAnnounced || added) {
+        this.view.addLog(added && this.runtimeAnnounced
+          ? `Worker ${slot.index + 1} ready in ${seconds(ms)}.`
+          : `Python runtime ready in ${seconds(ms)}.`);
+      }
+      this.runtimeAnnounced = true;
+      cacheRuntimeForOffline(this.view);
       this.pump();
     }, (error) => this.runtimeFailedToLoad(error));
     this.render();
@@ -481,6 +693,7 @@ class VolunteerClient {
 
   runtimeFailedToLoad(error) {
     if (error instanceof Stopped || !this.running) return;
+    this.running = false;
     this.halt();
     this.runtimeFailed = true;
     const limit = seconds(this.config.runtimeTimeoutMs);
@@ -488,7 +701,7 @@ class VolunteerClient {
       this.view.showError("runtime",
         `The Python runtime failed to load within ${limit}.`,
         "Check your internet connection, then press Start to try again. On a slow connection " +
-        "the first load (about 14 MB) can take a while; later loads come from your browser's cache.");
+        "the first load (about 13 MB) can take a while; later loads come from this device.");
     } else {
       this.view.showError("runtime",
         `The Python runtime failed to load: ${error.message}`,
@@ -502,6 +715,11 @@ class VolunteerClient {
 
   // --- the socket ---
 
+  /** Open the socket if it is needed (Start pressed, or results to deliver) and not open. */
+  ensureSocket() {
+    if (!this.socket && !this.reconnectTimer && !this.fatal) this.connect();
+  }
+
   connect() {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
@@ -511,7 +729,7 @@ class VolunteerClient {
     this.socket = socket;
     this.connected = false;
     this.handshakeTimer = setTimeout(() => {
-      if (this.socket === socket && !this.connected) socket.close(4000, "handshake timeout");
+      if (this.socket === socket && !this.connected) this.dropConnection(4000, "handshake timeout");
     }, HANDSHAKE_TIMEOUT_MS);
     socket.onopen = () => {
       if (this.socket !== socket) return;
@@ -541,9 +759,33 @@ class VolunteerClient {
     this.render();
   }
 
-  /** Close the socket as if the network dropped it (used by tests and the heartbeat). */
-  dropConnection() {
-    if (this.socket) this.socket.close(4000, "dropped by client");
+  /**
+   * Give up on the current socket now, as if the network dropped it (used by tests,
+   * the heartbeat and the browser's "offline" event). Not waiting for the close
+   * handshake: on a dead network it never completes.
+   */
+  dropConnection(code = 4000, reason = "dropped by client") {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    try {
+      socket.close(code, reason);
+    } catch {
+      /* already closing */
+    }
+    this.connectionLost(code);
+  }
+
+  /** Nothing left to do on the socket (never started, all results acked): close it. */
+  closeIfIdle() {
+    if (this.started || this.unacked.size || !this.socket) return;
+    const socket = this.socket;
+    this.socket = null;
+    this.connected = false;
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.heartbeatTimer);
+    socket.close(1000, "nothing to send");
+    this.render();
   }
 
   connectionLost(code) {
@@ -562,14 +804,44 @@ class VolunteerClient {
       this.render();
       return;
     }
-    const base = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** this.reconnectAttempt);
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));   // "equal jitter"
+    if (!this.started && !this.unacked.size) {
+      this.render();
+      return;
+    }
+    const offline = !this.device.snapshot().online;
+    // Offline, the browser's "online" event brings the socket back (backOnline); a slow
+    // retry stays in case that event never comes, and the log is spared an error a minute.
+    const delay = offline ? BACKOFF_CAP_MS
+      : backoffDelay(this.reconnectAttempt, { firstMs: BACKOFF_FIRST_MS, capMs: BACKOFF_CAP_MS });
     this.reconnectAttempt += 1;
     this.reconnectAt = Date.now() + delay;
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    if (offline) {
+      this.render();
+      return;
+    }
     this.view.addLog(wasConnected
       ? `Connection lost (code ${code}); reconnecting in ${seconds(delay)}.`
       : `Could not connect (code ${code}); trying again in ${seconds(delay)}.`, "error");
+    this.render();
+  }
+
+  wentOffline() {
+    this.view.addLog("This device went offline; finished results are kept until it is back.");
+    if (this.socket) this.dropConnection(4000, "offline");
+  }
+
+  backOnline() {
+    this.view.addLog("Back online.");
+    if (!this.started && !this.unacked.size) return;
+    if (this.socket && this.connected) return;
+    // Try now rather than at the end of a long backoff, with a little jitter so a
+    // whole network coming back does not reconnect in one instant.
+    clearTimeout(this.reconnectTimer);
+    this.reconnectAttempt = Math.min(this.reconnectAttempt, 1);
+    const delay = Math.round(Math.random() * ONLINE_JITTER_MS);
+    this.reconnectAt = Date.now() + delay;
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
     this.render();
   }
 
@@ -621,7 +893,14 @@ class VolunteerClient {
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatS * 1000);
     // Results the server has not acknowledged yet go again: acks make resends safe.
-    for (const { frame } of this.unacked.values()) this.sendFrame(frame);
+    for (const [taskId, record] of this.unacked) {
+      if (this.resultExpired(record)) {
+        this.forgetResult(taskId);
+        continue;
+      }
+      this.sendFrame(record.frame);
+    }
+    this.dropExpiredTasks();
     this.pump();
   }
 
@@ -629,7 +908,7 @@ class VolunteerClient {
     if (!this.connected) return;
     if (Date.now() - this.lastPong > this.heartbeatS * 2500) {
       this.view.addLog("The server stopped answering pings.", "error");
-      this.dropConnection();
+      this.dropConnection(4000, "no pong");
       return;
     }
     this.sendFrame({ type: "ping" });
@@ -644,8 +923,7 @@ class VolunteerClient {
       // After a reconnect the server sends our in-flight tasks again.
       if (this.seen.has(task.task_id)) continue;
       if (deadlinePassed(task)) {
-        this.remember(task.task_id, "dropped");
-        this.view.addLog(`Dropped task ${shortId(task.task_id)}: its deadline has passed.`);
+        this.dropTask(task);
         continue;
       }
       this.queue.push(task);
@@ -664,7 +942,7 @@ class VolunteerClient {
   onAck(message) {
     const entry = this.unacked.get(message.task_id);
     if (!entry) return;   // an ack for a resend we already counted
-    this.unacked.delete(message.task_id);
+    this.forgetResult(message.task_id);
     this.remember(message.task_id, "acked");
     const id = shortId(message.task_id);
     if (message.accepted) {
@@ -677,9 +955,11 @@ class VolunteerClient {
         this.view.addLog(`Error report for task ${id} recorded.`);
       }
     } else {
+      // A refusal is final too (not ours, unknown, too large): sending again changes nothing.
       this.counts.failed += 1;
       this.view.addLog(`Result for task ${id} refused: ${message.reason || "no reason given"}.`, "error");
     }
+    this.closeIfIdle();
     this.render();
   }
 
@@ -691,6 +971,7 @@ class VolunteerClient {
       const entry = this.active.get(taskId);
       if (entry) {
         this.active.delete(taskId);
+        this.endBusy(entry);
         this.view.addLog(`Task ${shortId(taskId)} cancelled by the server; restarting the worker.`);
         this.restartSlot(entry.slot);
       } else if (this.queue.length !== before) {
@@ -727,6 +1008,26 @@ class VolunteerClient {
     }
   }
 
+  dropTask(task) {
+    this.remember(task.task_id, "dropped");
+    this.view.addLog(`Dropped task ${shortId(task.task_id)}: its deadline has passed.`);
+  }
+
+  /** Tasks whose deadline passed while they waited (offline, paused, on battery) are not run. */
+  dropExpiredTasks() {
+    const keep = [];
+    for (const task of this.queue) {
+      if (deadlinePassed(task)) this.dropTask(task);
+      else keep.push(task);
+    }
+    this.queue = keep;
+  }
+
+  forgetResult(taskId) {
+    this.unacked.delete(taskId);
+    this.outbox.delete(taskId).catch(() => {});
+  }
+
   scheduleRetry(delayS) {
     this.clearRetry();
     this.retryAt = Date.now() + delayS * 1000;
@@ -744,15 +1045,18 @@ class VolunteerClient {
     this.retryAt = 0;
   }
 
+  get computing() {
+    return this.running && this.blocked.length === 0 && !this.runtimeFailed;
+  }
+
   /** Start queued tasks on free slots, then ask for as many tasks as can run. */
   pump() {
-    if (this.running && this.pool.ready) {
+    if (this.computing && this.pool.ready) {
       let slot;
       while (this.queue.length && (slot = this.pool.idleSlot())) {
         const task = this.queue.shift();
         if (deadlinePassed(task)) {
-          this.remember(task.task_id, "dropped");
-          this.view.addLog(`Dropped task ${shortId(task.task_id)}: its deadline has passed.`);
+          this.dropTask(task);
           continue;
         }
         this.runOn(slot, task);
@@ -767,13 +1071,24 @@ class VolunteerClient {
   }
 
   runOn(slot, task) {
-    this.active.set(task.task_id, { task, slot });
+    const entry = { task, slot, started: Date.now(), busy: null };
+    entry.busy = { slot: slot.index, start: entry.started, end: null };
+    this.timeline.push(entry.busy);
+    if (this.timeline.length > TIMELINE_LIMIT) this.timeline.shift();
+    this.active.set(task.task_id, entry);
     this.remember(task.task_id, "running");
     slot.run(task).then((result) => {
       if (this.active.get(task.task_id)?.slot !== slot) return;
       this.active.delete(task.task_id);
+      const busyMs = this.endBusy(entry);
       this.report(task, result);
-      if (result.kind === "internal") this.restartSlot(slot);   // the runtime may be broken
+      if (slot.retiring) {
+        this.pool.remove(slot);
+      } else if (result.kind === "internal") {
+        this.restartSlot(slot);   // the runtime may be broken
+      } else {
+        slot.rest(busyMs, this.settings.duty, () => this.pump());
+      }
       this.pump();
     }, (error) => {
       if (!(error instanceof Stopped)) throw error;
@@ -781,7 +1096,16 @@ class VolunteerClient {
     this.render();
   }
 
+  endBusy(entry) {
+    if (entry.busy.end === null) entry.busy.end = Date.now();
+    return entry.busy.end - entry.busy.start;
+  }
+
   restartSlot(slot) {
+    if (slot.retiring) {
+      this.pool.remove(slot);
+      return;
+    }
     slot.start().then(() => this.pump(), (error) => this.runtimeFailedToLoad(error));
     this.render();
   }
@@ -812,27 +1136,47 @@ class VolunteerClient {
     } else {
       this.view.addLog(`Task ${id} failed after ${seconds(elapsed)}: ${result.error}`, "error");
     }
+    const app = task.app || {};
     if (result.kind === "hash_mismatch") {
-      const app = task.app || {};
+      forgetCachedCode(this.config, app.code_url);
       this.view.showError("hash",
         `The code of ${app.name} v${app.version} failed its integrity check, so it was not run.`,
         "Its SHA-256 hash differs from the one the server announced; something between the " +
         "server and this browser changed it. The task was reported as failed. If this keeps " +
         "happening, reload the page, and tell the project's administrators.");
     }
-    const app = task.app || {};
-    this.unacked.set(task.task_id, { frame, status, elapsed, label: `${app.name} v${app.version}` });
+    const record = { task_id: task.task_id, frame, status, elapsed,
+                     label: `${app.name} v${app.version}`, deadline: task.deadline || null,
+                     stored_at: Date.now() };
+    this.unacked.set(task.task_id, record);
     this.remember(task.task_id, "reported");
+    // Kept on the device until acked: survives a lost connection, a reload, a closed tab.
+    this.outbox.put(record).catch((error) => {
+      this.view.addLog(`Could not keep result ${id} on this device (${error.message}); ` +
+                       "it is sent from memory.", "error");
+    });
     if (this.connected) this.sendFrame(frame);
   }
 
   // --- what the volunteer sees ---
 
+  /** The share of time the workers computed over the last few minutes, 0..1. */
+  measuredLoad() {
+    const now = Date.now();
+    const from = Math.max(this.computingSince || now, now - DUTY_WINDOW_MS);
+    const slots = Math.max(1, this.pool.size);
+    return measuredDuty(this.timeline, from, now) / slots;
+  }
+
   render() {
-    this.view.setCounters(this.counts);
+    this.view.setCounters({ ...this.counts, unsent: this.unacked.size });
     const [text, phase] = this.describe();
     this.view.setStatus(text, phase);
-    if (!this.connected && !this.fatal && this.reconnectAttempt > 0) {
+    const online = this.device.snapshot().online;
+    if (!this.connected && !this.fatal && !online && (this.started || this.unacked.size)) {
+      this.view.showError("connection", "You are offline.",
+        "Finished results are kept on this device and sent when the connection is back.");
+    } else if (!this.connected && !this.fatal && this.reconnectAttempt > 0) {
       const detail = "Finished results are kept and sent once the connection is back. " +
                      "If this lasts, check your internet connection.";
       if (this.reconnectTimer) {
@@ -842,22 +1186,39 @@ class VolunteerClient {
         this.view.showError("connection", "Connection lost — reconnecting now…", detail);
       }
     }
+    this.view.setLoad(this.describeLoad());
     this.view.tickCountdowns();
+  }
+
+  describeLoad() {
+    if (!this.computing || !this.pool.ready) return "Not computing.";
+    const workers = this.pool.size === 1 ? "1 worker" : `${this.pool.size} workers`;
+    const used = Math.round(this.measuredLoad() * 100);
+    return `${workers} at up to ${this.settings.duty}% CPU; busy ${used}% of the time lately.`;
   }
 
   describe() {
     if (!this.running) {
       if (this.runtimeFailed) return ["Stopped — the Python runtime did not load", "runtime-failed"];
+      if (this.unacked.size && !this.started) {
+        return [this.connected ? "Sending results kept on this device…"
+                               : "Results kept on this device wait for a connection", "outbox"];
+      }
       return this.started ? ["Paused", "paused"] : ["Ready — press Start to begin", "ready"];
+    }
+    if (this.blocked.length) {
+      return [`Waiting — ${this.blockedText()}`, `blocked:${this.blocked.map((b) => b.key)}`];
     }
     if (!this.pool.ready) {
       return ["Loading the Python runtime…", "loading"];
     }
-    if (!this.connected) {
+    const online = this.device.snapshot().online;
+    if (!this.connected && !this.active.size) {
+      if (!online) return ["Offline — computing resumes when the connection is back", "offline"];
       if (this.reconnectTimer) {
         return [`Connection lost — reconnecting in ${secondsLeft(this.reconnectAt)}`, "reconnecting"];
       }
-      if (this.active.size === 0) return ["Connecting…", "connecting"];
+      return ["Connecting…", "connecting"];
     }
     if (this.active.size) {
       const [{ task }] = this.active.values();
@@ -866,6 +1227,12 @@ class VolunteerClient {
       return [`Computing task ${shortId(task.task_id)} of ${app.name} v${app.version}${more}`,
               "computing"];
     }
+    const resting = this.pool.slots.filter((slot) => slot.state === "ready" && slot.resting);
+    if (resting.length && (this.queue.length || !this.retryTimer)) {
+      const until = Math.min(...resting.map((slot) => slot.restUntil));
+      return [`Resting (CPU use ${this.settings.duty}%) — next task in ${secondsLeft(until)}`,
+              "resting"];
+    }
     if (this.retryTimer) {
       return [`Idle — no work available, asking again in ${secondsLeft(this.retryAt)}`, "idle"];
     }
@@ -873,13 +1240,99 @@ class VolunteerClient {
   }
 }
 
+// --- the service worker's caches ---------------------------------------------------
+
+/**
+ * Ask the service worker to keep the runtime for offline use. It caches what it serves
+ * anyway; this covers a worker started before the service worker took control (the
+ * files are then in the HTTP cache, so this costs no second download).
+ */
+function cacheRuntimeForOffline(view) {
+  if (!("serviceWorker" in navigator) || cacheRuntimeForOffline.asked) return;
+  cacheRuntimeForOffline.asked = true;
+  withTimeout(navigator.serviceWorker.ready, 10_000)
+    .then((registration) => askServiceWorker(registration?.active, { type: "cache-runtime" }, 120_000))
+    .then(() => describeOffline())
+    .then((text) => view.setOffline(text), () => {});
+}
+
+/** Code that failed its hash check must not stay in the service worker's cache. */
+function forgetCachedCode(config, codeUrl) {
+  if (!codeUrl || typeof caches === "undefined") return;
+  caches.keys().then((names) => Promise.all(
+    names.filter((name) => name.startsWith(config.appsCachePrefix || "sparecycles-apps-"))
+      .map((name) => caches.open(name).then((cache) => cache.delete(codeUrl, { ignoreSearch: true }))),
+  )).catch(() => {});
+}
+
+function withTimeout(promise, ms) {
+  return Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve(null), ms))]);
+}
+
+/** What the "Offline" line of the device card says. */
+async function describeOffline() {
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) {
+    return "Not available: this browser (or a page not served over HTTPS) cannot keep the app " +
+           "for offline use.";
+  }
+  const registration = await withTimeout(navigator.serviceWorker.ready, 10_000);
+  if (!registration) return "Not available: the offline helper (service worker) did not start.";
+  const status = await askServiceWorker(registration.active, { type: "status" });
+  if (!status) return "This page works offline.";
+  return status.runtimeCached
+    ? "Ready: this page and the Python runtime work without a connection."
+    : "This page works offline; the Python runtime is kept after its first start.";
+}
+
+function askServiceWorker(worker, message, timeoutMs = 3_000) {
+  if (!worker) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    const timer = setTimeout(() => resolve(null), timeoutMs);
+    channel.port1.onmessage = (event) => {
+      clearTimeout(timer);
+      resolve(event.data);
+    };
+    worker.postMessage(message, [channel.port2]);
+  });
+}
+
 // --- wiring ------------------------------------------------------------------------
 
+function localStorageOrNull() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
 const config = readConfig();
+const cores = deviceCores();
+const store = new SettingsStore(localStorageOrNull(), { cores, mobile: isMobile() });
 const view = new PageView(document);
-const client = new VolunteerClient(config, view);
+const device = new DeviceState(window);
+const outbox = new Outbox();
+let client = null;
+const wakeLock = new WakeLockKeeper(window, () => client?.render());
+client = new VolunteerClient(config, view, { settings: store.load(), device, outbox, wakeLock });
+const panel = new SettingsPanel(document, {
+  settings: client.settings,
+  cores,
+  support: device.support,
+  onChange: (wanted) => client.applySettings(store.save(wanted)),
+});
+if (window.matchMedia("(min-width: 52rem)").matches) panel.details.open = true;
 view.button.addEventListener("click", () => client.toggle());
-view.button.disabled = false;
 view.setDevice(null);
+client.restoreOutbox();
+// Start is enabled once the battery has been read (or has had a second to answer), so a
+// phone that must not compute off the charger never starts for a moment.
+withTimeout(device.start(), 1_000).then(() => {
+  panel.setSupport(document, device.support);   // getBattery() may have been refused
+  client.applyRules({ quiet: true });
+  view.button.disabled = false;
+});
+describeOffline().then((text) => view.setOffline(text), () => view.setOffline("Not available."));
 // A small handle for tests and for the curious in devtools.
-window.sparecycles = Object.freeze({ client, view, config });
+window.sparecycles = Object.freeze({ client, view, config, store, panel, device, outbox });

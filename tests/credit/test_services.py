@@ -129,3 +129,34 @@ def test_concurrent_validations_grant_once(make_batch, make_device):
     assert CreditGrant.objects.filter(replica=replica).count() == 1
     assert credit_of(device) == MICRO
     assert WorkUnit.objects.get().state == WorkUnit.State.COMPLETED
+
+
+def test_milestone_badges_come_with_the_grant_that_crosses_them(make_batch, make_device):
+    make_batch(count=2)
+    device = make_device().device
+    Volunteer.objects.filter(pk=device.volunteer_id).update(credit_micro=999 * MICRO + 1)
+    replica = tasks_dispatch(device=device, slots=1).replicas[0]
+    replica_report(device=device, task_id=replica.task_id, ok=True, output={"x": 1})
+    kinds = set(Badge.objects.filter(volunteer_id=device.volunteer_id)
+                .values_list("kind", flat=True))
+    assert kinds == {"credit_1k"}  # not first_valid: the volunteer already had credit
+
+
+def test_a_week_of_daily_credit_earns_the_streak_badge(make_batch, make_device):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    make_batch(count=1)
+    device, replica = report(make_device, {"x": 1})
+    grant = CreditGrant.objects.get()
+    for days_ago in range(1, 7):
+        CreditGrant.objects.create(
+            replica=Replica.objects.create(workunit=grant.workunit), workunit=grant.workunit,
+            project=grant.project, volunteer=grant.volunteer, amount_micro=1,
+            granted_at=timezone.now() - dt.timedelta(days=days_ago))
+    Volunteer.objects.filter(pk=device.volunteer_id).update(rac_time=None)  # a new day begins
+    make_batch(count=1)
+    replica = tasks_dispatch(device=device, slots=1).replicas[0]
+    replica_report(device=device, task_id=replica.task_id, ok=True, output={"x": 1})
+    assert Badge.objects.filter(volunteer_id=device.volunteer_id, kind="streak_7").exists()

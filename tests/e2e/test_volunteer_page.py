@@ -171,7 +171,7 @@ def test_device_token_survives_a_reload(live_daphne, page):
     device_row = Device.objects.get()
     assert device_row.public_id == first_id
     assert device_row.client_name == "web"
-    assert device_row.capabilities["runtimes"] == ["pyodide"]   # no wasm until we can run it
+    assert device_row.capabilities["runtimes"] == ["pyodide", "wasm"]   # wasm-runtime.js runs wasm
     assert device_row.capabilities["cores"] >= 1
 
 

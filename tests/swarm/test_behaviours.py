@@ -27,7 +27,19 @@ def make(name, seed=0, **options):
 
 
 def test_every_behaviour_in_the_issue_exists():
-    assert set(BEHAVIOURS) == {"honest", "cheater", "colluder", "flaky", "slow", "vanishing"}
+    assert set(BEHAVIOURS) == {"honest", "cheater", "colluder", "flaky", "slow", "vanishing",
+                               "idle"}
+
+
+def test_idle_never_asks_for_work_and_the_others_do():
+    assert not make("idle").requests_work
+    assert all(make(name).requests_work for name in BEHAVIOURS if name != "idle")
+
+
+def test_honest_thinks_about_as_long_as_asked():
+    assert make("honest").hold_s(TASK) == 0.0
+    holds = [make("honest", seed=s, think_s=2.0).hold_s(TASK) for s in range(50)]
+    assert all(1.0 <= h <= 3.0 for h in holds) and len(set(holds)) > 1
 
 
 def test_unknown_behaviour_is_refused_with_the_choices():

@@ -33,7 +33,7 @@ def test_claiming_this_browser_keeps_past_credit(make_batch, owner):
     assert device.volunteer == volunteer
     assert volunteer.credit_micro == MICRO
     assert CreditGrant.objects.get().volunteer == volunteer
-    assert not Volunteer.objects.filter(pk=anonymous.pk).exists()
+    assert Volunteer.objects.get(pk=anonymous.pk).merged_into == volunteer
 
 
 def test_claiming_another_device_by_code(owner):
@@ -78,3 +78,26 @@ def test_teams_create_join_leave_and_edit():
     team_leave(volunteer=member)
     assert Team.objects.get().member_count == 1
     assert Team.objects.get().description == "We sieve faster."
+
+
+def test_claiming_moves_the_anonymous_token_balance(make_batch, owner):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from sparecycles.ledger.selectors import volunteer_balance_micro
+    from sparecycles.ledger.services import epochs_close_due, ledger_init
+    from sparecycles.ledger.verify import verify_ledger
+
+    ledger_init(now=timezone.now())  # genesis today: the grant below falls in epoch 0
+    make_batch(count=1)
+    session = device_connect(token=None)
+    earn(session.device)
+    anonymous_id = session.device.volunteer_id
+    epochs_close_due(now=timezone.now() + dt.timedelta(days=2))
+    paid = volunteer_balance_micro(anonymous_id)
+    assert paid > 0
+    device_claim(user=owner, token=session.new_token)
+    assert volunteer_balance_micro(Volunteer.objects.get(user=owner)) == paid
+    assert volunteer_balance_micro(anonymous_id) == 0
+    assert verify_ledger().ok

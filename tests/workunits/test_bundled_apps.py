@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WORKUNITS = ROOT / "workunits"
 APPS = ["mandelbrot", "primes", "montecarlo"]
+WASM_APPS = ["mandelbrot-wasm"]  # no main.py: tests/projects/test_wasm_example.py checks it
 JS_SAFE = 2**53
 MAX_OUTPUT_BYTES = 64 * 1024
 
@@ -101,7 +102,7 @@ def first_input(app, seed=0):
 
 def test_catalogue_contents():
     found = sorted(p.name for p in WORKUNITS.iterdir() if (p / "manifest.toml").is_file())
-    assert found == sorted(APPS)
+    assert found == sorted(APPS + WASM_APPS)
     for app in APPS:
         for f in ("manifest.toml", "main.py", "inputs.py"):
             assert (WORKUNITS / app / f).is_file(), f"{app}/{f} missing"

@@ -43,6 +43,31 @@ class CreditAggregate(models.Model):
         self.rac_key = rac_key(rac=self.rac, rac_time=self.rac_time)
 
 
+class VolunteerProjectCredit(CreditAggregate):
+    """A volunteer's credit within one project: the rows of the per-project leaderboards.
+
+    Maintained by credit_grant beside the volunteer's own totals (under the volunteer's
+    row lock, which also serialises the creation of a missing row), merged by
+    credit.services.project_credit_merge when an anonymous volunteer is claimed.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    volunteer = models.ForeignKey("volunteers.Volunteer", on_delete=models.CASCADE,
+                                  related_name="project_credits")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "volunteer"], name="project_credit_once"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-credit_micro", "id"], name="project_credit_rank"),
+            models.Index(fields=["project", "-rac_key", "id"], name="project_rac_rank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credit_micro / MICRO:.2f} credit of {self.volunteer_id} in {self.project_id}"
+
+
 class CreditGrant(models.Model):
     """One grant for one valid replica; the OneToOne makes a second grant impossible."""
 

@@ -5,6 +5,10 @@
     workunits/<name>/main.py         main(input) -> output (CPython and Pyodide alike)
     workunits/<name>/inputs.py       generate(count, seed) -> iterable of inputs
     workunits/<name>/validate.py     optional equivalent(a, b) -> bool
+    workunits/<name>/<name>.wasm     (runtime wasm) the module, ABI in docs/wasm-abi.md
+
+A manifest may also say `output_view = "image-tiles"`: the public project page then
+paints the app's validated outputs as a picture.
 """
 
 import importlib.util
@@ -19,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from .code_checks import wasm_abi_check
 from .models import App, AppVersion, Batch, Project, Runtime, Validator
 from .services import QuorumParams, app_version_create, batch_create, spot_check_batch_create
 
@@ -39,6 +44,7 @@ class BundledApp:
     quorum: QuorumParams
     flops_per_unit: float
     packages: list[str] = field(default_factory=list)
+    output_view: str = ""
 
     @property
     def code_file(self) -> Path:
@@ -101,6 +107,7 @@ def bundled_app_read(name: str, directory: Path = CATALOGUE_DIR) -> BundledApp:
         quorum=QuorumParams(**quorum),
         flops_per_unit=float(manifest.get("flops_per_unit", 1e9)),
         packages=list(manifest.get("packages", [])),
+        output_view=str(manifest.get("output_view", "")),
     )
 
 
@@ -126,9 +133,12 @@ def bundled_app_install(bundled: BundledApp, *, project: Project | None = None) 
             "validator": validator,
             "validator_options": bundled.validator_options,
             "validate_code": validate_code,
+            "output_view": bundled.output_view,
         },
     )
     code = bundled.code()
+    if bundled.runtime == Runtime.WASM:
+        wasm_abi_check(code=code, entry=bundled.entry)
     latest = app.latest_version()
     if latest is not None and latest.sha256 == AppVersion.hash_code(code):
         return latest

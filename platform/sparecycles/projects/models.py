@@ -43,6 +43,13 @@ class Validator(models.TextChoices):
     CUSTOM = "custom", "Custom equivalent(a, b) from validate.py"
 
 
+class OutputView(models.TextChoices):
+    """How the public project page shows an app's validated outputs."""
+
+    NONE = "", "Not shown"
+    IMAGE_TILES = "image-tiles", "Image tiles (x0, y0, width, height, iterations)"
+
+
 class App(models.Model):
     """A program volunteers run. Its name appears in task URLs, so it is global."""
 
@@ -74,6 +81,11 @@ class App(models.Model):
         default=0, help_text="Devices reporting less memory get no tasks of this app (0: any)."
     )
     allow_mobile = models.BooleanField(default=True, help_text="Send tasks to phones too.")
+    output_view = models.CharField(
+        max_length=32, choices=OutputView.choices, default=OutputView.NONE, blank=True,
+        help_text="Show validated outputs on the public project page, e.g. as a picture "
+                  "assembled from Mandelbrot tiles.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -110,19 +122,45 @@ class AppVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.app.name} v{self.number}"
 
-    @staticmethod
-    def hash_code(code: bytes) -> str:
-        return hashlib.sha256(code).hexdigest()
-
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise ValidationError("An app version is immutable; upload a new version instead.")
         self.sha256 = self.hash_code(bytes(self.code))
         super().save(*args, **kwargs)
 
+    @staticmethod
+    def hash_code(code: bytes) -> str:
+        return hashlib.sha256(code).hexdigest()
+
     @property
     def code_url(self) -> str:
         return f"/apps/{self.app.name}/{self.number}/code"
+
+    def wheel_url(self, filename: str) -> str:
+        return f"/apps/{self.app.name}/{self.number}/wheels/{filename}"
+
+
+class AppWheel(models.Model):
+    """A pure-Python wheel an app version needs, served by us at AppVersion.wheel_url.
+
+    Listed in the version's `packages` as "<url>#sha256=<hash>" (pip's URL-hash form),
+    so volunteers' workers fetch it from this site and check it before installing.
+    """
+
+    app_version = models.ForeignKey(AppVersion, on_delete=models.CASCADE, related_name="wheels")
+    filename = models.CharField(max_length=200)
+    content = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["app_version", "filename"]
+        constraints = [
+            models.UniqueConstraint(fields=["app_version", "filename"], name="appwheel_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
 
 
 class Batch(models.Model):
@@ -155,8 +193,10 @@ class QuorumPolicy(models.Model):
 
     min_quorum = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     target_nresults = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
-    max_error_results = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
-    max_total_results = models.PositiveSmallIntegerField(default=6, validators=[MinValueValidator(1)])
+    max_error_results = models.PositiveSmallIntegerField(default=3,
+                                                         validators=[MinValueValidator(1)])
+    max_total_results = models.PositiveSmallIntegerField(default=6,
+                                                         validators=[MinValueValidator(1)])
     max_success_results = models.PositiveSmallIntegerField(
         default=4, validators=[MinValueValidator(1)]
     )

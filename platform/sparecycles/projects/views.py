@@ -1,7 +1,24 @@
-from django.http import Http404, HttpRequest, HttpResponse
+"""Volunteers fetch app code and wheels here; anyone reads public project pages."""
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from .selectors import app_version_get
+from .charts import progress_chart
+from .selectors import (
+    MAX_PK,
+    app_version_get,
+    app_wheel_get,
+    project_progress_series,
+    project_public_get,
+    project_public_list,
+    project_summary,
+    project_tile_apps,
+    project_tiles,
+    project_top_contributors,
+)
+
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @require_GET
@@ -10,9 +27,81 @@ def app_code(request: HttpRequest, name: str, number: int) -> HttpResponse:
     version = app_version_get(app_name=name, number=number)
     if version is None:
         raise Http404("No such app version.")
-    content_type = "application/wasm" if version.runtime == "wasm" else "text/x-python; charset=utf-8"
+    content_type = ("application/wasm" if version.runtime == "wasm"
+                    else "text/x-python; charset=utf-8")
     response = HttpResponse(bytes(version.code), content_type=content_type)
-    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["Cache-Control"] = IMMUTABLE
     response["ETag"] = f'"{version.sha256}"'
     response["X-Content-SHA256"] = version.sha256
     return response
+
+
+@require_GET
+def app_wheel(request: HttpRequest, name: str, number: int, filename: str) -> HttpResponse:
+    """A pure-Python wheel an app version needs; the worker checks it against the task's hash."""
+    wheel = app_wheel_get(app_name=name, number=number, filename=filename)
+    if wheel is None:
+        raise Http404("No such wheel.")
+    response = HttpResponse(bytes(wheel.content), content_type="application/zip")
+    response["Cache-Control"] = IMMUTABLE
+    response["ETag"] = f'"{wheel.sha256}"'
+    response["X-Content-SHA256"] = wheel.sha256
+    response["Content-Disposition"] = f'attachment; filename="{wheel.filename}"'
+    return response
+
+
+@require_GET
+def project_list_page(request: HttpRequest) -> HttpResponse:
+    projects = [(p, project_summary(project=p)) for p in project_public_list()]
+    return render(request, "projects/project_list.html", {"projects": projects})
+
+
+@require_GET
+def project_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Description, progress over time, top contributors and, where it fits, the output."""
+    project = project_public_get(slug=slug)
+    if project is None:
+        raise Http404("No such public project.")
+    summary = project_summary(project=project)
+    chart = progress_chart(project_progress_series(project=project), total=summary["total"])
+    tile_apps = project_tile_apps(project=project)
+    return render(request, "projects/project_detail.html", {
+        "project": project,
+        "summary": summary,
+        "percent": round(100 * summary["completed"] / summary["total"], 1) if summary["total"]
+        else 0,
+        "chart": chart,
+        "contributors": project_top_contributors(project=project),
+        "apps": project.apps.order_by("name"),
+        "tile_apps": tile_apps,
+    })
+
+
+def _int_param(request: HttpRequest, name: str, default: int | None) -> int | None:
+    raw = request.GET.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number.") from None
+    if not 0 <= value <= MAX_PK:
+        raise ValueError(f"{name} is out of range.")
+    return value
+
+
+@require_GET
+def project_tiles_json(request: HttpRequest, slug: str, app: str) -> JsonResponse:
+    """Validated image tiles for the mosaic; poll with ?after=<last id> for new ones."""
+    project = project_public_get(slug=slug)
+    tile_app = next((a for a in project_tile_apps(project=project) if a.name == app),
+                    None) if project else None
+    if tile_app is None:
+        return JsonResponse({"error": "No such project or app with image tiles."}, status=404)
+    try:
+        after = _int_param(request, "after", 0)
+        level = _int_param(request, "level", 0)
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    tiles, last = project_tiles(app=tile_app, after=after, level=level)
+    return JsonResponse({"app": tile_app.name, "level": level, "tiles": tiles, "last": last})

@@ -82,7 +82,10 @@ def stats_export_if_due(*, max_age_s: float = 86400) -> int:
 
 
 def housekeeping_pass() -> dict[str, int]:
+    from sparecycles.ledger.services import epochs_close_due
+
     return {"timed_out": replicas_time_out(), "unstuck": workunits_unstick(),
+            "epochs_closed": len(epochs_close_due()),
             "stats_exported": stats_export_if_due()}
 
 

@@ -8,6 +8,10 @@ The client asks its behaviour four questions and does the rest itself:
 - `hold_s(task)`: how long to sit on a finished task before reporting it;
 - `vanish_on(tasks)`: close the socket now, without answering?
 
+A behaviour whose `requests_work` is false (idle) never asks for tasks: it only
+says hello and keeps its socket alive with heartbeat pings, so a benchmark can
+hold thousands of connections for the price of a few busy ones.
+
 Every random choice comes from the volunteer's own `random.Random`, so a
 seeded swarm makes the same choices run after run (thread timing aside).
 """
@@ -38,13 +42,16 @@ class BehaviourOptions:
     vanish_times: int = 1
     vanish_return_p: float = 0.5
     vanish_return_after_s: float = 2.0
+    # honest: sit on each finished task for about this long (0.5-1.5 x), as if computing
+    # took that long: paces the load, e.g. to measure latency below saturation.
+    think_s: float = 0.0
 
     def check(self) -> None:
         problems = []
         for name in ("flaky_error_p", "vanish_return_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be between 0 and 1")
-        for name in ("slow_overrun_s", "slow_max_hold_s", "vanish_return_after_s"):
+        for name in ("slow_overrun_s", "slow_max_hold_s", "vanish_return_after_s", "think_s"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
         if self.vanish_times < 0:
@@ -57,6 +64,7 @@ class Behaviour:
     """Honest by default; subclasses override what they do differently."""
 
     name = "honest"
+    requests_work = True  # False: never asks for tasks (see Idle)
 
     def __init__(self, rng: random.Random, options: BehaviourOptions):
         self.rng = rng
@@ -87,6 +95,17 @@ class Behaviour:
 
 class Honest(Behaviour):
     name = "honest"
+
+    def hold_s(self, task: dict) -> float:
+        think = self.options.think_s
+        return think * self.rng.uniform(0.5, 1.5) if think > 0 else 0.0
+
+
+class Idle(Behaviour):
+    """Connected and alive, never asking for work: a tab left open on a page with no task."""
+
+    name = "idle"
+    requests_work = False
 
 
 class Cheater(Behaviour):
@@ -161,7 +180,7 @@ class Vanishing(Behaviour):
 
 
 BEHAVIOURS: dict[str, type[Behaviour]] = {
-    cls.name: cls for cls in (Honest, Cheater, Colluder, Flaky, Slow, Vanishing)
+    cls.name: cls for cls in (Honest, Cheater, Colluder, Flaky, Slow, Vanishing, Idle)
 }
 
 

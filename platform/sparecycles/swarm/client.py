@@ -41,6 +41,9 @@ FATAL_CLOSE_CODES = {1008: "policy violation", 1009: "frame too big", 4400: "too
 HTTP_TIMEOUT_S = 15.0
 # Refusals that mean "not now" rather than "never": the result is kept and sent again.
 RETRY_LATER = {"rate_limited"}
+# Error frames saying the server failed (e.g. its database is restarting) rather than that we
+# did something wrong: whatever it dropped (a request, results) is sent again after a pause.
+SERVER_TROUBLE = {"server_error"}
 THROTTLE_S = 1.0  # pause after the server says we send too fast
 MAX_ERROR_CHARS = 1000
 
@@ -50,6 +53,10 @@ _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 class SwarmError(Exception):
     """Something the person running the swarm must fix; the message says what."""
+
+
+class ServerUnavailable(Exception):
+    """The server answered, but could not serve us just now: connect again after a pause."""
 
 
 def endpoints(url: str) -> tuple[str, str]:
@@ -176,6 +183,7 @@ class ClientStats:
     stats_frames: int = 0
     unexpected_acks: int = 0  # e.g. the second ack of a result resent after a throttle
     rate_limited: int = 0  # frames or results the server asked us to send again later
+    server_errors: int = 0  # "server_error" frames (the server failed; we sent again later)
     unacked_at_stop: int = 0
     held_at_stop: int = 0  # tasks still being computed or held back when the run ended
     dispatch_latency_s: list[float] = field(default_factory=list)
@@ -214,6 +222,9 @@ class SimulatedVolunteer:
         self.held: dict[str, asyncio.Task] = {}  # task_id -> the task's worker
         self.unacked: dict[str, dict] = {}  # task_id -> result frame awaiting its ack
         self.acked: list[dict] = []  # accepted result frames, when keep_acked
+        # Every task whose result the server acknowledged as stored (duplicates too): a
+        # server that keeps its promise has all of them, whatever crashed meanwhile.
+        self.acked_task_ids: set[str] = set()
         self._deliberate: set[str] = set()  # acked results resent on purpose
         self._sent_at: dict[str, float] = {}
         self._ws: ClientConnection | None = None
@@ -234,6 +245,11 @@ class SimulatedVolunteer:
     def busy(self) -> bool:
         """Holding tasks, waiting for acks or for an answer to a request."""
         return bool(self.held or self.unacked or self._request_sent_at is not None)
+
+    @property
+    def connected(self) -> bool:
+        """Holding an open socket that has had its welcome."""
+        return self._ws is not None
 
     # -- connection loop -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, *, drain_s: float = 2.0,
@@ -257,7 +273,7 @@ class SimulatedVolunteer:
                                f"address, run it with SPARECYCLES_MAX_CONNECTIONS_PER_IP=0 and "
                                f"SPARECYCLES_CONNECTIONS_PER_IP_PER_MIN=0 for swarms")
                 except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed,
-                        TimeoutError) as exc:
+                        TimeoutError, ServerUnavailable) as exc:
                     failure = f"{type(exc).__name__}: {exc}"
                 if stop.is_set():
                     break
@@ -292,8 +308,10 @@ class SimulatedVolunteer:
 
     async def _open(self) -> ClientConnection:
         """A new socket that has said hello and got its welcome."""
+        # No protocol-level pings from us, as from a browser: the server pings (daphne does
+        # every 20 s), and 10,000 idle volunteers would otherwise cost it 500 pongs a second.
         ws = await connect(self.ws_url, open_timeout=10, close_timeout=2, proxy=None,
-                           compression=None, max_size=2**21,
+                           compression=None, max_size=2**21, ping_interval=None,
                            user_agent_header=f"sparecycles-swarm/{CLIENT_VERSION}")
         try:
             await self._hello(ws)
@@ -358,6 +376,10 @@ class SimulatedVolunteer:
         except ConnectionClosed as exc:
             self._raise_if_fatal(exc)
             raise
+        if (isinstance(welcome, dict) and welcome.get("type") == "error"
+                and welcome.get("code") in RETRY_LATER | SERVER_TROUBLE):
+            raise ServerUnavailable(f"hello answered {welcome.get('code')}: "
+                                    f"{welcome.get('message')}")
         if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
             message = welcome.get("message") if isinstance(welcome, dict) else None
             raise SwarmError(f"The server answered hello with {welcome!r}"
@@ -381,13 +403,15 @@ class SimulatedVolunteer:
                    loop: asyncio.AbstractEventLoop) -> None:
         """Sleep until something happens or a request or ping falls due."""
         now = loop.time()
+        # Workers look around at least once a second; idle volunteers sleep until their ping.
+        longest = 1.0 if self.behaviour.requests_work else self.heartbeat_s
         wake_at = min([self._next_ping_at, *self._resend_at.values()])
         if self._request_sent_at is None and len(self.held) < self.max_inflight:
             wake_at = min(wake_at, self._next_request_at)
         self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
-            await asyncio.wait([reader, *waiters], timeout=max(0.0, min(wake_at - now, 1.0)),
+            await asyncio.wait([reader, *waiters], timeout=max(0.0, min(wake_at - now, longest)),
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
@@ -429,7 +453,8 @@ class SimulatedVolunteer:
 
     async def _maybe_request(self, ws: ClientConnection, now: float) -> None:
         free = self.max_inflight - len(self.held)
-        if free <= 0 or self._request_sent_at is not None or now < self._next_request_at:
+        if (not self.behaviour.requests_work or free <= 0 or self._request_sent_at is not None
+                or now < self._next_request_at):
             return
         self._request_sent_at = now
         self.stats.requests += 1
@@ -516,6 +541,7 @@ class SimulatedVolunteer:
         deliberate = task_id in self._deliberate
         self._deliberate.discard(task_id)
         if frame.get("accepted"):
+            self.acked_task_ids.add(task_id)
             if frame.get("duplicate"):
                 self.stats.duplicates += 1
             else:
@@ -549,10 +575,13 @@ class SimulatedVolunteer:
 
     async def _on_error(self, frame: dict) -> None:
         code = str(frame.get("code"))
-        if code in RETRY_LATER:
+        if code in SERVER_TROUBLE:
+            self.stats.server_errors += 1
+        if code in RETRY_LATER | SERVER_TROUBLE:
             # The server dropped one of our frames without saying which: after a pause, ask
             # for tasks again and resend every result not acked yet (duplicates are harmless).
-            self.stats.rate_limited += 1
+            if code in RETRY_LATER:
+                self.stats.rate_limited += 1
             self._request_sent_at = None
             self._throttle(asyncio.get_running_loop().time())
             return

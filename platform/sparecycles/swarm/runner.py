@@ -2,8 +2,9 @@
 
 A run ends at the first of: `duration_s` elapsed; no work left (every
 volunteer still around holds nothing and was told "no tasks" after the last
-ack anyone received, and that has lasted `idle_stop_s`); an optional `until()`
-predicate holding; every volunteer gone. It is always bounded by `duration_s`.
+ack anyone received, and that has lasted `idle_stop_s`; idle volunteers, which
+never ask, don't count); an optional `until()` predicate holding; `stop()`
+called; every volunteer gone. It is always bounded by `duration_s`.
 """
 
 import asyncio
@@ -168,7 +169,7 @@ class SwarmSummary:
     volunteers: int
     mix: dict[str, float]
     seed: int | None
-    stopped_because: str  # "no work left", "duration", "until", "all volunteers gone"
+    stopped_because: str  # "no work left", "duration", "until", "stopped", "all volunteers gone"
     wall_s: float  # from start to stop
     active_s: float  # from the first request to the last ack
     throughput_per_s: float  # accepted (non-duplicate) results per active second
@@ -187,6 +188,7 @@ class SwarmSummary:
     held_at_stop: int
     rate_limited: int  # frames/results the server refused for now, sent again later
     problems: list[str]  # why volunteers gave up, one line each (deduplicated)
+    server_errors: int = 0  # "server_error" frames; what they dropped was sent again
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -206,6 +208,20 @@ class Swarm:
         self.code_cache = CodeCache(self.http_base)
         self.clients: list[SimulatedVolunteer] = []
         self.last_ack_at = -1.0
+        self._stop_asked = asyncio.Event()
+
+    def stop(self) -> None:
+        """End the run soon, from the event loop running it (e.g. a benchmark's own clock)."""
+        self._stop_asked.set()
+
+    @property
+    def connected(self) -> int:
+        """Volunteers holding an open, welcomed socket right now."""
+        return sum(1 for c in self.clients if c.connected)
+
+    def acked_task_ids(self) -> set[str]:
+        """Every task whose result the server acknowledged as stored (duplicates too)."""
+        return set().union(*(c.acked_task_ids for c in self.clients))
 
     def _make_clients(self, executor: Executor) -> None:
         names: list[str] = []
@@ -285,6 +301,8 @@ class Swarm:
             now = loop.time()
             if now >= deadline:
                 return "duration"
+            if self._stop_asked.is_set():
+                return "stopped"
             if all(task.done() for task in runs):
                 return "all volunteers gone"
             if until_check is not None and until_check.done():
@@ -305,7 +323,7 @@ class Swarm:
 
     def _quiet(self) -> bool:
         """Nobody holds work, and everyone still here heard "no tasks" since the last ack."""
-        present = [c for c in self.clients if not c.gone]
+        present = [c for c in self.clients if not c.gone and c.behaviour.requests_work]
         if not present:
             return True
         return all(not c.away and not c.busy and c.last_empty_at > self.last_ack_at
@@ -355,6 +373,7 @@ class Swarm:
             held_at_stop=sum(s.held_at_stop for s in stats),
             rate_limited=sum(s.rate_limited for s in stats),
             problems=[f"{text} (x{n})" if n > 1 else text for text, n in problems.items()],
+            server_errors=sum(s.server_errors for s in stats),
         )
 
 
@@ -414,6 +433,7 @@ def summary_table(summary: SwarmSummary) -> str:
         (summary.unacked_at_stop, "results unacked at stop"),
         (summary.held_at_stop, "tasks unfinished at stop"),
         (summary.rate_limited, "times rate-limited (results sent again)"),
+        (summary.server_errors, "server errors (what they dropped was sent again)"),
     ) if n]
     if extras:
         out.append("also             " + "; ".join(extras))

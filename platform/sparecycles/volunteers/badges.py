@@ -28,16 +28,28 @@ def streak_days(*, volunteer_id: int, today: dt.date) -> int:
     return streak
 
 
-def badges_award(*, volunteer_id: int, now: dt.datetime) -> list[str]:
-    """Award every badge the volunteer has newly earned; returns their kinds."""
-    volunteer = Volunteer.objects.get(pk=volunteer_id)
-    have = set(volunteer.badges.values_list("kind", flat=True))
-    earned = [Badge.Kind.FIRST_VALID]
-    earned += [kind for credit, kind in CREDIT_MILESTONES if volunteer.credit_micro >= credit * MICRO]
-    if not {k for _, k in STREAKS} <= have:
-        streak = streak_days(volunteer_id=volunteer_id, today=now.date())
+def badges_award(*, volunteer: Volunteer, credit_before: int, last_credit_time: float | None,
+                 now: dt.datetime) -> list[str]:
+    """Award the badges `volunteer`'s newest grant earned; returns their kinds.
+
+    Called by credit_grant with the volunteer's new totals. Milestones are
+    crossings between the credit before and after, and a streak can only grow
+    with the first grant of a day, so most grants cost no query here at all.
+    """
+    earned = []
+    if credit_before == 0:
+        earned.append(Badge.Kind.FIRST_VALID)
+    earned += [kind for credit, kind in CREDIT_MILESTONES
+               if credit_before < credit * MICRO <= volunteer.credit_micro]
+    today = now.date()
+    if last_credit_time is None or dt.datetime.fromtimestamp(last_credit_time,
+                                                              tz=dt.UTC).date() != today:
+        streak = streak_days(volunteer_id=volunteer.pk, today=today)
         earned += [kind for days, kind in STREAKS if streak >= days]
+    if not earned:
+        return []
+    have = set(volunteer.badges.filter(kind__in=earned).values_list("kind", flat=True))
     new = [kind for kind in earned if kind not in have]
-    Badge.objects.bulk_create([Badge(volunteer_id=volunteer_id, kind=kind, awarded_at=now)
+    Badge.objects.bulk_create([Badge(volunteer_id=volunteer.pk, kind=kind, awarded_at=now)
                                for kind in new], ignore_conflicts=True)
     return [str(kind) for kind in new]

@@ -20,7 +20,8 @@ class Team(CreditAggregate):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["-credit_micro", "id"], name="team_credit_rank")]
+        indexes = [models.Index(fields=["-credit_micro", "id"], name="team_credit_rank"),
+                   models.Index(fields=["-rac_key", "id"], name="team_rac_rank")]
 
     def __str__(self) -> str:
         return self.name
@@ -42,13 +43,18 @@ class Volunteer(CreditAggregate):
     )
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="members")
+    # Set when this anonymous volunteer was claimed into an account (volunteer_merge); the
+    # row stays because the token ledger keeps naming it.
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="merged")
     # Reputation in [0, 1] from the devices' validation history (volunteers.reputation).
     reputation = models.FloatField(default=0.5)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["-credit_micro", "id"], name="volunteer_credit_rank")]
+        indexes = [models.Index(fields=["-credit_micro", "id"], name="volunteer_credit_rank"),
+                   models.Index(fields=["-rac_key", "id"], name="volunteer_rac_rank")]
 
     def __str__(self) -> str:
         return self.name

@@ -10,6 +10,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from sparecycles.ledger.models import Account
+from sparecycles.ledger.selectors import volunteer_balance_micro
+from sparecycles.ledger.services import tokens_transfer
+
 from .models import Badge, Device, DeviceClaimCode, Team, Volunteer
 
 
@@ -62,6 +66,19 @@ def device_connect(
     device.last_seen = timezone.now()
     device.save()
     return DeviceSession(device=device, new_token=new_token)
+
+
+# --- accounts --------------------------------------------------------------------------
+@transaction.atomic
+def account_create(*, username: str, password: str) -> Volunteer:
+    """Sign up: a user account and its volunteer (named after the account to begin with).
+
+    The caller has validated the username and password (Django's UserCreationForm).
+    """
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username=username, password=password)
+    return volunteer_for_user(user=user)
 
 
 # --- profile --------------------------------------------------------------------------
@@ -123,23 +140,33 @@ def device_claim(*, user, token: str | None = None, code: str | None = None) -> 
 
 
 def volunteer_merge(*, source: Volunteer, target: Volunteer) -> None:
-    """Move an anonymous volunteer's devices, credit and history into `target`, then delete it."""
-    from sparecycles.credit.averages import rac_now
+    """Fold an anonymous volunteer into `target`: devices, credit, tokens and history.
+
+    The source row stays, marked merged_into, because the token ledger and its
+    sealed epochs keep naming it: credit already paid out in a closed epoch stays
+    attributed to it (the journal must still verify), later credit moves.
+    """
+    from sparecycles.credit.averages import KEY_FLOOR, rac_now
     from sparecycles.credit.models import CreditGrant
+    from sparecycles.credit.services import project_credit_merge
+    from sparecycles.ledger.models import EpochCredit
     from sparecycles.scheduler.models import Replica
+
+    from .reputation import reputation_refresh
 
     source = Volunteer.objects.select_for_update().get(pk=source.pk)
     target = Volunteer.objects.select_for_update().get(pk=target.pk)
     Device.objects.filter(volunteer=source).update(volunteer=target)
-    CreditGrant.objects.filter(volunteer=source).update(volunteer=target)
+    CreditGrant.objects.filter(volunteer=source).exclude(
+        pk__in=EpochCredit.objects.values("grant_id")).update(volunteer=target)
     Badge.objects.filter(volunteer=source).exclude(
         kind__in=target.badges.values("kind")).update(volunteer=target)
     # Replicas move too, except where both had one of the same work unit (kept as history).
     both = Replica.objects.filter(volunteer=target).values("workunit_id")
     Replica.objects.filter(volunteer=source).exclude(workunit_id__in=both).update(
         volunteer=target)
-    Replica.objects.filter(volunteer=source).update(volunteer=None)
     now = timezone.now().timestamp()
+    project_credit_merge(source_id=source.pk, target_id=target.pk, now=now)
     target.credit_micro += source.credit_micro
     target.rac = (rac_now(rac=target.rac, rac_time=target.rac_time, now=now)
                   + rac_now(rac=source.rac, rac_time=source.rac_time, now=now))
@@ -148,7 +175,18 @@ def volunteer_merge(*, source: Volunteer, target: Volunteer) -> None:
     target.save(update_fields=["credit_micro", "rac", "rac_time", "rac_key"])
     if source.team_id:
         Team.objects.filter(pk=source.team_id).update(member_count=F("member_count") - 1)
-    source.delete()
+    # Tokens follow the person: the anonymous account's balance moves in the ledger.
+    balance = volunteer_balance_micro(source.pk)
+    if balance > 0:
+        tokens_transfer(source=Account.volunteer_code(source.pk),
+                        destination=Account.volunteer_code(target.pk), amount_micro=balance,
+                        memo="device claimed by its owner's account")
+    source.merged_into = target
+    source.team = None
+    source.credit_micro, source.rac, source.rac_key = 0, 0.0, KEY_FLOOR
+    source.save(update_fields=["merged_into", "team", "credit_micro", "rac", "rac_key"])
+    # The devices' validation history now counts for the target.
+    reputation_refresh(volunteer_id=target.pk)
 
 
 # --- teams --------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from sparecycles.projects.services import QuorumParams
 
 
 class Command(BaseCommand):
-    help = "Create the admin account and, on an empty site, demo batches a single browser can finish."
+    help = ("Create the admin account and, on an empty site, demo batches a single browser "
+            "can finish.")
 
     def add_arguments(self, parser):
         parser.add_argument("--count", type=int, default=64)

@@ -41,6 +41,10 @@ class Command(BaseCommand):
         parser.add_argument("--vanish-return-p", type=float,
                             default=BehaviourOptions.vanish_return_p,
                             help="Chance a vanishing volunteer comes back. Default: %(default)s.")
+        parser.add_argument("--think", type=float, default=BehaviourOptions.think_s,
+                            metavar="SECONDS",
+                            help="Honest volunteers take about this long per task (paces the "
+                                 "load). Default: %(default)s.")
         parser.add_argument("--duplicate-p", type=float, default=0.0,
                             help="Chance each acked result is sent again (must come back "
                                  "duplicate). Default: %(default)s.")
@@ -51,14 +55,14 @@ class Command(BaseCommand):
                             help="Print the summary as JSON instead of a table.")
 
     def handle(self, *args, url, volunteers, mix, duration, idle_stop, seed, flaky_p,
-               slow_overrun, vanish_return_p, duplicate_p, processes, json, **options):
+               slow_overrun, vanish_return_p, think, duplicate_p, processes, json, **options):
         try:
             config = SwarmConfig(
                 url=url, volunteers=volunteers, mix=parse_mix(mix), duration_s=duration,
                 idle_stop_s=idle_stop or None, seed=seed, duplicate_p=duplicate_p,
                 processes=processes,
                 options=BehaviourOptions(flaky_error_p=flaky_p, slow_overrun_s=slow_overrun,
-                                         vanish_return_p=vanish_return_p),
+                                         vanish_return_p=vanish_return_p, think_s=think),
             )
             summary = swarm_run(config)
         except SwarmError as exc:

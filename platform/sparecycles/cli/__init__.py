@@ -1,0 +1,1 @@
+"""The `sparecycles` console script (sparecycles.cli.main:main): a stdlib-only API client."""

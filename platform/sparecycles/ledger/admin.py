@@ -1,0 +1,51 @@
+"""Read-only admin views of the ledger: tokens move only through ledger.services."""
+
+from django.contrib import admin
+
+from .models import Account, Epoch, JournalEntry, PolicyVersion
+from .units import tokens_str
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdmin):
+    list_display = ["code", "kind", "balance", "volunteer", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["code"]
+
+    @admin.display(description="Balance (tokens)", ordering="balance_micro")
+    def balance(self, obj):
+        return tokens_str(obj.balance_micro)
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(ReadOnlyAdmin):
+    list_display = ["seq", "kind", "at", "memo", "hash"]
+    list_filter = ["kind"]
+    search_fields = ["hash", "memo"]
+
+
+@admin.register(Epoch)
+class EpochAdmin(ReadOnlyAdmin):
+    list_display = ["index", "starts_at", "ends_at", "emission", "credit_micro", "recipients",
+                    "merkle_root"]
+
+    @admin.display(description="Emission (tokens)", ordering="emission_micro")
+    def emission(self, obj):
+        return tokens_str(obj.emission_micro)
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(ReadOnlyAdmin):
+    list_display = ["version", "effective_from_epoch", "starts_at", "epoch_seconds",
+                    "initial_emission_micro", "halving_epochs", "max_supply_micro", "announced_at"]

@@ -1,0 +1,231 @@
+"""Journal records and the rules every record must follow, checked one at a time.
+
+A record is one entry as published in journal.jsonl:
+
+    {"seq": 7, "at": <µs since 1970>, "kind": "epoch", "memo": "...", "data": {...},
+     "lines": [{"account": "emission", "amount": -14400000000}, ...],
+     "prev": <hash of entry 6>, "hash": <SHA-256 of this record without "hash">}
+
+`ChainVerifier` replays records in order with nothing but the journal: hashes
+and links, balanced lines, no negative balance, policy announcements only for
+future epochs, each epoch's emission and pro-rata split recomputed from the
+policy and the published credits, and each epoch's Merkle root.
+"""
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .canonical import ZERO_HASH, canonical_json, sha256_hex
+from .merkle import leaf_bytes, leaf_hash, merkle_root
+from .policy import PolicyError, PolicyRecord, Schedule, split_pro_rata
+
+RECORD_KEYS = {"seq", "at", "kind", "memo", "data", "lines", "prev", "hash"}
+EPOCH_KEYS = {"epoch", "start", "end", "policy", "emission", "credit_total", "credits",
+              "merkle_root", "recipients"}
+POLICY_KEYS = {"version", "effective_from_epoch", "starts_at", "epoch_seconds",
+               "initial_emission_micro", "halving_epochs", "max_supply_micro"}
+ACCOUNT_CODE = re.compile(r"^(treasury|emission|burn|volunteer-[1-9][0-9]{0,17})$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+HOLDERS = ("treasury", "volunteer-")  # accounts that hold tokens and may send them
+
+
+def record_hash(record: dict) -> str:
+    """SHA-256 of the canonical JSON of the record without its own "hash"."""
+    return sha256_hex(canonical_json({k: v for k, v in record.items() if k != "hash"}))
+
+
+def payout_leaves(epoch: int, lines: list[dict]) -> list[bytes]:
+    return [leaf_hash(leaf_bytes(epoch=epoch, account=line["account"], amount=line["amount"]))
+            for line in lines if line["amount"] > 0]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Broken(Exception):
+    """Raised inside the verifier; becomes a Problem naming the entry."""
+
+
+@dataclass
+class Problem:
+    seq: int | None          # the first broken entry, or None for a problem outside the chain
+    message: str
+    account: str | None = None
+
+    def __str__(self) -> str:
+        where = f"entry #{self.seq}" if self.seq is not None else (
+            f"account {self.account}" if self.account else "ledger")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ChainVerifier:
+    expected_seq: int = 1
+    prev_hash: str = ZERO_HASH
+    balances: dict = field(default_factory=lambda: defaultdict(int))
+    policies: list = field(default_factory=list)
+    last_epoch: int = -1
+    emitted: int = 0
+    burned: int = 0
+    entries: int = 0
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.policies)
+
+    def feed(self, record: dict) -> Problem | None:
+        """Check one record; on the first problem return it (and stop feeding)."""
+        seq = record.get("seq") if isinstance(record, dict) else None
+        where = self.expected_seq if not _is_int(seq) or seq != self.expected_seq else seq
+        try:
+            self._check(record)
+        except Broken as exc:
+            return Problem(seq=where, message=str(exc))
+        return None
+
+    # -- the rules --------------------------------------------------------------------
+    def _check(self, record: dict) -> None:
+        if not isinstance(record, dict) or set(record) != RECORD_KEYS:
+            raise Broken(f"a record has exactly the keys {sorted(RECORD_KEYS)}")
+        if not _is_int(record["seq"]) or record["seq"] != self.expected_seq:
+            raise Broken(f"expected entry #{self.expected_seq} here, found #{record['seq']!r} "
+                         "(an entry is missing, duplicated or renumbered)")
+        if record["prev"] != self.prev_hash:
+            raise Broken("its previous-entry hash does not match the entry before it")
+        try:
+            recomputed = record_hash(record)
+        except (TypeError, ValueError) as exc:
+            raise Broken(f"not canonical JSON content: {exc}") from None
+        if record["hash"] != recomputed:
+            raise Broken(f"its content hashes to {recomputed}, not to the stored {record['hash']}")
+        if not _is_int(record["at"]) or not isinstance(record["memo"], str) \
+                or not isinstance(record["data"], dict) or not isinstance(record["lines"], list):
+            raise Broken("at must be an integer, memo a string, data an object, lines a list")
+
+        lines = record["lines"]
+        codes = []
+        for line in lines:
+            if not isinstance(line, dict) or set(line) != {"account", "amount"} \
+                    or not isinstance(line["account"], str) or not _is_int(line["amount"]) \
+                    or line["amount"] == 0 or not ACCOUNT_CODE.match(line["account"]):
+                raise Broken(f"malformed line {line!r}")
+            codes.append(line["account"])
+        if codes != sorted(set(codes)):
+            raise Broken("lines must name distinct accounts, sorted by code")
+        if sum(line["amount"] for line in lines) != 0:
+            raise Broken(f"its lines sum to {sum(line['amount'] for line in lines)}, not 0")
+
+        if self.expected_seq == 1 and record["kind"] != "policy":
+            raise Broken("the first entry must announce the genesis policy")
+        kind = record["kind"]
+        if kind == "policy":
+            self._check_policy(record)
+        elif kind == "epoch":
+            self._check_epoch(record)
+        elif kind in ("transfer", "burn"):
+            self._check_movement(record)
+        else:
+            raise Broken(f"unknown kind {kind!r}")
+
+        for line in lines:
+            self.balances[line["account"]] += line["amount"]
+            if line["account"] != "emission" and self.balances[line["account"]] < 0:
+                raise Broken(f"account {line['account']} would go negative")
+        self.entries += 1
+        self.expected_seq += 1
+        self.prev_hash = record["hash"]
+
+    def _check_policy(self, record: dict) -> None:
+        data = record["data"]
+        if record["lines"]:
+            raise Broken("a policy announcement moves no tokens")
+        if set(data) != POLICY_KEYS or not all(_is_int(v) for v in data.values()):
+            raise Broken(f"policy data has exactly the integer keys {sorted(POLICY_KEYS)}")
+        policy = PolicyRecord.from_data(data)
+        try:
+            policy.params.check()
+        except PolicyError as exc:
+            raise Broken(f"invalid policy: {exc}") from None
+        if policy.version != len(self.policies) + 1:
+            raise Broken(f"policy version {policy.version} out of order")
+        if policy.version == 1:
+            if policy.effective_from_epoch != 0:
+                raise Broken("the genesis policy governs from epoch 0")
+        else:
+            schedule = self.schedule
+            in_progress = schedule.epoch_at(record["at"])
+            if policy.effective_from_epoch <= max(in_progress, self.last_epoch):
+                raise Broken(f"policy v{policy.version} announced during epoch {in_progress} "
+                             f"cannot take effect from epoch {policy.effective_from_epoch}: "
+                             "only from a future epoch")
+            if policy.starts_at_us != schedule.window(policy.effective_from_epoch).start_us:
+                raise Broken("the policy's start time is not the start of its first epoch")
+        self.policies.append(policy)
+
+    def _check_epoch(self, record: dict) -> None:
+        data = record["data"]
+        if set(data) != EPOCH_KEYS:
+            raise Broken(f"epoch data has exactly the keys {sorted(EPOCH_KEYS)}")
+        index = data["epoch"]
+        if not _is_int(index) or index != self.last_epoch + 1:
+            raise Broken(f"expected epoch {self.last_epoch + 1}, found {index!r}")
+        window = self.schedule.window(index)
+        if (data["start"], data["end"], data["policy"]) != (
+                window.start_us, window.end_us, window.policy.version):
+            raise Broken(f"epoch {index}'s window or policy version does not follow the policy")
+        if record["at"] < window.end_us:
+            raise Broken(f"epoch {index} was closed before it ended")
+        emission = self.schedule.emission(index, emitted_before=self.emitted)
+        if data["emission"] != emission:
+            raise Broken(f"epoch {index} emitted {data['emission']!r}, the policy says {emission}")
+        credits = data["credits"]
+        if not isinstance(credits, list) or not all(
+                isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
+                and c[0].startswith("volunteer-") and ACCOUNT_CODE.match(c[0])
+                and _is_int(c[1]) and c[1] > 0 for c in credits):
+            raise Broken("credits must be [volunteer account, positive credit] pairs")
+        if [c[0] for c in credits] != sorted({c[0] for c in credits}):
+            raise Broken("credits must name distinct accounts, sorted by code")
+        if data["credit_total"] != sum(c[1] for c in credits):
+            raise Broken("credit_total is not the sum of the credits")
+        if emission == 0:
+            expected = {}
+        elif not credits:
+            expected = {"emission": -emission, "treasury": emission}
+        else:
+            expected = {"emission": -emission,
+                        **split_pro_rata(emission, [(c[0], c[1]) for c in credits])}
+        actual = {line["account"]: line["amount"] for line in record["lines"]}
+        if actual != expected:
+            raise Broken(f"epoch {index}'s payouts are not the pro-rata split of its emission")
+        leaves = payout_leaves(index, record["lines"])
+        if data["recipients"] != len(leaves):
+            raise Broken("recipients is not the number of payouts")
+        root = merkle_root(leaves)
+        if data["merkle_root"] != root:
+            raise Broken(f"epoch {index}'s Merkle root should be {root}")
+        self.last_epoch = index
+        self.emitted += emission
+
+    def _check_movement(self, record: dict) -> None:
+        lines = record["lines"]
+        if record["data"] != {} or len(lines) != 2:
+            raise Broken("a transfer or burn has two lines and no data")
+        source = next(line for line in lines if line["amount"] < 0)
+        target = next(line for line in lines if line["amount"] > 0)
+        if not source["account"].startswith(HOLDERS):
+            raise Broken(f"{source['account']} cannot send tokens")
+        if record["kind"] == "burn":
+            if target["account"] != "burn":
+                raise Broken("a burn sends tokens to the burn account")
+            self.burned += target["amount"]
+        elif not target["account"].startswith(HOLDERS):
+            raise Broken(f"{target['account']} cannot receive a transfer")
+
+    def totals(self) -> dict:
+        holders = sum(v for k, v in self.balances.items() if k.startswith(HOLDERS))
+        return {"entries": self.entries, "emitted": self.emitted, "burned": self.burned,
+                "supply": holders, "head_seq": self.expected_seq - 1, "head_hash": self.prev_hash,
+                "epochs": self.last_epoch + 1}

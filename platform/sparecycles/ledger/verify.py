@@ -1,0 +1,144 @@
+"""verify_ledger: recompute everything and name the first broken entry.
+
+The chain rules (chain.ChainVerifier) run over the stored entries exactly as
+they are published; then what only the database knows is checked against
+them: the chain head, each epoch's row and linked credit, each policy row, and
+every cached balance.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.core.cache import cache
+from django.db.models import Sum
+from django.utils import timezone
+
+from .canonical import to_us
+from .chain import ChainVerifier, Problem
+from .models import Account, ChainHead, Epoch, EpochCredit, JournalEntry, PolicyVersion
+from .selectors import chain_head, journal_chunks, policy_records
+
+ATTEMPTS = 5
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    problem: Problem | None
+    totals: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        problem = None
+        if self.problem:
+            problem = {"entry": self.problem.seq, "account": self.problem.account,
+                       "message": self.problem.message, "summary": str(self.problem)}
+        return {"ok": self.ok, "problem": problem, **self.totals}
+
+
+def verify_records(records) -> VerifyReport:
+    """Verify a journal from its records alone (e.g. a downloaded journal.jsonl)."""
+    verifier = ChainVerifier()
+    for record in records:
+        problem = verifier.feed(record)
+        if problem:
+            return VerifyReport(ok=False, problem=problem, totals=verifier.totals())
+    return VerifyReport(ok=True, problem=None, totals=verifier.totals())
+
+
+def verify_ledger() -> VerifyReport:
+    """Verify the stored ledger. Retried if a writer commits meanwhile, so every check
+    sees one consistent state (every write moves the chain head)."""
+    for _ in range(ATTEMPTS):
+        before = chain_head()
+        report = _verify_once()
+        if chain_head() == before:
+            return report
+    return report
+
+
+def _verify_once() -> VerifyReport:
+    verifier = ChainVerifier()
+    epochs = {e.entry_id: e for e in Epoch.objects.all()}
+    policies = {p.entry_id: p for p in PolicyVersion.objects.all()}
+    seen_epochs = seen_policies = 0
+
+    def fail(problem: Problem) -> VerifyReport:
+        return VerifyReport(ok=False, problem=problem, totals=verifier.totals())
+
+    for batch in journal_chunks():
+        for entry, record in batch:
+            problem = verifier.feed(record)
+            if problem:
+                return fail(problem)
+            if entry.kind == JournalEntry.Kind.EPOCH:
+                seen_epochs += 1
+                message = _check_epoch_row(epochs.get(entry.pk), record)
+            elif entry.kind == JournalEntry.Kind.POLICY:
+                seen_policies += 1
+                message = _check_policy_row(policies.get(entry.pk), record)
+            else:
+                message = None
+            if message:
+                return fail(Problem(seq=entry.seq, message=message))
+
+    totals = verifier.totals()
+    head = ChainHead.objects.filter(pk=1).first()
+    head_state = (head.seq, head.hash) if head else (0, totals["head_hash"])
+    if head_state != (totals["head_seq"], totals["head_hash"]):
+        return fail(Problem(seq=totals["head_seq"] + 1 if head_state[0] > totals["head_seq"]
+                            else totals["head_seq"],
+                            message=f"the chain head says #{head_state[0]} {head_state[1]}, but "
+                                    "the journal ends elsewhere (entries removed or added)"))
+    if len(epochs) != seen_epochs:
+        return fail(Problem(seq=None, message=f"{len(epochs) - seen_epochs} epoch row(s) have "
+                                              "no payout entry in the journal"))
+    if len(policies) != seen_policies:
+        return fail(Problem(seq=None, message="a policy row has no entry in the journal"))
+    if policy_records() != verifier.policies:
+        return fail(Problem(seq=None, message="the policy rows differ from the journal"))
+    for code, balance in Account.objects.values_list("code", "balance_micro").order_by("code"):
+        if verifier.balances.get(code, 0) != balance:
+            return fail(Problem(seq=None, account=code,
+                                message=f"stores a balance of {balance} µ but its lines sum to "
+                                        f"{verifier.balances.get(code, 0)} µ"))
+    return VerifyReport(ok=True, problem=None, totals=totals)
+
+
+def _check_epoch_row(epoch: Epoch | None, record: dict) -> str | None:
+    data = record["data"]
+    if epoch is None:
+        return f"epoch {data['epoch']}'s row is missing"
+    stored = (epoch.index, to_us(epoch.starts_at), to_us(epoch.ends_at), epoch.policy_version,
+              epoch.credit_micro, epoch.emission_micro, epoch.recipients, epoch.merkle_root)
+    sealed = (data["epoch"], data["start"], data["end"], data["policy"], data["credit_total"],
+              data["emission"], data["recipients"], data["merkle_root"])
+    if stored != sealed:
+        return f"epoch {data['epoch']}'s row differs from its sealed entry"
+    linked = {
+        f"volunteer-{row['volunteer_id']}": row["credit"]
+        for row in EpochCredit.objects.filter(epoch=epoch).values("volunteer_id")
+        .annotate(credit=Sum("amount_micro")).order_by() if row["credit"] > 0
+    }
+    if linked != {code: credit for code, credit in data["credits"]}:
+        return f"epoch {data['epoch']}'s linked credit grants do not add up to its credits"
+    return None
+
+
+def _check_policy_row(policy: PolicyVersion | None, record: dict) -> str | None:
+    if policy is None or policy.version != record["data"]["version"]:
+        return f"policy v{record['data']['version']}'s row is missing"
+    return None
+
+
+CACHE_SECONDS = 60
+
+
+def verify_ledger_cached() -> tuple[VerifyReport, dt.datetime]:
+    """verify_ledger for the public page and API: at most once a minute per chain head."""
+    seq, digest = chain_head()
+    key = f"ledger:verify:{seq}:{digest}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = (verify_ledger(), timezone.now())
+        cache.set(key, cached, CACHE_SECONDS)
+    return cached

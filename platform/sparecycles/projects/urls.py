@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "projects"
+
+urlpatterns = [
+    path("", views.project_list_page, name="list"),
+    path("<slug:slug>/", views.project_page, name="detail"),
+    path("<slug:slug>/tiles/<slug:app>.json", views.project_tiles_json, name="tiles"),
+]

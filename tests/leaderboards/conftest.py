@@ -1,0 +1,46 @@
+"""Fixtures for the boards: volunteers and teams with chosen totals, and real earners."""
+
+import time
+
+import pytest
+
+from sparecycles.credit.averages import rac_key
+from sparecycles.credit.models import MICRO
+from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.volunteers.models import Team, Volunteer
+
+
+def aggregate(credit: float, rac: float | None = None, *, now: float | None = None) -> dict:
+    """Aggregate fields as credit_grant would leave them: `rac` credit/day as of now."""
+    now = now if now is not None else time.time()
+    rac = credit if rac is None else rac
+    if credit <= 0:
+        return {"credit_micro": 0, "rac": 0.0, "rac_time": None, "rac_key": -1e9}
+    return {"credit_micro": round(credit * MICRO), "rac": rac, "rac_time": now,
+            "rac_key": rac_key(rac=rac, rac_time=now)}
+
+
+@pytest.fixture
+def make_volunteer(db):
+    def make(name: str, credit: float = 0, rac: float | None = None, **fields) -> Volunteer:
+        return Volunteer.objects.create(name=name, **aggregate(credit, rac), **fields)
+    return make
+
+
+@pytest.fixture
+def make_team(db):
+    def make(name: str, credit: float = 0, rac: float | None = None, **fields) -> Team:
+        return Team.objects.create(name=name, slug=name.lower().replace(" ", "-"),
+                                   **aggregate(credit, rac), **fields)
+    return make
+
+
+@pytest.fixture
+def earn():
+    """Compute one task on `device` and report it; with quorum 1 it is valid and credited."""
+    def run(device, output=None):
+        replica = tasks_dispatch(device=device, slots=1).replicas[0]
+        replica_report(device=device, task_id=replica.task_id, ok=True,
+                       output=output if output is not None else {"x": 1})
+        return replica
+    return run

@@ -1,0 +1,140 @@
+"""Public project pages: description, progress chart, contributors, and the tile mosaic feed."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from sparecycles.projects.charts import progress_chart
+from sparecycles.projects.models import App, OutputView, Project, WorkUnit
+from sparecycles.projects.selectors import project_progress_series, project_tiles
+from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+
+pytestmark = pytest.mark.django_db
+TILE_APP = b"def main(input):\n    return input\n"
+
+
+@pytest.fixture
+def tiles_app(project):
+    app = App.objects.create(project=project, name="tiles", title="Tiles",
+                             output_view=OutputView.IMAGE_TILES)
+    version = app_version_create(app=app, code=TILE_APP)
+    inputs = [{"tile": i, "level": 0, "x0": 64 * (i % 2), "y0": 64 * (i // 2), "size": 64,
+               "width": 128, "height": 128, "max_iter": 8} for i in range(4)]
+    batch = batch_create(app_version=version, name="tiles", inputs=inputs,
+                         quorum=QuorumParams())
+    return app, batch
+
+
+def complete(workunit: WorkUnit, output) -> None:
+    WorkUnit.objects.filter(pk=workunit.pk).update(
+        state=WorkUnit.State.COMPLETED, canonical_output=output, completed_at=timezone.now())
+
+
+def tile_output(unit: WorkUnit) -> dict:
+    return {**unit.input, "iterations": [[1, 2], [3, 8]]}
+
+
+def test_project_page_shows_description_progress_and_mosaic(client, project, tiles_app):
+    project.description = "Counting squares.\n\nSecond paragraph."
+    project.save()
+    app, batch = tiles_app
+    first = batch.workunits.order_by("seq").first()
+    complete(first, tile_output(first))
+    page = client.get("/projects/squares/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<h1>Squares</h1>" in html and "<p>Second paragraph.</p>" in html
+    assert "1 of 4 work units validated" in html          # the chart's description
+    assert 'class="pj-chart-line"' in html
+    assert 'data-tiles-url="/projects/squares/tiles/tiles.json"' in html
+    assert "projects/mosaic.js" in html
+    assert "Nobody yet" in html
+
+
+def test_private_and_unknown_projects_are_404(client, project):
+    project.is_public = False
+    project.save()
+    assert client.get("/projects/squares/").status_code == 404
+    assert client.get("/projects/nope/").status_code == 404
+    assert "Squares" not in client.get("/projects/").content.decode()
+
+
+def test_project_list(client, project, make_batch):
+    make_batch(count=3)
+    html = client.get("/projects/").content.decode()
+    assert 'href="/projects/squares/"' in html and "0 of 3 work units validated" in html
+
+
+def test_tiles_feed_pages_with_after(client, tiles_app):
+    app, batch = tiles_app
+    units = list(batch.workunits.order_by("seq"))
+    for unit in units[:3]:
+        complete(unit, tile_output(unit))
+    complete(units[3], {"not": "a tile"})   # skipped, but the cursor moves past it
+    body = client.get("/projects/squares/tiles/tiles.json").json()
+    assert [t["x0"] for t in body["tiles"]] == [0, 64, 0]
+    assert body["tiles"][0]["iterations"] == [[1, 2], [3, 8]]
+    assert body["last"] == units[3].pk
+    again = client.get(f"/projects/squares/tiles/tiles.json?after={body['last']}").json()
+    assert again["tiles"] == [] and again["last"] == units[3].pk
+
+
+@pytest.mark.parametrize("query", ["?after=x", "?after=-1", "?level=99999999999999999999999"])
+def test_tiles_feed_refuses_bad_parameters(client, tiles_app, query):
+    response = client.get(f"/projects/squares/tiles/tiles.json{query}")
+    assert response.status_code == 400 and "error" in response.json()
+
+
+def test_tiles_feed_of_an_app_without_tiles_is_404(client, app_version):
+    assert client.get("/projects/squares/tiles/square.json").status_code == 404
+
+
+def test_tiles_of_other_levels_are_left_out(tiles_app):
+    app, batch = tiles_app
+    unit = batch.workunits.order_by("seq").first()
+    WorkUnit.objects.filter(pk=unit.pk).update(input={**unit.input, "level": 1})
+    complete(unit, tile_output(unit))
+    assert project_tiles(app=app, level=0)[0] == []
+    assert len(project_tiles(app=app, level=1)[0]) == 1
+
+
+def test_progress_series_is_cumulative(project, make_batch):
+    batch = make_batch(count=3)
+    now = timezone.now()
+    units = list(batch.workunits.order_by("seq"))
+    WorkUnit.objects.filter(pk__in=[u.pk for u in units]).update(
+        created_at=now - dt.timedelta(hours=2))
+    for unit, ago in zip(units[:2], (90, 10), strict=True):
+        WorkUnit.objects.filter(pk=unit.pk).update(
+            state=WorkUnit.State.COMPLETED, completed_at=now - dt.timedelta(minutes=ago))
+    series = project_progress_series(project=project, points=5, now=now)
+    assert [count for _, count in series] == [0, 1, 1, 1, 2]
+    chart = progress_chart(series, total=3)
+    assert chart["summary"].startswith("2 of 3 work units validated")
+    assert len(chart["points"].split()) == 5
+
+
+def test_an_empty_project_has_no_chart(client, db):
+    Project.objects.create(slug="empty", title="Empty")
+    html = client.get("/projects/empty/").content.decode()
+    assert "the chart appears once the first batch is submitted" in html
+
+
+def test_top_contributors_come_from_credit(client, project, make_batch):
+    from sparecycles.credit.models import CreditGrant
+    from sparecycles.scheduler.models import Replica
+    from sparecycles.volunteers.models import Volunteer
+
+    batch = make_batch(count=2)
+    alice = Volunteer.objects.create(name="alice")
+    hidden = Volunteer.objects.create(name="bob", show_anonymous=True)
+    for unit, volunteer, micro in zip(batch.workunits.order_by("seq"), (alice, hidden),
+                                      (3_000_000, 1_000_000), strict=True):
+        replica = Replica.objects.filter(workunit=unit).first()
+        CreditGrant.objects.create(replica=replica, workunit=unit, project=project,
+                                   volunteer=volunteer, amount_micro=micro,
+                                   granted_at=timezone.now())
+    html = client.get("/projects/squares/").content.decode()
+    assert html.index("alice") < html.index("Anonymous")
+    assert "3.00" in html and "bob" not in html
