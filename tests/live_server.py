@@ -43,6 +43,10 @@ class LiveServer:
     killed: bool = False  # on purpose, by the test: not a death to report
 
     @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/volunteer/"
 

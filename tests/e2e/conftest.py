@@ -6,17 +6,11 @@ is a daphne subprocess on a free port, pointed at pytest-django's test database.
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
+
+from tests.live_server import LiveServer, live_server_start
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,21 +23,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SERVER_START_TIMEOUT_S = 30
 SCREENSHOTS = REPO / "var" / "screenshots"
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    url: str            # "http://127.0.0.1:PORT"
-    host: str           # "127.0.0.1:PORT"
-    log_path: Path
-
-    def log_tail(self, chars: int = 6000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no server log)"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,80 +53,17 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url(settings_dict: dict) -> str:
-    """DATABASE_URL for the server process: the test database this session created."""
-    engine = settings_dict["ENGINE"]
-    if engine == "django.db.backends.sqlite3":
-        path = Path(settings_dict["NAME"]).resolve()
-        return f"sqlite:///{path}?timeout=20"
-    if engine.startswith("django.db.backends.postgresql"):
-        user = quote(settings_dict.get("USER") or "", safe="")
-        password = settings_dict.get("PASSWORD") or ""
-        auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
-        host = settings_dict.get("HOST") or "127.0.0.1"
-        port = settings_dict.get("PORT") or 5432
-        return f"postgres://{auth}{host}:{port}/{quote(settings_dict['NAME'], safe='')}"
-    raise RuntimeError(f"The browser tests do not know how to share a {engine} database.")
-
-
 @pytest.fixture(scope="session")
 def live_daphne(django_db_setup, tmp_path_factory) -> LiveServer:
     """daphne serving sparecycles.asgi on a free port, sharing the test database."""
-    from django.db import connection
-
-    port = _free_port()
-    env = dict(os.environ)
-    env.update({
-        "PYTHONPATH": str(REPO / "platform"),
-        "DJANGO_SETTINGS_MODULE": "sparecycles.settings",
-        "DATABASE_URL": _database_url(connection.settings_dict),
-        "PYTHONUNBUFFERED": "1",
-    })
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "--websocket-max-message-size", "1048576", "sparecycles.asgi:application"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    server = LiveServer(url=f"http://127.0.0.1:{port}", host=f"127.0.0.1:{port}", log_path=log_path)
+    server = live_server_start(log_dir=tmp_path_factory.mktemp("daphne"))
     try:
-        _wait_healthy(process, server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        server.stop()
         if os.environ.get("SPARECYCLES_E2E_SERVER_LOG"):   # debugging aid: show the whole log
-            print(f"\n--- daphne log ({log_path}) ---\n{log_path.read_text(errors='replace')}")
-
-
-def _wait_healthy(process: subprocess.Popen, server: LiveServer) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"daphne exited with code {process.returncode}:\n{server.log_tail()}",
-                        pytrace=False)
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"daphne did not answer /healthz within {SERVER_START_TIMEOUT_S} s:\n"
-                f"{server.log_tail()}", pytrace=False)
+            print(f"\n--- daphne log ({server.log_path}) ---\n"
+                  f"{server.log_path.read_text(errors='replace')}")
 
 
 @pytest.fixture
