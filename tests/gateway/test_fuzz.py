@@ -49,7 +49,7 @@ async def drain_until_pong(communicator) -> list[dict]:
     await communicator.send_json_to({"type": "ping"})
     replies = []
     while True:
-        message = await communicator.receive_output(timeout=5)
+        message = await communicator.receive_output(timeout=30)  # generous: CI machines are busy
         if message["type"] == "websocket.close":
             return None
         reply = json.loads(message["text"])
