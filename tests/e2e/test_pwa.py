@@ -250,9 +250,16 @@ def test_second_visit_works_offline_and_starts_python_from_the_cache(stoppable_s
     wait_for_done(page, 1)
     cached_s = time.monotonic() - started
     cached_load_ms = page.evaluate("() => window.sparecycles.client.pool.slots[0].loadMs")
-    runtime = [r for r in traffic.finished[mark:] if PYODIDE in r.url]
-    assert {r.url.rsplit("/", 1)[1] for r in runtime} >= {"pyodide.mjs", "pyodide.asm.wasm",
-                                                           "python_stdlib.zip"}
+    wanted = {"pyodide.mjs", "pyodide.asm.wasm", "python_stdlib.zip"}
+    # The big streamed responses may report "finished" a little after the first result.
+    for _ in range(100):
+        runtime = [r for r in traffic.finished[mark:] if PYODIDE in r.url]
+        if {r.url.rsplit("/", 1)[1] for r in runtime} >= wanted:
+            break
+        page.wait_for_timeout(100)
+    # Chromium may also serve the compiled wasm from its code cache and skip the request;
+    # either way nothing of the runtime may come from the network (checked below).
+    assert {r.url.rsplit("/", 1)[1] for r in runtime} >= wanted - {"pyodide.asm.wasm"}
     assert all(r.response().from_service_worker for r in runtime), "runtime not from the cache"
     assert [r.url for r in traffic.network(mark) if PYODIDE in r.url] == []
     second_visit_bytes = traffic.bytes(mark)
