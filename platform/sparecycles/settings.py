@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "sparecycles.gateway",
     "sparecycles.web",
     "sparecycles.swarm",
+    "sparecycles.bench",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -130,7 +131,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("REDIS_PREFIX", "sparecycles")},
+            # redis-py's default 5-s read timeout equals channels_redis's blocking-pop timeout,
+            # so a quiet consumer would crash every few seconds: give reads more room.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                       "prefix": envstr("REDIS_PREFIX", "sparecycles")},
         }
     }
 else:

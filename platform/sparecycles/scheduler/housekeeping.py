@@ -37,7 +37,8 @@ def replicas_time_out(*, now: dt.datetime | None = None, limit: int = 500) -> in
     timed_out = 0
     for workunit_id in workunit_ids:
         with transaction.atomic():
-            workunit = (WorkUnit.objects.select_for_update().select_related("app_version__app")
+            workunit = (WorkUnit.objects.select_for_update(of=("self",))
+                        .select_related("app_version__app")
                         .get(pk=workunit_id))
             expired = list(workunit.replicas.select_for_update()
                            .filter(server_state=S.IN_PROGRESS, deadline__lt=cutoff))
@@ -62,7 +63,8 @@ def workunits_unstick(*, limit: int = 500) -> int:
     )
     for workunit_id in stuck:
         with transaction.atomic():
-            workunit = (WorkUnit.objects.select_for_update().select_related("app_version__app")
+            workunit = (WorkUnit.objects.select_for_update(of=("self",))
+                        .select_related("app_version__app")
                         .get(pk=workunit_id))
             if workunit.state == WorkUnit.State.OPEN:
                 transition = workunit_transition(workunit)

@@ -298,7 +298,7 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
         quarantined = (Device.objects.select_for_update().filter(pk=device.pk)
                        .values_list("quarantined", flat=True).get())
         workunit = (
-            WorkUnit.objects.select_for_update()
+            WorkUnit.objects.select_for_update(of=("self",))  # not the app rows: all share them
             .select_related("app_version__app")
             .get(pk=found["workunit_id"])
         )
@@ -337,7 +337,7 @@ def workunit_revalidate(*, workunit_id: int) -> None:
     """Run the transitioner again on one work unit, in its own transaction."""
     with transaction.atomic():
         workunit = (
-            WorkUnit.objects.select_for_update().select_related("app_version__app")
+            WorkUnit.objects.select_for_update(of=("self",)).select_related("app_version__app")
             .filter(pk=workunit_id).first()
         )
         if workunit is None:

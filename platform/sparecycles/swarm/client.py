@@ -406,7 +406,8 @@ class SimulatedVolunteer:
         # Workers look around at least once a second; idle volunteers sleep until their ping.
         longest = 1.0 if self.behaviour.requests_work else self.heartbeat_s
         wake_at = min([self._next_ping_at, *self._resend_at.values()])
-        if self._request_sent_at is None and len(self.held) < self.max_inflight:
+        if (self.behaviour.requests_work and self._request_sent_at is None
+                and len(self.held) < self.max_inflight):
             wake_at = min(wake_at, self._next_request_at)
         self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
