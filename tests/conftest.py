@@ -51,6 +51,17 @@ def make_device(db):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """A new channel layer per test: each async test runs on its own event loop, and a
+    Redis layer's connections and locks belong to the loop that made them."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends = {}
+    yield
+    channel_layers.backends = {}
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Per-process limiter state must not leak from one test into the next."""
     from sparecycles.gateway import ratelimit
