@@ -229,6 +229,8 @@ SPARECYCLES = {
     "MAX_VIOLATIONS": envint("SPARECYCLES_MAX_VIOLATIONS", 10),
     "MAX_INFLIGHT": envint("SPARECYCLES_MAX_INFLIGHT", 4),
     "HEARTBEAT_S": envint("SPARECYCLES_HEARTBEAT_S", 30),
+    # A device gets at most one `stats` push per this many seconds (later grants coalesce).
+    "STATS_THROTTLE_S": envint("SPARECYCLES_STATS_THROTTLE_S", 2),
     # Seconds a client waits before asking again when no work is available.
     "RETRY_AFTER_S": envint("SPARECYCLES_RETRY_AFTER_S", 10),
     # Seconds the housekeeping loop sleeps between passes (embedded mode runs it in-process).

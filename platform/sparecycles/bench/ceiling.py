@@ -1,7 +1,9 @@
 """The ceiling: the scheduler's services called in a loop, in-process, with no socket.
 
-Each simulated device asks for tasks (tasks_dispatch + task_payload, as the
-consumer does), computes them natively and reports each one (replica_report).
+A round of simulated devices asks for tasks together (tasks_dispatch_many +
+task_payload, as the socket's feeder does) and computes them natively; the
+round's results are stored in one batch (results_store) and validated in
+another (workunits_validate), as the socket's intake does under load.
 What the live server adds on top of this — WebSocket framing, JSON, the event
 loop, the hop to the ORM thread — is what the live/ceiling ratio measures.
 
@@ -27,13 +29,16 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
-from sparecycles.scheduler.services import replica_report, task_payload, tasks_dispatch
+from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
+from sparecycles.scheduler.intake import Report, results_store
+from sparecycles.scheduler.services import _rng, task_payload, workunits_validate
 from sparecycles.volunteers.services import device_connect
 
 from . import procs
 from .work import bench_app_version, window_counts
 
 SLOTS = 4
+GROUP = 25  # devices per round: their results are stored and validated together
 CAPABILITIES = {"runtimes": ["pyodide"], "cores": 1, "memory_mb": 1024, "mobile": False}
 
 
@@ -65,20 +70,34 @@ class Loop:
             self.errors[f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"] += 1
 
     def _step(self, index: int) -> None:
-        device = self.devices[index % len(self.devices)]
+        """A round of GROUP devices: they ask for tasks together and compute them; their
+        results are stored in one batch and validated in another, as the server's feeder
+        and intake do under load."""
+        group = min(GROUP, len(self.devices))  # each device asks once per round
+        devices = [self.devices[(index * group + offset) % len(self.devices)]
+                   for offset in range(group)]
         started, counted = time.perf_counter(), self._queries()
-        dispatch = tasks_dispatch(device=device, slots=SLOTS)
-        tasks = [task_payload(r) for r in dispatch.replicas]
+        dispatches = tasks_dispatch_many([Ask(device_id=d.pk, slots=SLOTS) for d in devices],
+                                         rng=_rng)
+        payloads = [[task_payload(r) for r in d.replicas] for d in dispatches]
         self.dispatch_s += time.perf_counter() - started
         self.dispatch_queries += self._queries() - counted
-        self.dispatches += 1
-        for task in tasks:
-            output = json.loads(json.dumps(self.main(task["input"])))  # as on the wire
-            started, counted = time.perf_counter(), self._queries()
-            ack = replica_report(device=device, task_id=task["task_id"], ok=True, output=output,
-                                 elapsed_ms=1)
-            self.report_s += time.perf_counter() - started
-            self.report_queries += self._queries() - counted
+        self.dispatches += len(devices)
+        reports = []
+        for device, tasks in zip(devices, payloads, strict=True):
+            for task in tasks:
+                output = json.loads(json.dumps(self.main(task["input"])))  # as on the wire
+                reports.append(Report(device_id=device.pk, task_id=task["task_id"], ok=True,
+                                      output=output, elapsed_ms=1))
+        if not reports:
+            return
+        started, counted = time.perf_counter(), self._queries()
+        stored = results_store(reports)
+        if stored.workunit_ids:
+            workunits_validate(workunit_ids=stored.workunit_ids)
+        self.report_s += time.perf_counter() - started
+        self.report_queries += self._queries() - counted
+        for ack in stored.acks:
             if ack.accepted:
                 self.results += 1
             else:

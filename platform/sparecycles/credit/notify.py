@@ -1,4 +1,4 @@
-"""After-commit pushes when credit changes: the device's stats and the live leaderboards."""
+"""After-commit pushes when credit changes: the devices' stats and the live leaderboards."""
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -8,11 +8,18 @@ from sparecycles.scheduler.notify import device_group
 LEADERBOARD_GROUP = "leaderboards"
 
 
-def notify_credit_granted(*, volunteer_id: int, device_id: int | None) -> None:
-    messages = [(LEADERBOARD_GROUP, {"type": "leaderboard.changed", "volunteer_id": volunteer_id})]
-    if device_id is not None:
-        messages.insert(0, (device_group(device_id), {"type": "stats.changed"}))
-    # One trip into async code for both: each async_to_sync costs about a millisecond.
+def notify_credit_granted(*, volunteer_ids: list[int], device_ids: list[int]) -> None:
+    """One `stats` nudge per device that earned credit, one leaderboard nudge in all.
+
+    Receivers coalesce: a device's socket and a leaderboard page each refresh at most
+    once per throttle interval however many grants land meanwhile.
+    """
+    if not volunteer_ids:
+        return
+    messages = [(device_group(device_id), {"type": "stats.changed"}) for device_id in device_ids]
+    messages.append((LEADERBOARD_GROUP, {"type": "leaderboard.changed",
+                                         "volunteer_ids": volunteer_ids}))
+    # One trip into async code for all: each async_to_sync costs about a millisecond.
     async_to_sync(_group_send_all)(get_channel_layer(), messages)
 
 

@@ -2,9 +2,9 @@
 
 
 from django.db import IntegrityError, transaction
-from django.db.models import Model
 from django.utils import timezone
 
+from sparecycles.db.bulk import rows_update
 from sparecycles.projects.models import Project
 from sparecycles.scheduler.models import Replica
 from sparecycles.volunteers.badges import badges_award
@@ -16,67 +16,98 @@ from .notify import notify_credit_granted
 
 
 def credit_grant(*, replica: Replica) -> CreditGrant | None:
-    """Grant credit for one valid replica, at most once; None if already granted or not valid.
+    """Grant credit for one valid replica, at most once; None if already granted or not valid."""
+    grants = credit_grant_many(replicas=[replica])
+    return grants[0] if grants else None
 
-    Every valid replica of a work unit gets the same credit, from its app
-    version's FLOPs estimate. Runs inside the caller's transaction (the
-    transitioner's); the OneToOne on replica and the savepoint make a
-    concurrent second grant fail harmlessly, and the totals are updated under
-    row locks: the volunteer first (to learn its team), then project and team, then the
-    volunteer's per-project row (created here the first time; the volunteer's lock keeps
-    two grants from creating it at once). Device
-    rows are never touched here: a device's credit is summed from its grants, so no
-    lock is taken on another device while its own result may be reporting.
+
+def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
+    """Grant credit for valid replicas, at most once each; returns the grants made.
+
+    Every valid replica of a work unit gets the same credit, from its app version's
+    FLOPs estimate (`replica.workunit.app_version` is read, so load it with the replica).
+    Runs inside the caller's transaction (the transitioner's). The caller holds the
+    replicas' work unit locks, so no other transaction grants for these replicas
+    meanwhile; the OneToOne on replica is the backstop (a second grant fails the
+    savepoint and nothing is counted). Totals are updated under row locks taken in one
+    order everywhere — volunteers, projects, teams, per-project rows, each by primary
+    key — and each row is written once however many grants it gets. Device rows are
+    never touched: a device's credit is summed from its grants.
     """
-    if replica.validate_state != Replica.ValidateState.VALID or replica.volunteer_id is None:
-        return None
-    workunit = replica.workunit
-    version = workunit.app_version
-    project_id = version.app.project_id
-    amount = credit_micro_for_flops(version.flops_per_unit)
+    eligible = {r.pk: r for r in replicas
+                if r.validate_state == Replica.ValidateState.VALID and r.volunteer_id is not None}
+    if not eligible:
+        return []
+    granted = set(CreditGrant.objects.filter(replica_id__in=list(eligible))
+                  .values_list("replica_id", flat=True))
+    todo = [eligible[pk] for pk in sorted(eligible) if pk not in granted]
+    if not todo:
+        return []
     now = timezone.now()
+    grants = [
+        CreditGrant(replica=r, workunit=r.workunit,
+                    project_id=r.workunit.app_version.app.project_id,
+                    volunteer_id=r.volunteer_id, device_id=r.device_id,
+                    amount_micro=credit_micro_for_flops(r.workunit.app_version.flops_per_unit),
+                    granted_at=now)
+        for r in todo
+    ]
     try:
-        with transaction.atomic():  # savepoint: a second grant for this replica fails here
-            grant = CreditGrant.objects.create(
-                replica=replica, workunit=workunit, project_id=project_id,
-                volunteer_id=replica.volunteer_id, device_id=replica.device_id,
-                amount_micro=amount, granted_at=now,
-            )
+        with transaction.atomic():  # savepoint: a grant made meanwhile fails them all here
+            CreditGrant.objects.bulk_create(grants)
     except IntegrityError:
-        return None
-    volunteer = Volunteer.objects.select_for_update().get(pk=replica.volunteer_id)
-    before = (volunteer.credit_micro, volunteer.rac_time)
-    started = replica.sent_at.timestamp() if replica.sent_at else None
-    _add(Project, project_id, amount, now=now.timestamp(), start=started)
-    if volunteer.team_id is not None:
-        _add(Team, volunteer.team_id, amount, now=now.timestamp(), start=started)
-    _accrue(volunteer, amount, now=now.timestamp(), start=started)
-    per_project = (VolunteerProjectCredit.objects.select_for_update()
-                   .filter(project_id=project_id, volunteer_id=volunteer.pk).first()
-                   or VolunteerProjectCredit(project_id=project_id, volunteer_id=volunteer.pk))
-    _accrue(per_project, amount, now=now.timestamp(), start=started)
-    badges_award(volunteer=volunteer, credit_before=before[0], last_credit_time=before[1],
-                 now=now)
-    transaction.on_commit(lambda: notify_credit_granted(
-        volunteer_id=replica.volunteer_id, device_id=replica.device_id))
-    return grant
-
-
-def _add(model: type[Model], pk: int, amount_micro: int, *, now: float,
-         start: float | None) -> None:
-    _accrue(model.objects.select_for_update().get(pk=pk), amount_micro, now=now, start=start)
+        return []
+    volunteers = {v.pk: v for v in Volunteer.objects.select_for_update().order_by("pk")
+                  .filter(pk__in={g.volunteer_id for g in grants})}
+    before = {pk: (v.credit_micro, v.rac_time) for pk, v in volunteers.items()}
+    projects = {p.pk: p for p in Project.objects.select_for_update().order_by("pk")
+                .filter(pk__in={g.project_id for g in grants})}
+    teams = {t.pk: t for t in Team.objects.select_for_update().order_by("pk")
+             .filter(pk__in={v.team_id for v in volunteers.values() if v.team_id})}
+    per_project = {(row.volunteer_id, row.project_id): row for row in
+                   VolunteerProjectCredit.objects.select_for_update().order_by("pk")
+                   .filter(volunteer_id__in=list(volunteers),
+                           project_id__in=list(projects))}
+    moment = now.timestamp()
+    for grant, replica in zip(grants, todo, strict=True):
+        started = replica.sent_at.timestamp() if replica.sent_at else None
+        volunteer = volunteers[grant.volunteer_id]
+        key = (volunteer.pk, grant.project_id)
+        if key not in per_project:  # the volunteer's lock serialises its creation
+            per_project[key] = VolunteerProjectCredit(project_id=grant.project_id,
+                                                      volunteer_id=volunteer.pk)
+        rows = [projects[grant.project_id], volunteer, per_project[key]]
+        if volunteer.team_id is not None:
+            rows.append(teams[volunteer.team_id])
+        for row in rows:
+            _accrue(row, grant.amount_micro, now=moment, start=started)
+    fields = ["credit_micro", "rac", "rac_time", "rac_key"]
+    rows_update(Volunteer, volunteers.values(), fields)
+    rows_update(Project, projects.values(), fields)
+    if teams:
+        rows_update(Team, teams.values(), fields)
+    fresh = [row for row in per_project.values() if row.pk is None]
+    if fresh:
+        VolunteerProjectCredit.objects.bulk_create(fresh)
+    old = [row for row in per_project.values() if row.pk is not None]
+    if old:
+        rows_update(VolunteerProjectCredit, old, fields)
+    for pk, volunteer in volunteers.items():
+        badges_award(volunteer=volunteer, credit_before=before[pk][0],
+                     last_credit_time=before[pk][1], now=now)
+    devices = sorted({g.device_id for g in grants if g.device_id is not None})
+    transaction.on_commit(lambda: notify_credit_granted(volunteer_ids=sorted(volunteers),
+                                                        device_ids=devices))
+    return grants
 
 
 def _accrue(row, amount_micro: int, *, now: float, start: float | None) -> None:
+    """Add one grant to a credit row in memory (the caller saves it)."""
     row.credit_micro += amount_micro
     row.rac = rac_update(rac=row.rac, rac_time=row.rac_time, credit=amount_micro / MICRO,
                          now=now, start=start)
     row.rac_time = now
     row.refresh_rac_key()
-    if row.pk is None:
-        row.save(force_insert=True)
-    else:
-        row.save(update_fields=["credit_micro", "rac", "rac_time", "rac_key"])
 
 
 def project_credit_merge(*, source_id: int, target_id: int, now: float) -> None:

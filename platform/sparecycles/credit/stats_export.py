@@ -31,7 +31,6 @@ from .averages import HALF_LIFE_S
 from .models import MICRO, CreditGrant
 
 
-
 def stats_dir() -> Path:
     return Path(settings.SPARECYCLES["STATS_DIR"])
 CHUNK = 2000

@@ -1,7 +1,9 @@
 """The volunteer WebSocket (PROTOCOL.md v1). Thin: parse, call a service, answer."""
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -10,13 +12,15 @@ from django.conf import settings
 
 from sparecycles.credit.selectors import volunteer_stats
 from sparecycles.scheduler import services as scheduler
+from sparecycles.scheduler.dispatch import Ask
 from sparecycles.scheduler.housekeeping import ensure_embedded_housekeeping
+from sparecycles.scheduler.intake import Report
 from sparecycles.scheduler.notify import device_group
 from sparecycles.volunteers.models import Device, Volunteer
 from sparecycles.volunteers.selectors import volunteer_tokens
 from sparecycles.volunteers.services import device_connect
 
-from . import ratelimit
+from . import batching, ratelimit
 from .protocol import (
     PROTOCOL_VERSION,
     FrameError,
@@ -43,6 +47,8 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.device = None
+        self.stats_sent = -1e9
+        self.stats_due: asyncio.Task | None = None
         self.violations = 0
         self.sent_task_ids: set[str] = set()
         self.limits = settings.SPARECYCLES
@@ -60,6 +66,8 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "stats_due", None) is not None:
+            self.stats_due.cancel()
         if getattr(self, "admitted", False):
             ratelimit.connections.release(self.address)
             self.admitted = False
@@ -144,9 +152,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         await self.send_json(welcome)
 
     async def on_request(self, message: Request) -> None:
-        dispatch = await database_sync_to_async(_dispatch)(
-            self.device, message.slots, frozenset(self.sent_task_ids), self.network
-        )
+        dispatch = await batching.feeder().submit(Ask(
+            device_id=self.device.pk, slots=message.slots,
+            known_task_ids=frozenset(self.sent_task_ids), network=self.network))
         tasks = dispatch["tasks"]
         self.sent_task_ids.update(task["task_id"] for task in tasks)
         await self.send_json({"type": "tasks", "retry_after_s": dispatch["retry_after_s"],
@@ -163,14 +171,14 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
                 await self.send_json({"type": "ack", "task_id": message.task_id,
                                       "accepted": False, "reason": "too_large"})
                 return
-        ack = await database_sync_to_async(scheduler.replica_report)(
-            device=self.device,
+        ack = await batching.intake().submit(Report(
+            device_id=self.device.pk,
             task_id=message.task_id,
             ok=message.status == "ok",
             output=message.output,
             error=message.error,
             elapsed_ms=message.elapsed_ms,
-        )
+        ))
         if ack.accepted:
             self.sent_task_ids.discard(message.task_id)
         await self.send_json(ack.frame())
@@ -191,9 +199,26 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     # --- channel-layer events ------------------------------------------------
     async def stats_changed(self, event: dict) -> None:
-        """Credit was granted to this device's volunteer: push PROTOCOL.md's `stats`."""
-        if self.device is not None:
-            await self.send_json(await database_sync_to_async(_stats)(self.device.volunteer_id))
+        """Credit was granted to this device's volunteer: push PROTOCOL.md's `stats`.
+
+        At once if none went out lately, else once at the end of the throttle interval,
+        covering every grant meanwhile (a fast device earns many per second)."""
+        if self.device is None or self.stats_due is not None:
+            return
+        wait = self.stats_sent + self.limits["STATS_THROTTLE_S"] - time.monotonic()
+        if wait <= 0:
+            await self._send_stats()
+        else:
+            self.stats_due = asyncio.create_task(self._send_stats_later(wait))
+
+    async def _send_stats_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self.stats_due = None
+        await self._send_stats()
+
+    async def _send_stats(self) -> None:
+        self.stats_sent = time.monotonic()
+        await self.send_json(await database_sync_to_async(_stats)(self.device.volunteer_id))
 
     async def tasks_cancel(self, event: dict) -> None:
         # Sent even for tasks handed out on an earlier connection: the client may still hold them.
@@ -209,12 +234,3 @@ def _stats(volunteer_id: int) -> dict[str, Any]:
     return {"type": "stats", **volunteer_stats(volunteer=volunteer),
             "tokens": volunteer_tokens(volunteer)}
 
-
-def _dispatch(device: Device, slots: int, known: frozenset[str], network: str
-              ) -> dict[str, Any]:
-    dispatch = scheduler.tasks_dispatch(device=device, slots=slots, known_task_ids=known,
-                                        network=network)
-    return {
-        "tasks": [scheduler.task_payload(r) for r in dispatch.replicas],
-        "retry_after_s": dispatch.retry_after_s,
-    }

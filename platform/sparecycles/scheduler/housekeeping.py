@@ -18,9 +18,8 @@ from django.utils import timezone
 from sparecycles.projects.models import WorkUnit
 
 from .models import Replica
-from .reliability import host_record_outcome
-from .services import _announce
-from .transitioner import workunit_transition
+from .services import _announce, workunits_validate
+from .transitioner import pending_workunit_ids, workunit_transition
 
 logger = logging.getLogger(__name__)
 S, O = Replica.ServerState, Replica.Outcome
@@ -47,9 +46,8 @@ def replicas_time_out(*, now: dt.datetime | None = None, limit: int = 500) -> in
                 replica.server_state = S.OVER
                 replica.outcome = O.NO_REPLY
                 replica.save(update_fields=["server_state", "outcome"])
-                host_record_outcome(replica)
             timed_out += len(expired)
-            transition = workunit_transition(workunit)
+            transition = workunit_transition(workunit, verdicts=expired)
             transaction.on_commit(lambda t=transition: _announce(t))
     return timed_out
 
@@ -72,6 +70,16 @@ def workunits_unstick(*, limit: int = 500) -> int:
     return len(stuck)
 
 
+def pending_validate(*, older_than_s: float = 10, limit: int = 2000, chunk: int = 200) -> int:
+    """Validate work units whose reported results were never looked at (the web process
+    that stored them died before its validation ran). Recent ones are left to it."""
+    older_than = timezone.now() - dt.timedelta(seconds=older_than_s)
+    workunit_ids = pending_workunit_ids(limit=limit, older_than=older_than)
+    for start in range(0, len(workunit_ids), chunk):
+        workunits_validate(workunit_ids=workunit_ids[start:start + chunk])
+    return len(workunit_ids)
+
+
 def stats_export_if_due(*, max_age_s: float = 86400) -> int:
     """Refresh the daily statistics files when they are a day old (or missing)."""
     from sparecycles.credit.stats_export import stats_dir, stats_export
@@ -86,7 +94,8 @@ def stats_export_if_due(*, max_age_s: float = 86400) -> int:
 def housekeeping_pass() -> dict[str, int]:
     from sparecycles.ledger.services import epochs_close_due
 
-    return {"timed_out": replicas_time_out(), "unstuck": workunits_unstick(),
+    return {"validated": pending_validate(), "timed_out": replicas_time_out(),
+            "unstuck": workunits_unstick(),
             "epochs_closed": len(epochs_close_due()),
             "stats_exported": stats_export_if_due()}
 

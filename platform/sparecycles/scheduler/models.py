@@ -64,6 +64,10 @@ class Replica(models.Model):
     solo = models.BooleanField(default=False)
     # The client's network when sent (services.network_of); "" when the rule is off.
     network = models.CharField(max_length=50, blank=True, default="")
+    # Reported, and the transitioner has not looked at it yet (BOINC's transition flag).
+    # Set with the report, cleared under the work unit's lock by the transitioner; a
+    # sweep in housekeeping picks up any left behind by a crash.
+    pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["workunit", "id"]
@@ -85,6 +89,11 @@ class Replica(models.Model):
             models.Index(fields=["server_state", "workunit"]),
             models.Index(fields=["device", "server_state"]),
             models.Index(fields=["network"], condition=~Q(network=""), name="replica_network"),
+            # The small sets the hot paths look for, kept in partial indexes of their own.
+            models.Index(fields=["id"], condition=Q(server_state="unsent"), name="replica_unsent"),
+            models.Index(fields=["workunit"], condition=Q(pending=True), name="replica_pending"),
+            models.Index(fields=["workunit"], condition=Q(validate_state="inconclusive"),
+                         name="replica_inconclusive"),
         ]
 
     def __str__(self) -> str:

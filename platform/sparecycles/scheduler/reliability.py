@@ -5,13 +5,17 @@ invalid, error or timeout; the daily quota drops by one per error or timeout
 and doubles back (up to DAILY_QUOTA) with each valid result.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sparecycles.volunteers.reputation import reputation_refresh
+from sparecycles.db.bulk import rows_update
+from sparecycles.volunteers.models import Device
+from sparecycles.volunteers.reputation import reputations_refresh
 
 from .models import HostAppVersion, Replica
 
@@ -55,57 +59,136 @@ def host_record_sent(*, device_id: int, app_version_id: int, count: int = 1) -> 
     host.save(update_fields=["quota_day", "jobs_today"])
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A replica's final verdict, as reliability counts it."""
+
+    device_id: int
+    app_version_id: int
+    volunteer_id: int | None
+    outcome: str
+    validate_state: str
+    turnaround_s: float | None
+
+    @classmethod
+    def of(cls, replica: Replica) -> "Outcome":
+        turnaround = None
+        if replica.received_at and replica.sent_at:
+            turnaround = (replica.received_at - replica.sent_at).total_seconds()
+        return cls(device_id=replica.device_id,
+                   app_version_id=replica.workunit.app_version_id,
+                   volunteer_id=replica.volunteer_id, outcome=replica.outcome,
+                   validate_state=replica.validate_state, turnaround_s=turnaround)
+
+
+@dataclass(frozen=True)
+class SpotCheck:
+    device_id: int
+    app_version_id: int
+    passed: bool
+
+
 def host_record_outcome(replica: Replica) -> None:
     """Account for a replica that just got its final verdict."""
-    if replica.device_id is None:
+    if replica.device_id is not None:
+        hosts_record(outcomes=[Outcome.of(replica)])
+
+
+def host_record_spot_check(*, device_id: int, app_version_id: int, passed: bool) -> None:
+    hosts_record(spot_checks=[SpotCheck(device_id, app_version_id, passed)])
+
+
+def hosts_record(*, outcomes: Sequence[Outcome] = (), spot_checks: Sequence[SpotCheck] = ()
+                 ) -> None:
+    """Account for many verdicts and spot checks: each reliability row is locked and written
+    once, and reputations that moved are recomputed once per volunteer."""
+    if not outcomes and not spot_checks:
         return
-    host = host_get(device_id=replica.device_id, app_version_id=replica.workunit.app_version_id)
+    keys = {(o.device_id, o.app_version_id) for o in outcomes}
+    keys |= {(c.device_id, c.app_version_id) for c in spot_checks}
+    hosts = _hosts_lock(keys)
+    dirty: dict[int, set[str]] = {}
+    refresh: set[int] = set()
+    for outcome in outcomes:
+        host = hosts[(outcome.device_id, outcome.app_version_id)]
+        changed = _apply(host, outcome)
+        if not changed:
+            continue
+        dirty.setdefault(host.pk, set()).update(changed)
+        # Reputation moves slowly with valid results, so it is recomputed after bad news
+        # at once, and after good news only now and then (it aggregates over devices).
+        valid = "n_valid" in changed
+        if outcome.volunteer_id and (not valid or host.consecutive_valid in (1, 3)
+                                     or host.consecutive_valid % 10 == 0):
+            refresh.add(outcome.volunteer_id)
+    failed_devices = []
+    for check in spot_checks:
+        host = hosts[(check.device_id, check.app_version_id)]
+        name = "spot_checks_passed" if check.passed else "spot_checks_failed"
+        setattr(host, name, getattr(host, name) + 1)
+        dirty.setdefault(host.pk, set()).add(name)
+        if not check.passed:
+            failed_devices.append(check.device_id)
+    by_fields: dict[tuple[str, ...], list[HostAppVersion]] = {}
+    for host in hosts.values():
+        if host.pk in dirty:
+            by_fields.setdefault(tuple(sorted(dirty[host.pk])), []).append(host)
+    for fields, rows in by_fields.items():
+        rows_update(HostAppVersion, rows, fields)
+    if failed_devices:
+        # A wrong known answer wipes the device's trust on every app.
+        HostAppVersion.objects.filter(device_id__in=failed_devices).update(consecutive_valid=0)
+        refresh |= set(Device.objects.filter(pk__in=failed_devices)
+                       .values_list("volunteer_id", flat=True))
+    if refresh:
+        reputations_refresh(volunteer_ids=sorted(refresh))
+
+
+def _hosts_lock(keys: set[tuple[int, int]]) -> dict[tuple[int, int], HostAppVersion]:
+    """The rows for these (device, app version) pairs, locked in id order; made if missing."""
+    def load() -> dict[tuple[int, int], HostAppVersion]:
+        rows = (HostAppVersion.objects.select_for_update().order_by("pk")
+                .filter(device_id__in={d for d, _ in keys},
+                        app_version_id__in={v for _, v in keys}))
+        return {(h.device_id, h.app_version_id): h for h in rows
+                if (h.device_id, h.app_version_id) in keys}
+
+    hosts = load()
+    missing = keys - set(hosts)
+    if missing:
+        HostAppVersion.objects.bulk_create(
+            [HostAppVersion(device_id=d, app_version_id=v, max_jobs_per_day=starting_quota())
+             for d, v in sorted(missing)], ignore_conflicts=True)
+        hosts = load()
+    return hosts
+
+
+def _apply(host: HostAppVersion, outcome: Outcome) -> list[str]:
+    """Count one verdict on `host` in memory; returns the fields it changed."""
     V, O = Replica.ValidateState, Replica.Outcome
     fields = ["consecutive_valid", "max_jobs_per_day"]
-    valid = replica.outcome == O.SUCCESS and replica.validate_state == V.VALID
-    if valid:
+    if outcome.outcome == O.SUCCESS and outcome.validate_state == V.VALID:
         host.n_valid += 1
         host.consecutive_valid += 1
         host.max_jobs_per_day = min(daily_quota(), host.max_jobs_per_day * 2)
         fields.append("n_valid")
-        if replica.received_at and replica.sent_at:
-            seconds = (replica.received_at - replica.sent_at).total_seconds()
+        if outcome.turnaround_s is not None:
             previous = host.turnaround_avg_s
-            host.turnaround_avg_s = seconds if previous is None else 0.9 * previous + 0.1 * seconds
+            host.turnaround_avg_s = (outcome.turnaround_s if previous is None
+                                     else 0.9 * previous + 0.1 * outcome.turnaround_s)
             fields.append("turnaround_avg_s")
-    elif replica.outcome == O.SUCCESS and replica.validate_state == V.INVALID:
+        return fields
+    if outcome.outcome == O.SUCCESS and outcome.validate_state == V.INVALID:
         host.n_invalid += 1
-        host.consecutive_valid = 0
-        host.max_jobs_per_day = max(1, host.max_jobs_per_day - 1)
         fields.append("n_invalid")
-    elif replica.outcome == O.CLIENT_ERROR:
+    elif outcome.outcome == O.CLIENT_ERROR:
         host.n_error += 1
-        host.consecutive_valid = 0
-        host.max_jobs_per_day = max(1, host.max_jobs_per_day - 1)
         fields.append("n_error")
-    elif replica.outcome == O.NO_REPLY:
+    elif outcome.outcome == O.NO_REPLY:
         host.n_timeout += 1
-        host.consecutive_valid = 0
-        host.max_jobs_per_day = max(1, host.max_jobs_per_day - 1)
         fields.append("n_timeout")
     else:
-        return
-    host.save(update_fields=fields)
-    # Reputation moves slowly with valid results, so it is recomputed after bad news at
-    # once, and after good news only now and then (it is an aggregate over the devices).
-    if replica.volunteer_id and (not valid or host.consecutive_valid in (1, 3)
-                                 or host.consecutive_valid % 10 == 0):
-        reputation_refresh(volunteer_id=replica.volunteer_id)
-
-
-def host_record_spot_check(*, device_id: int, app_version_id: int, passed: bool) -> None:
-    host = host_get(device_id=device_id, app_version_id=app_version_id)
-    if passed:
-        host.spot_checks_passed += 1
-        host.save(update_fields=["spot_checks_passed"])
-    else:
-        host.spot_checks_failed += 1
-        host.save(update_fields=["spot_checks_failed"])
-        # A wrong known answer wipes the device's trust on every app.
-        HostAppVersion.objects.filter(device_id=device_id).update(consecutive_valid=0)
-        reputation_refresh(volunteer_id=host.device.volunteer_id)
+        return []
+    host.consecutive_valid = 0
+    host.max_jobs_per_day = max(1, host.max_jobs_per_day - 1)
+    return fields

@@ -1,24 +1,30 @@
 """Writes on the scheduler's hot path: handing out tasks and taking results back."""
 
+import dataclasses
 import datetime as dt
 import ipaddress
+import logging
 import random
-from dataclasses import dataclass, field
+import time
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, Value, When
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.volunteers.models import Device
 
+from .dispatch import Ask, Dispatch, tasks_dispatch_many
+from .intake import Ack, Report, results_store
 from .models import HostAppVersion, Replica
 from .notify import notify_cancelled
-from .reliability import host_quota_left, host_record_outcome, host_record_sent, starting_quota
+from .reliability import host_quota_left, host_record_sent, starting_quota
 from .spot_checks import spot_check_apps, spot_check_issue
-from .transitioner import Cancelled, workunit_transition
+from .transitioner import Transition, workunits_transition
+
+logger = logging.getLogger(__name__)
 
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
 
@@ -29,12 +35,6 @@ ADAPTIVE_MIN_REPUTATION = 0.8
 
 def max_inflight() -> int:
     return settings.SPARECYCLES["MAX_INFLIGHT"]
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    replicas: list[Replica]
-    retry_after_s: int
 
 
 def network_of(address: str | None) -> str:
@@ -56,32 +56,14 @@ def tasks_dispatch(*, device: Device, slots: int, known_task_ids: frozenset[str]
                    network: str = "", rng: random.Random = _rng) -> Dispatch:
     """Give `device` up to `slots` tasks, never more than max_inflight in flight.
 
-    In-flight tasks the client does not hold on this connection (`known_task_ids`),
-    e.g. after a page reload, are sent again first: a device that reconnects
-    with its token keeps its tasks. `network` (see network_of) keeps replicas of one
-    work unit on distinct networks.
+    The volunteer socket batches requests across connections (dispatch.tasks_dispatch_many);
+    this is one request alone. `network` (see network_of) keeps replicas of one work unit
+    on distinct networks.
     """
-    with transaction.atomic():
-        # One dispatch per device at a time.
-        device = (Device.objects.select_for_update(of=("self",)).select_related("volunteer")
-                  .get(pk=device.pk))
-        inflight = list(
-            Replica.objects.filter(device=device, server_state=S.IN_PROGRESS).order_by("id")
-        )
-        chosen = [r.pk for r in inflight if r.task_id not in known_task_ids][:slots]
-        want = min(slots - len(chosen), max_inflight() - len(inflight))
-        if want > 0:
-            if device.quarantined:
-                chosen += _spot_checks_only(device=device, want=want, rng=rng)
-            else:
-                chosen += _claim_new(device=device, want=want, network=network, rng=rng)
-    replicas = list(
-        Replica.objects.filter(pk__in=chosen)
-        .select_related("workunit__app_version__app")
-        .order_by("id")
-    )
-    retry = 0 if replicas or slots == 0 else settings.SPARECYCLES["RETRY_AFTER_S"]
-    return Dispatch(replicas=replicas, retry_after_s=retry)
+    [dispatch] = tasks_dispatch_many(
+        [Ask(device_id=device.pk, slots=slots, known_task_ids=known_task_ids, network=network)],
+        rng=rng)
+    return dispatch
 
 
 def _capabilities(device: Device) -> tuple[list[str], int, bool]:
@@ -108,12 +90,9 @@ def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -
             workunit__app_version__runtime__in=runtimes,
         )
         .exclude(workunit_id__in=mine)
-        .annotate(preferred=Case(
-            When(workunit__app_version_id__in=recent_versions, then=Value(0)),
-            default=Value(1), output_field=IntegerField()),
-            retry=Exists(Replica.objects.filter(workunit_id=OuterRef("workunit_id"),
-                                                validate_state=V.INCONCLUSIVE)))
-        .order_by("preferred", "id")
+        .annotate(retry=Exists(Replica.objects.filter(workunit_id=OuterRef("workunit_id"),
+                                                      validate_state=V.INCONCLUSIVE)))
+        .order_by("id")
         .values_list(
             "id", "workunit_id", "workunit__delay_bound", "workunit__app_version_id",
             "workunit__app_version__app_id", "workunit__app_version__app__spot_check_rate",
@@ -140,8 +119,15 @@ def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -
     claim = {"server_state": S.IN_PROGRESS, "device": device, "sent_at": now,
              "volunteer_id": device.volunteer_id, "network": network}
     picked = 0
+    # The app versions this device ran lately come first (their code is loaded), then the
+    # rest; each in id order, which the partial index on unsent replicas serves directly.
+    limit = want * 4
+    rows = list(candidates.filter(workunit__app_version_id__in=recent_versions)[:limit]
+                ) if recent_versions else []
+    if len(rows) < limit:
+        rows += candidates.exclude(workunit__app_version_id__in=recent_versions)[:limit - len(rows)]
     for (replica_id, workunit_id, delay_bound, version_id, app_id, spot_rate, adaptive,
-         threshold, retry, created_at) in candidates[: want * 4]:
+         threshold, retry, created_at) in rows:
         if picked == want:
             break
         if workunit_id in seen_workunits:
@@ -260,71 +246,42 @@ def task_payload(replica: Replica) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Ack:
-    task_id: str
-    accepted: bool
-    duplicate: bool = False
-    reason: str = ""
-    cancelled: list[Cancelled] = field(default_factory=list)
-
-    def frame(self) -> dict[str, Any]:
-        frame: dict[str, Any] = {"type": "ack", "task_id": self.task_id, "accepted": self.accepted}
-        if self.duplicate:
-            frame["duplicate"] = True
-        if self.reason:
-            frame["reason"] = self.reason
-        return frame
-
-
 def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None,
                    error: str = "", elapsed_ms: int | None = None) -> Ack:
-    """Store one reported result durably and move its work unit along.
+    """Store one reported result durably, then validate its work unit.
 
-    Returns after commit, so `accepted=True` means the result is safe. A result
-    reported twice is acknowledged as a duplicate and changes nothing.
+    The volunteer socket batches these steps across connections (gateway.batching);
+    this is the same path for one result, used by scripts and tests. `accepted=True`
+    means the result is safe; a result reported twice is acknowledged as a duplicate.
     """
-    with transaction.atomic():
-        found = Replica.objects.filter(task_id=task_id).values(
-            "id", "device_id", "received_at", "workunit_id").first()
-        if found is None:
-            return Ack(task_id, accepted=False, reason="unknown_task")
-        if found["device_id"] != device.pk:
-            return Ack(task_id, accepted=False, reason="not_assigned")
-        if found["received_at"] is not None:
-            return Ack(task_id, accepted=True, duplicate=True)
-        # Lock order everywhere: the reporting device, the work unit, its replicas, then
-        # reliability and credit rows. Dispatch also locks the device first.
-        quarantined = (Device.objects.select_for_update().filter(pk=device.pk)
-                       .values_list("quarantined", flat=True).get())
-        workunit = (
-            WorkUnit.objects.select_for_update(of=("self",))  # not the app rows: all share them
-            .select_related("app_version__app")
-            .get(pk=found["workunit_id"])
-        )
-        replica = Replica.objects.select_for_update().get(pk=found["id"])
-        if replica.received_at is not None:  # a concurrent report of the same result won
-            return Ack(task_id, accepted=True, duplicate=True)
-        # A replica that timed out or was cancelled may still report: it is stored,
-        # and the transitioner compares it with the canonical result if there is one.
-        replica.workunit = workunit
-        replica.server_state = S.OVER
-        replica.received_at = timezone.now()
-        replica.elapsed_ms = elapsed_ms
-        if ok:
-            replica.outcome = O.SUCCESS
-            replica.output = output
-            if quarantined and not workunit.is_spot_check:
-                replica.validate_state = V.INVALID  # never counts toward a quorum
-        else:
-            replica.outcome = O.CLIENT_ERROR
-            replica.error_message = (error or "unspecified error")[:1000]
-        replica.save()
-        if replica.outcome == O.CLIENT_ERROR or replica.validate_state == V.INVALID:
-            host_record_outcome(replica)
-        transition = workunit_transition(workunit)
-        transaction.on_commit(lambda: _announce(transition))
-    return Ack(task_id, accepted=True, cancelled=transition.cancelled)
+    stored = results_store([Report(device_id=device.pk, task_id=task_id, ok=ok, output=output,
+                                   error=error, elapsed_ms=elapsed_ms)])
+    [ack] = stored.acks
+    if not stored.workunit_ids:
+        return ack
+    transition = workunits_validate(workunit_ids=stored.workunit_ids)
+    return dataclasses.replace(ack, cancelled=transition.cancelled)
+
+
+def workunits_validate(*, workunit_ids, attempts: int = 3) -> Transition:
+    """Run the transitioner over these work units in one transaction, and announce.
+
+    Deadlocks the database broke are retried; after the last attempt the work units
+    stay pending for the housekeeping sweep.
+    """
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                transition = workunits_transition(workunit_ids)
+                transaction.on_commit(lambda t=transition: _announce(t))
+            return transition
+        except OperationalError as exc:
+            if "deadlock" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            logger.info("validation of %d work units hit a deadlock; retrying",
+                        len(workunit_ids))
+            time.sleep(0.01 * (attempt + 1) * (1 + _rng.random()))
+    return Transition()  # not reached
 
 
 def _announce(transition) -> None:
@@ -335,12 +292,4 @@ def _announce(transition) -> None:
 
 def workunit_revalidate(*, workunit_id: int) -> None:
     """Run the transitioner again on one work unit, in its own transaction."""
-    with transaction.atomic():
-        workunit = (
-            WorkUnit.objects.select_for_update(of=("self",)).select_related("app_version__app")
-            .filter(pk=workunit_id).first()
-        )
-        if workunit is None:
-            return
-        transition = workunit_transition(workunit)
-        transaction.on_commit(lambda: _announce(transition))
+    workunits_validate(workunit_ids=[workunit_id])

@@ -8,6 +8,8 @@ spot check as much as ten invalid results. New volunteers start at 0.5.
 
 from django.db.models import Sum
 
+from sparecycles.db.bulk import rows_update
+
 from .models import Volunteer
 
 
@@ -19,11 +21,23 @@ def reputation_score(*, valid: int, invalid: int, errors: int, timeouts: int,
 
 
 def reputation_refresh(*, volunteer_id: int) -> float:
+    return reputations_refresh(volunteer_ids=[volunteer_id])[volunteer_id]
+
+
+def reputations_refresh(*, volunteer_ids: list[int]) -> dict[int, float]:
+    """Recompute these volunteers' reputations from their devices' records (one query
+    to read, one to write)."""
     from sparecycles.scheduler.models import HostAppVersion
 
-    totals = HostAppVersion.objects.filter(device__volunteer_id=volunteer_id).aggregate(
-        valid=Sum("n_valid"), invalid=Sum("n_invalid"), errors=Sum("n_error"),
-        timeouts=Sum("n_timeout"), spot_failures=Sum("spot_checks_failed"))
-    score = reputation_score(**{k: v or 0 for k, v in totals.items()})
-    Volunteer.objects.filter(pk=volunteer_id).update(reputation=score)
-    return score
+    scores = {pk: reputation_score(valid=0, invalid=0, errors=0, timeouts=0, spot_failures=0)
+              for pk in volunteer_ids}
+    rows = (HostAppVersion.objects.filter(device__volunteer_id__in=volunteer_ids)
+            .values("device__volunteer_id")
+            .annotate(valid=Sum("n_valid"), invalid=Sum("n_invalid"), errors=Sum("n_error"),
+                      timeouts=Sum("n_timeout"), spot_failures=Sum("spot_checks_failed")))
+    for row in rows:
+        pk = row.pop("device__volunteer_id")
+        scores[pk] = reputation_score(**{k: v or 0 for k, v in row.items()})
+    volunteers = [Volunteer(pk=pk, reputation=score) for pk, score in sorted(scores.items())]
+    rows_update(Volunteer, volunteers, ["reputation"])
+    return scores

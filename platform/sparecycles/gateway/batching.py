@@ -1,0 +1,177 @@
+"""Requests and results from every socket of a process go to the database together.
+
+One `Intake` per event loop (daphne runs one per process). Sockets hand their
+reports to it and wait for their acks. While one batch is in the database,
+the next one gathers, so a quiet server stores each result at once and a busy
+one stores hundreds per transaction (no timer: batching comes from load).
+After the commit the acks go out, and the stored work units queue for
+validation. Storing and validating each run in a thread of their own, beside
+the thread that serves requests, so neither delays the other.
+`Feeder` does the same for `request` frames (scheduler.dispatch).
+"""
+
+import asyncio
+import logging
+import weakref
+
+from channels.db import database_sync_to_async
+
+from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
+from sparecycles.scheduler.intake import Ack, Report, results_store
+from sparecycles.scheduler.services import _rng, task_payload, workunits_validate
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 500  # reports per transaction
+MAX_VALIDATE = 100  # work units per validation transaction (short: it holds their locks)
+MAX_ASKS = 100  # requests per dispatch transaction
+
+
+class Intake:
+    def __init__(self) -> None:
+        self.reports: list[tuple[Report, asyncio.Future]] = []
+        self.to_validate: set[int] = set()
+        self.report_ready = asyncio.Event()
+        self.validate_ready = asyncio.Event()
+        self.busy = 0  # batches in the database right now
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.tasks = [asyncio.create_task(self._store_loop(), name="results-store"),
+                      asyncio.create_task(self._validate_loop(), name="results-validate")]
+
+    async def submit(self, report: Report) -> Ack:
+        """Store `report`; returns its ack once it is committed."""
+        future = asyncio.get_running_loop().create_future()
+        self.reports.append((report, future))
+        self.idle.clear()
+        self.report_ready.set()
+        return await future
+
+    async def settled(self) -> None:
+        """Wait until everything submitted so far is stored and validated (for tests)."""
+        while self.reports or self.to_validate or self.busy:
+            self.idle.clear()
+            await self.idle.wait()
+
+    def _check_idle(self) -> None:
+        if not (self.reports or self.to_validate or self.busy):
+            self.idle.set()
+
+    async def _store_loop(self) -> None:
+        # A thread of its own: a report waiting on a row lock must not hold up dispatch.
+        store = database_sync_to_async(results_store, thread_sensitive=False)
+        while True:
+            await self.report_ready.wait()
+            self.report_ready.clear()
+            while self.reports:
+                batch, self.reports = self.reports[:MAX_BATCH], self.reports[MAX_BATCH:]
+                self.busy += 1
+                try:
+                    stored = await store([report for report, _ in batch])
+                except Exception as exc:  # the sockets answer server_error; nothing was kept
+                    logger.exception("storing %d results failed", len(batch))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                finally:
+                    self.busy -= 1
+                for (_, future), ack in zip(batch, stored.acks, strict=True):
+                    if not future.done():
+                        future.set_result(ack)
+                if stored.workunit_ids:
+                    self.to_validate.update(stored.workunit_ids)
+                    self.validate_ready.set()
+            self._check_idle()
+
+    async def _validate_loop(self) -> None:
+        validate = database_sync_to_async(_validate, thread_sensitive=False)
+        while True:
+            await self.validate_ready.wait()
+            self.validate_ready.clear()
+            while self.to_validate:
+                chunk = sorted(self.to_validate)[:MAX_VALIDATE]
+                self.to_validate.difference_update(chunk)
+                self.busy += 1
+                try:
+                    await validate(chunk)
+                except Exception:  # left pending: housekeeping's sweep validates them
+                    logger.exception("validating %d work units failed", len(chunk))
+                finally:
+                    self.busy -= 1
+            self._check_idle()
+
+
+def _validate(workunit_ids: list[int]) -> None:
+    workunits_validate(workunit_ids=workunit_ids)
+
+
+class Feeder:
+    """Requests for tasks, served together (one ask per device per batch)."""
+
+    def __init__(self) -> None:
+        self.asks: list[tuple[Ask, asyncio.Future]] = []
+        self.ready = asyncio.Event()
+        self.task = asyncio.create_task(self._loop(), name="tasks-dispatch")
+
+    async def submit(self, ask: Ask) -> dict:
+        """Returns {"tasks": [payload, ...], "retry_after_s": n}."""
+        future = asyncio.get_running_loop().create_future()
+        self.asks.append((ask, future))
+        self.ready.set()
+        return await future
+
+    async def _loop(self) -> None:
+        serve = database_sync_to_async(_serve)
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            while self.asks:
+                batch, rest, seen = [], [], set()
+                for item in self.asks:
+                    if len(batch) < MAX_ASKS and item[0].device_id not in seen:
+                        seen.add(item[0].device_id)
+                        batch.append(item)
+                    else:
+                        rest.append(item)
+                self.asks = rest
+                try:
+                    answers = await serve([ask for ask, _ in batch])
+                except Exception as exc:  # the sockets answer server_error
+                    logger.exception("dispatching to %d devices failed", len(batch))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():
+                        future.set_result(answer)
+
+
+def _serve(asks: list[Ask]) -> list[dict]:
+    return [{"tasks": [task_payload(r) for r in d.replicas], "retry_after_s": d.retry_after_s}
+            for d in tasks_dispatch_many(asks, rng=_rng)]
+
+
+_intakes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Intake]" = (
+    weakref.WeakKeyDictionary())
+_feeders: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Feeder]" = (
+    weakref.WeakKeyDictionary())
+
+
+def intake() -> Intake:
+    """This event loop's intake, started on first use."""
+    loop = asyncio.get_running_loop()
+    found = _intakes.get(loop)
+    if found is None:
+        found = _intakes[loop] = Intake()
+    return found
+
+
+def feeder() -> Feeder:
+    """This event loop's feeder, started on first use."""
+    loop = asyncio.get_running_loop()
+    found = _feeders.get(loop)
+    if found is None:
+        found = _feeders[loop] = Feeder()
+    return found

@@ -1,0 +1,306 @@
+"""Handing out tasks to many devices at once (BOINC's feeder and scheduler, batched).
+
+The socket gathers `request` frames from every connection of a process
+(gateway.batching) and serves them together: one transaction locks the
+asking devices, reads their in-flight tasks and reliability rows, reads one
+window of unsent replicas (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two
+processes never fight over a row), checks which of those work units the
+asking volunteers and networks already hold, and then decides in memory,
+with the same rules as one device's dispatch (services._claim_new): runtime,
+memory and phone fit, one replica of a work unit per volunteer and per
+network, the daily quota, the wait before a tie-breaker goes to an untested
+device, spot checks and adaptive replication. The claims go out in one
+pipelined statement. A device the window could not serve falls back to its
+own query.
+"""
+
+import datetime as dt
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from sparecycles.db.bulk import rows_update
+from sparecycles.projects.models import Batch, WorkUnit
+from sparecycles.volunteers.models import Device
+
+from .models import HostAppVersion, Replica
+from .reliability import host_quota_left, starting_quota
+from .spot_checks import spot_check_issue
+
+S, V = Replica.ServerState, Replica.ValidateState
+ADAPTIVE_MIN_REPUTATION = 0.8  # as services.ADAPTIVE_MIN_REPUTATION
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One `request` frame: a device wants up to `slots` tasks."""
+
+    device_id: int
+    slots: int
+    known_task_ids: frozenset[str] = frozenset()
+    network: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    workunit_id: int
+    delay_bound: int
+    version_id: int
+    runtime: str
+    app_id: int
+    spot_rate: float
+    adaptive: bool
+    threshold: int
+    min_memory_mb: int
+    allow_mobile: bool
+    retry: bool
+    created_at: dt.datetime
+
+
+def candidates_window(*, limit: int) -> list[Candidate]:
+    """The first `limit` unsent replicas of open work, in id order (rows locked on PostgreSQL,
+    skipping any another dispatch holds)."""
+    rows = (
+        Replica.objects.filter(server_state=S.UNSENT, workunit__state=WorkUnit.State.OPEN,
+                               workunit__batch__state=Batch.State.OPEN)
+        .annotate(retry=Exists(Replica.objects.filter(workunit_id=OuterRef("workunit_id"),
+                                                      validate_state=V.INCONCLUSIVE)))
+        .order_by("id")
+        .values_list(
+            "id", "workunit_id", "workunit__delay_bound", "workunit__app_version_id",
+            "workunit__app_version__runtime", "workunit__app_version__app_id",
+            "workunit__app_version__app__spot_check_rate",
+            "workunit__app_version__app__adaptive_replication",
+            "workunit__app_version__app__adaptive_threshold",
+            "workunit__app_version__app__min_memory_mb",
+            "workunit__app_version__app__allow_mobile", "retry", "created_at",
+        )
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        rows = rows.select_for_update(skip_locked=True, of=("self",))
+    return [Candidate(*row) for row in rows[:limit]]
+
+
+def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: dict[int, str],
+               rng: random.Random) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Claim up to wants[device] new replicas for each device. Returns the replica ids
+    claimed per device, and what each device still wants (the window ran dry for it)."""
+    from .services import _go_solo  # services imports this module
+
+    now = timezone.now()
+    today = now.date()
+    hosts = {(h.device_id, h.app_version_id): h for h in
+             HostAppVersion.objects.select_for_update().filter(device_id__in=list(wants))
+             .order_by("pk")}
+    limit = 4 * sum(wants.values()) + 16
+    window = candidates_window(limit=limit)
+    volunteers = {devices[d].volunteer_id for d in wants}
+    nets = {networks[d] for d in wants} - {""}
+    held = Q(volunteer_id__in=volunteers)
+    if nets:
+        held |= Q(network__in=nets)
+    taken_by_volunteer, taken_by_network = set(), set()
+    for workunit_id, volunteer_id, network in (
+            Replica.objects.filter(held, workunit_id__in={c.workunit_id for c in window})
+            .values_list("workunit_id", "volunteer_id", "network")):
+        taken_by_volunteer.add((workunit_id, volunteer_id))
+        if network:
+            taken_by_network.add((workunit_id, network))
+
+    retry_wait = dt.timedelta(seconds=settings.SPARECYCLES["RELIABLE_RETRY_WAIT_S"])
+    used: set[int] = set()
+    claims: list[tuple[int, int, dt.datetime, bool]] = []  # replica, device, deadline, solo
+    spot_checks: dict[int, list[int]] = defaultdict(list)
+    sent: dict[tuple[int, int], int] = defaultdict(int)
+    short: dict[int, int] = {}
+    for device_id, want in wants.items():
+        device = devices[device_id]
+        caps = device.capabilities or {}
+        runtimes = {str(r) for r in caps.get("runtimes", ["pyodide"])}
+        memory_mb, mobile = int(caps.get("memory_mb") or 0), bool(caps.get("mobile"))
+        volunteer_id, network = device.volunteer_id, networks[device_id]
+        # Versions it was sent today first (their code is loaded), then the rest.
+        recent = {v for (d, v), h in hosts.items()
+                  if d == device_id and h.quota_day == today and h.jobs_today}
+        picked = 0
+        for c in sorted(window, key=lambda c: c.version_id not in recent):
+            if picked == want:
+                break
+            if (c.id in used or (c.workunit_id, volunteer_id) in taken_by_volunteer
+                    or (network and (c.workunit_id, network) in taken_by_network)
+                    or c.runtime not in runtimes
+                    or (memory_mb and c.min_memory_mb and c.min_memory_mb > memory_mb)
+                    or (mobile and not c.allow_mobile)):
+                continue
+            host = hosts.get((device_id, c.version_id))
+            if c.retry and (host is None or host.consecutive_valid == 0) and (
+                    now - c.created_at < retry_wait):
+                continue  # a tie-breaker waits a while for a device with a valid record
+            left = host_quota_left(host, today=today) if host else starting_quota()
+            if left - sent[(device_id, c.version_id)] <= 0:
+                continue  # daily quota for this app version is spent
+            if c.spot_rate and rng.random() < c.spot_rate:
+                spot = spot_check_issue(device=device, app_id=c.app_id, rng=rng)
+                if spot is not None:
+                    spot_checks[device_id].append(spot.pk)
+                    sent[(device_id, c.version_id)] += 1
+                    picked += 1
+                    continue
+            solo = bool(c.adaptive and host and host.consecutive_valid >= c.threshold
+                        and device.volunteer.reputation >= ADAPTIVE_MIN_REPUTATION
+                        and rng.random() < 1 - 1 / host.consecutive_valid)
+            used.add(c.id)
+            taken_by_volunteer.add((c.workunit_id, volunteer_id))
+            if network:
+                taken_by_network.add((c.workunit_id, network))
+            claims.append((c.id, device_id, now + dt.timedelta(seconds=c.delay_bound), solo))
+            sent[(device_id, c.version_id)] += 1
+            picked += 1
+        if picked < want and len(window) == limit:
+            short[device_id] = want - picked
+
+    claimed = _claims_write(claims, devices=devices, networks=networks, now=now)
+    version_of = {c.id: c.version_id for c in window}
+    for replica_id, device_id, _, solo in claims:
+        if replica_id in claimed.get(device_id, ()) and solo:
+            _go_solo(workunit_id=next(c.workunit_id for c in window if c.id == replica_id),
+                     replica_id=replica_id)
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    for device_id, ids in claimed.items():
+        for replica_id in ids:
+            counts[(device_id, version_of[replica_id])] += 1
+    spot_versions = dict(Replica.objects.filter(
+        pk__in=[pk for ids in spot_checks.values() for pk in ids]).values_list(
+        "pk", "workunit__app_version_id")) if spot_checks else {}
+    for device_id, ids in spot_checks.items():
+        for replica_id in ids:
+            counts[(device_id, spot_versions[replica_id])] += 1
+        claimed.setdefault(device_id, []).extend(ids)
+    hosts_sent(hosts, {k: n for k, n in counts.items() if n}, today=today)
+    return claimed, short
+
+
+def _claims_write(claims, *, devices, networks, now) -> dict[int, list[int]]:
+    """Mark the chosen replicas sent, in one pipelined statement; returns what each device
+    really got. A constraint refusal (two devices of one volunteer or network racing in
+    two processes) sends the batch through one by one, skipping the refused rows."""
+    if not claims:
+        return {}
+    sql = (f"UPDATE {Replica._meta.db_table} SET server_state = %s, device_id = %s, "
+           "volunteer_id = %s, network = %s, sent_at = %s, deadline = %s, solo = %s "
+           "WHERE id = %s AND server_state = %s")
+    params = [
+        [S.IN_PROGRESS, device_id, devices[device_id].volunteer_id, networks[device_id],
+         now, deadline, solo, replica_id, S.UNSENT]
+        for replica_id, device_id, deadline, solo in claims
+    ]
+    params = [[connection.ops.adapt_datetimefield_value(p) if isinstance(p, dt.datetime) else p
+               for p in row] for row in params]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+    except IntegrityError:
+        for row in params:
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(sql, row)
+            except IntegrityError:
+                continue
+    got: dict[int, list[int]] = defaultdict(list)
+    for replica_id, device_id in (Replica.objects.filter(
+            pk__in=[c[0] for c in claims], sent_at=now, server_state=S.IN_PROGRESS)
+            .values_list("pk", "device_id")):
+        got[device_id].append(replica_id)
+    return got
+
+
+def hosts_sent(hosts: dict[tuple[int, int], HostAppVersion], counts: dict[tuple[int, int], int],
+               *, today) -> None:
+    """Count tasks sent against each (device, app version)'s daily quota; `hosts` holds the
+    rows already locked."""
+    missing = [key for key in counts if key not in hosts]
+    if missing:
+        HostAppVersion.objects.bulk_create(
+            [HostAppVersion(device_id=d, app_version_id=v, max_jobs_per_day=starting_quota())
+             for d, v in sorted(missing)], ignore_conflicts=True)
+        for h in (HostAppVersion.objects.select_for_update().order_by("pk")
+                  .filter(device_id__in={d for d, _ in missing},
+                          app_version_id__in={v for _, v in missing})):
+            hosts[(h.device_id, h.app_version_id)] = h
+    rows = []
+    for key, n in counts.items():
+        host = hosts[key]
+        if host.quota_day != today:
+            host.quota_day, host.jobs_today = today, 0
+        host.jobs_today += n
+        rows.append(host)
+    rows_update(HostAppVersion, rows, ["quota_day", "jobs_today"])
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    replicas: list[Replica]
+    retry_after_s: int
+
+
+def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch]:
+    """Serve many devices' requests in one transaction; one Dispatch per ask, in order.
+
+    Each device gets up to `slots` tasks, never more than max_inflight in flight.
+    In-flight tasks the client does not hold on this connection (`known_task_ids`),
+    e.g. after a page reload, are sent again first: a device that reconnects with
+    its token keeps its tasks. A device may ask only once per batch.
+    """
+    from .services import _claim_new, _spot_checks_only, max_inflight
+
+    device_ids = [ask.device_id for ask in asks]
+    if len(set(device_ids)) != len(device_ids):
+        raise ValueError("one ask per device in a batch")
+    chosen: dict[int, list[int]] = {}
+    with transaction.atomic():
+        # One dispatch per device at a time: the device rows are locked first.
+        devices = {d.pk: d for d in Device.objects.select_for_update(of=("self",))
+                   .select_related("volunteer").filter(pk__in=device_ids).order_by("pk")}
+        inflight: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for pk, device_id, task_id in (
+                Replica.objects.filter(device_id__in=device_ids, server_state=S.IN_PROGRESS)
+                .order_by("id").values_list("pk", "device_id", "task_id")):
+            inflight[device_id].append((pk, task_id))
+        wants, networks = {}, {}
+        for ask in asks:
+            device = devices.get(ask.device_id)
+            if device is None:
+                chosen[ask.device_id] = []
+                continue
+            mine = inflight[device.pk]
+            chosen[device.pk] = [pk for pk, task_id in mine
+                                 if task_id not in ask.known_task_ids][:ask.slots]
+            want = min(ask.slots - len(chosen[device.pk]), max_inflight() - len(mine))
+            if want <= 0:
+                continue
+            if device.quarantined:
+                chosen[device.pk] += _spot_checks_only(device=device, want=want, rng=rng)
+            else:
+                wants[device.pk], networks[device.pk] = want, ask.network
+        if wants:
+            claimed, short = claims_for(devices=devices, wants=wants, networks=networks,
+                                        rng=rng)
+            for device_id, ids in claimed.items():
+                chosen[device_id] += ids
+            for device_id, want in short.items():  # the window ran dry for this one
+                chosen[device_id] += _claim_new(device=devices[device_id], want=want,
+                                                network=networks[device_id], rng=rng)
+    replicas: dict[int, list[Replica]] = defaultdict(list)
+    for replica in (Replica.objects.filter(pk__in=[pk for ids in chosen.values() for pk in ids])
+                    .select_related("workunit__app_version__app").order_by("id")):
+        replicas[replica.device_id].append(replica)
+    retry = settings.SPARECYCLES["RETRY_AFTER_S"]
+    return [Dispatch(replicas=replicas[ask.device_id],
+                     retry_after_s=0 if replicas[ask.device_id] or ask.slots == 0 else retry)
+            for ask in asks]

@@ -1,0 +1,121 @@
+"""Taking reported results in: many at once, durably, and nothing else on that path.
+
+A batch of reports is one transaction with three queries (the replicas,
+locked; the reporting devices' quarantine flags; one bulk update). Each
+replica is marked `pending`; validation happens afterwards, off the socket's
+critical path (services.workunits_validate), and housekeeping sweeps up any
+pending replica a crash left behind. An `ack` with accepted=True is only ever
+sent after this commit, so an acknowledged result is never lost.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from sparecycles.db.bulk import rows_update
+from sparecycles.volunteers.models import Device
+
+from .models import Replica
+from .transitioner import Cancelled
+
+S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
+
+STORED_FIELDS = ["server_state", "received_at", "elapsed_ms", "outcome", "output",
+                 "error_message", "validate_state", "pending"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """One `result` frame, as the socket parsed it."""
+
+    device_id: int
+    task_id: str
+    ok: bool
+    output: Any = None
+    error: str = ""
+    elapsed_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    task_id: str
+    accepted: bool
+    duplicate: bool = False
+    reason: str = ""
+    cancelled: list[Cancelled] = field(default_factory=list)
+
+    def frame(self) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "ack", "task_id": self.task_id, "accepted": self.accepted}
+        if self.duplicate:
+            frame["duplicate"] = True
+        if self.reason:
+            frame["reason"] = self.reason
+        return frame
+
+
+@dataclass(frozen=True)
+class Stored:
+    acks: list[Ack]  # one per report, in order
+    workunit_ids: list[int]  # work units with newly stored results, to validate
+
+
+def results_store(reports: Sequence[Report]) -> Stored:
+    """Store reported results in one transaction; returns after commit.
+
+    A result reported twice (in this batch or before) is acknowledged as a duplicate
+    and changes nothing. A replica that timed out or was cancelled may still report:
+    it is stored, and the transitioner compares it with the canonical result.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        replicas = {
+            r.task_id: r for r in
+            Replica.objects.select_for_update().filter(task_id__in={x.task_id for x in reports})
+            .select_related(None).only("id", "task_id", "workunit_id", "device_id", "received_at")
+            .order_by("pk")
+        }
+        quarantined = set(Device.objects.filter(
+            pk__in={x.device_id for x in reports}, quarantined=True).values_list("pk", flat=True))
+        spot_checks = set()
+        if quarantined:
+            spot_checks = set(Replica.objects.filter(
+                pk__in=[r.pk for r in replicas.values() if r.device_id in quarantined],
+                workunit__known_output__isnull=False).values_list("pk", flat=True))
+        acks, stored = [], []
+        for report in reports:
+            replica = replicas.get(report.task_id)
+            if replica is None:
+                acks.append(Ack(report.task_id, accepted=False, reason="unknown_task"))
+            elif replica.device_id != report.device_id:
+                acks.append(Ack(report.task_id, accepted=False, reason="not_assigned"))
+            elif replica.received_at is not None:
+                acks.append(Ack(report.task_id, accepted=True, duplicate=True))
+            else:
+                _store(replica, report, now=now,
+                       invalid=replica.device_id in quarantined and replica.pk not in spot_checks)
+                stored.append(replica)
+                acks.append(Ack(report.task_id, accepted=True))
+        if stored:
+            rows_update(Replica, stored, STORED_FIELDS)
+    return Stored(acks=acks, workunit_ids=sorted({r.workunit_id for r in stored}))
+
+
+def _store(replica: Replica, report: Report, *, now, invalid: bool) -> None:
+    replica.server_state = S.OVER
+    replica.received_at = now
+    replica.elapsed_ms = report.elapsed_ms
+    replica.pending = True
+    replica.output = None
+    replica.error_message = ""
+    replica.validate_state = V.INIT
+    if report.ok:
+        replica.outcome = O.SUCCESS
+        replica.output = report.output
+        if invalid:
+            replica.validate_state = V.INVALID  # a quarantined device never counts to a quorum
+    else:
+        replica.outcome = O.CLIENT_ERROR
+        replica.error_message = (report.error or "unspecified error")[:1000]

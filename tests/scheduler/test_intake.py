@@ -1,0 +1,71 @@
+"""Storing reported results in batches (scheduler.intake) and validating them afterwards."""
+
+import pytest
+
+from sparecycles.credit.models import CreditGrant
+from sparecycles.projects.models import WorkUnit
+from sparecycles.scheduler.housekeeping import pending_validate
+from sparecycles.scheduler.intake import Report, results_store
+from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.services import tasks_dispatch, workunits_validate
+
+pytestmark = pytest.mark.django_db
+
+
+def _square(replica):
+    n = replica.workunit.input["n"]
+    return {"n": n, "square": n * n}
+
+
+def test_a_batch_stores_results_and_answers_each_report(make_batch, make_device):
+    make_batch(count=3)
+    device, other = make_device().device, make_device().device
+    replicas = tasks_dispatch(device=device, slots=3).replicas
+    reports = [Report(device_id=device.pk, task_id=r.task_id, ok=True, output=_square(r))
+               for r in replicas]
+    reports += [reports[0],  # the same result twice in one batch
+                Report(device_id=other.pk, task_id=replicas[1].task_id, ok=True, output={}),
+                Report(device_id=device.pk, task_id="no-such-task", ok=True, output={})]
+    stored = results_store(reports)
+    assert [a.accepted for a in stored.acks] == [True, True, True, True, False, False]
+    assert stored.acks[3].duplicate
+    assert [a.reason for a in stored.acks[4:]] == ["not_assigned", "unknown_task"]
+    assert sorted(stored.workunit_ids) == sorted(r.workunit_id for r in replicas)
+    assert Replica.objects.filter(pending=True).count() == 3
+    assert not WorkUnit.objects.filter(state="completed").exists()  # validation comes after
+
+
+def test_validation_after_storing_grants_credit_once(make_batch, make_device):
+    make_batch(count=2)
+    device = make_device().device
+    replicas = tasks_dispatch(device=device, slots=2).replicas
+    stored = results_store([Report(device_id=device.pk, task_id=r.task_id, ok=True,
+                                   output=_square(r)) for r in replicas])
+    workunits_validate(workunit_ids=stored.workunit_ids)
+    workunits_validate(workunit_ids=stored.workunit_ids)  # again: nothing changes
+    assert WorkUnit.objects.filter(state="completed").count() == 2
+    assert CreditGrant.objects.count() == 2
+    assert not Replica.objects.filter(pending=True).exists()
+
+
+def test_housekeeping_validates_results_a_crash_left_pending(make_batch, make_device):
+    make_batch(count=1)
+    device = make_device().device
+    [replica] = tasks_dispatch(device=device, slots=1).replicas
+    results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
+                          output=_square(replica))])
+    assert pending_validate(older_than_s=60) == 0  # recent: its own process validates it
+    assert pending_validate(older_than_s=0) == 1
+    assert WorkUnit.objects.get().state == "completed"
+    assert CreditGrant.objects.count() == 1
+
+
+def test_an_error_report_counts_against_the_device_when_validated(make_batch, make_device):
+    make_batch(count=1)
+    device = make_device().device
+    [replica] = tasks_dispatch(device=device, slots=1).replicas
+    stored = results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=False,
+                                   error="MemoryError")])
+    workunits_validate(workunit_ids=stored.workunit_ids)
+    host = device.host_app_versions.get()
+    assert host.n_error == 1 and host.consecutive_valid == 0
