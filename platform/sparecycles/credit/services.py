@@ -57,15 +57,15 @@ def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
             CreditGrant.objects.bulk_create(grants)
     except IntegrityError:
         return []
-    volunteers = {v.pk: v for v in Volunteer.objects.select_for_update().order_by("pk")
+    volunteers = {v.pk: v for v in Volunteer.objects.select_for_update(no_key=True).order_by("pk")
                   .filter(pk__in={g.volunteer_id for g in grants})}
     before = {pk: (v.credit_micro, v.rac_time) for pk, v in volunteers.items()}
-    projects = {p.pk: p for p in Project.objects.select_for_update().order_by("pk")
+    projects = {p.pk: p for p in Project.objects.select_for_update(no_key=True).order_by("pk")
                 .filter(pk__in={g.project_id for g in grants})}
-    teams = {t.pk: t for t in Team.objects.select_for_update().order_by("pk")
+    teams = {t.pk: t for t in Team.objects.select_for_update(no_key=True).order_by("pk")
              .filter(pk__in={v.team_id for v in volunteers.values() if v.team_id})}
     per_project = {(row.volunteer_id, row.project_id): row for row in
-                   VolunteerProjectCredit.objects.select_for_update().order_by("pk")
+                   VolunteerProjectCredit.objects.select_for_update(no_key=True).order_by("pk")
                    .filter(volunteer_id__in=list(volunteers),
                            project_id__in=list(projects))}
     moment = now.timestamp()
@@ -116,8 +116,8 @@ def project_credit_merge(*, source_id: int, target_id: int, now: float) -> None:
     The caller holds both volunteers' row locks, so no grant changes these rows meanwhile.
     """
     theirs = {row.project_id: row for row in
-              VolunteerProjectCredit.objects.select_for_update().filter(volunteer_id=target_id)}
-    for row in VolunteerProjectCredit.objects.select_for_update().filter(volunteer_id=source_id):
+              VolunteerProjectCredit.objects.select_for_update(no_key=True).filter(volunteer_id=target_id)}
+    for row in VolunteerProjectCredit.objects.select_for_update(no_key=True).filter(volunteer_id=source_id):
         into = theirs.get(row.project_id)
         if into is None:
             row.volunteer_id = target_id

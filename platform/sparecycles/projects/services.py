@@ -98,7 +98,7 @@ def app_version_create(*, app: App, code: bytes, runtime: str = Runtime.PYODIDE,
     checked = wheels_check(list(wheels)) if wheels else []
     if checked and runtime != Runtime.PYODIDE:
         raise ValidationError("Wheels are for the Python runtime; a wasm module needs none.")
-    App.objects.select_for_update().filter(pk=app.pk).first()  # serialise version numbers
+    App.objects.select_for_update(no_key=True).filter(pk=app.pk).first()  # serialise version numbers
     number = (app.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version = AppVersion(app=app, number=number, runtime=runtime, entry=entry, code=code,
                          packages=list(packages or []), flops_per_unit=flops_per_unit)
@@ -382,7 +382,7 @@ class BatchStateError(Exception):
 
 
 def _batch_locked(batch: Batch) -> Batch:
-    return Batch.objects.select_for_update().get(pk=batch.pk)
+    return Batch.objects.select_for_update(no_key=True).get(pk=batch.pk)
 
 
 @transaction.atomic

@@ -10,7 +10,7 @@ with the same rules as one device's dispatch (services._claim_new): runtime,
 memory and phone fit, one replica of a work unit per volunteer and per
 network, the daily quota, the wait before a tie-breaker goes to an untested
 device, spot checks and adaptive replication. The claims go out in one
-pipelined statement. A device the window could not serve falls back to its
+statement. A device the window could not serve falls back to its
 own query.
 """
 
@@ -25,6 +25,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from sparecycles.db.bulk import rows_update
+from sparecycles.db.retry import deadlock_retry
 from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.volunteers.models import Device
 
@@ -34,6 +35,7 @@ from .spot_checks import spot_check_issue
 
 S, V = Replica.ServerState, Replica.ValidateState
 ADAPTIVE_MIN_REPUTATION = 0.8  # as services.ADAPTIVE_MIN_REPUTATION
+CLAIM_FIELDS = ["server_state", "device", "volunteer", "network", "sent_at", "deadline", "solo"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def candidates_window(*, limit: int) -> list[Candidate]:
         )
     )
     if connection.features.has_select_for_update_skip_locked:
-        rows = rows.select_for_update(skip_locked=True, of=("self",))
+        rows = rows.select_for_update(no_key=True, skip_locked=True, of=("self",))
     return [Candidate(*row) for row in rows[:limit]]
 
 
@@ -96,7 +98,7 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
     now = timezone.now()
     today = now.date()
     hosts = {(h.device_id, h.app_version_id): h for h in
-             HostAppVersion.objects.select_for_update().filter(device_id__in=list(wants))
+             HostAppVersion.objects.select_for_update(no_key=True).filter(device_id__in=list(wants))
              .order_by("pk")}
     limit = 4 * sum(wants.values()) + 16
     window = candidates_window(limit=limit)
@@ -187,36 +189,33 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
 
 
 def _claims_write(claims, *, devices, networks, now) -> dict[int, list[int]]:
-    """Mark the chosen replicas sent, in one pipelined statement; returns what each device
-    really got. A constraint refusal (two devices of one volunteer or network racing in
-    two processes) sends the batch through one by one, skipping the refused rows."""
+    """Mark the chosen replicas sent, in one statement; returns what each device got.
+
+    The window's rows are this transaction's (locked on PostgreSQL; SQLite's write lock
+    is held since BEGIN), so they are still unsent. A constraint refusal (two devices of
+    one volunteer or network racing in two processes) sends the batch through one by
+    one, skipping the refused rows."""
     if not claims:
         return {}
-    sql = (f"UPDATE {Replica._meta.db_table} SET server_state = %s, device_id = %s, "
-           "volunteer_id = %s, network = %s, sent_at = %s, deadline = %s, solo = %s "
-           "WHERE id = %s AND server_state = %s")
-    params = [
-        [S.IN_PROGRESS, device_id, devices[device_id].volunteer_id, networks[device_id],
-         now, deadline, solo, replica_id, S.UNSENT]
-        for replica_id, device_id, deadline, solo in claims
-    ]
-    params = [[connection.ops.adapt_datetimefield_value(p) if isinstance(p, dt.datetime) else p
-               for p in row] for row in params]
+    rows = [Replica(pk=replica_id, server_state=S.IN_PROGRESS, device_id=device_id,
+                    volunteer_id=devices[device_id].volunteer_id, network=networks[device_id],
+                    sent_at=now, deadline=deadline, solo=solo)
+            for replica_id, device_id, deadline, solo in claims]
+    got: dict[int, list[int]] = defaultdict(list)
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(sql, params)
+        with transaction.atomic():
+            rows_update(Replica, rows, CLAIM_FIELDS)
     except IntegrityError:
-        for row in params:
+        for row in rows:
             try:
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(sql, row)
+                with transaction.atomic():
+                    rows_update(Replica, [row], CLAIM_FIELDS)
             except IntegrityError:
                 continue
-    got: dict[int, list[int]] = defaultdict(list)
-    for replica_id, device_id in (Replica.objects.filter(
-            pk__in=[c[0] for c in claims], sent_at=now, server_state=S.IN_PROGRESS)
-            .values_list("pk", "device_id")):
-        got[device_id].append(replica_id)
+            got[row.device_id].append(row.pk)
+        return got
+    for row in rows:
+        got[row.device_id].append(row.pk)
     return got
 
 
@@ -229,7 +228,7 @@ def hosts_sent(hosts: dict[tuple[int, int], HostAppVersion], counts: dict[tuple[
         HostAppVersion.objects.bulk_create(
             [HostAppVersion(device_id=d, app_version_id=v, max_jobs_per_day=starting_quota())
              for d, v in sorted(missing)], ignore_conflicts=True)
-        for h in (HostAppVersion.objects.select_for_update().order_by("pk")
+        for h in (HostAppVersion.objects.select_for_update(no_key=True).order_by("pk")
                   .filter(device_id__in={d for d, _ in missing},
                           app_version_id__in={v for _, v in missing})):
             hosts[(h.device_id, h.app_version_id)] = h
@@ -257,15 +256,30 @@ def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch
     e.g. after a page reload, are sent again first: a device that reconnects with
     its token keeps its tasks. A device may ask only once per batch.
     """
-    from .services import _claim_new, _spot_checks_only, max_inflight
-
     device_ids = [ask.device_id for ask in asks]
     if len(set(device_ids)) != len(device_ids):
         raise ValueError("one ask per device in a batch")
+    chosen = deadlock_retry(lambda: _choose(asks, rng=rng),
+                            what=f"dispatching to {len(asks)} devices")
+    replicas: dict[int, list[Replica]] = defaultdict(list)
+    for replica in (Replica.objects.filter(pk__in=[pk for ids in chosen.values() for pk in ids])
+                    .select_related("workunit__app_version__app").order_by("id")):
+        replicas[replica.device_id].append(replica)
+    retry = settings.SPARECYCLES["RETRY_AFTER_S"]
+    return [Dispatch(replicas=replicas[ask.device_id],
+                     retry_after_s=0 if replicas[ask.device_id] or ask.slots == 0 else retry)
+            for ask in asks]
+
+
+def _choose(asks: list[Ask], *, rng: random.Random) -> dict[int, list[int]]:
+    """The transaction of tasks_dispatch_many: the replica ids each device gets."""
+    from .services import _claim_new, _spot_checks_only, max_inflight
+
+    device_ids = [ask.device_id for ask in asks]
     chosen: dict[int, list[int]] = {}
     with transaction.atomic():
         # One dispatch per device at a time: the device rows are locked first.
-        devices = {d.pk: d for d in Device.objects.select_for_update(of=("self",))
+        devices = {d.pk: d for d in Device.objects.select_for_update(no_key=True, of=("self",))
                    .select_related("volunteer").filter(pk__in=device_ids).order_by("pk")}
         inflight: dict[int, list[tuple[int, str]]] = defaultdict(list)
         for pk, device_id, task_id in (
@@ -296,11 +310,4 @@ def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch
             for device_id, want in short.items():  # the window ran dry for this one
                 chosen[device_id] += _claim_new(device=devices[device_id], want=want,
                                                 network=networks[device_id], rng=rng)
-    replicas: dict[int, list[Replica]] = defaultdict(list)
-    for replica in (Replica.objects.filter(pk__in=[pk for ids in chosen.values() for pk in ids])
-                    .select_related("workunit__app_version__app").order_by("id")):
-        replicas[replica.device_id].append(replica)
-    retry = settings.SPARECYCLES["RETRY_AFTER_S"]
-    return [Dispatch(replicas=replicas[ask.device_id],
-                     retry_after_s=0 if replicas[ask.device_id] or ask.slots == 0 else retry)
-            for ask in asks]
+    return chosen

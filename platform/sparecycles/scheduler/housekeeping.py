@@ -36,10 +36,10 @@ def replicas_time_out(*, now: dt.datetime | None = None, limit: int = 500) -> in
     timed_out = 0
     for workunit_id in workunit_ids:
         with transaction.atomic():
-            workunit = (WorkUnit.objects.select_for_update(of=("self",))
+            workunit = (WorkUnit.objects.select_for_update(no_key=True, of=("self",))
                         .select_related("app_version__app")
                         .get(pk=workunit_id))
-            expired = list(workunit.replicas.select_for_update()
+            expired = list(workunit.replicas.select_for_update(no_key=True)
                            .filter(server_state=S.IN_PROGRESS, deadline__lt=cutoff))
             for replica in expired:
                 replica.workunit = workunit
@@ -61,7 +61,7 @@ def workunits_unstick(*, limit: int = 500) -> int:
     )
     for workunit_id in stuck:
         with transaction.atomic():
-            workunit = (WorkUnit.objects.select_for_update(of=("self",))
+            workunit = (WorkUnit.objects.select_for_update(no_key=True, of=("self",))
                         .select_related("app_version__app")
                         .get(pk=workunit_id))
             if workunit.state == WorkUnit.State.OPEN:

@@ -31,7 +31,7 @@ def starting_quota() -> int:
 
 def host_get(*, device_id: int, app_version_id: int) -> HostAppVersion:
     """The row for (device, app version), locked for update; created on first use."""
-    host = (HostAppVersion.objects.select_for_update()
+    host = (HostAppVersion.objects.select_for_update(no_key=True)
             .filter(device_id=device_id, app_version_id=app_version_id).first())
     if host is not None:
         return host
@@ -41,7 +41,7 @@ def host_get(*, device_id: int, app_version_id: int) -> HostAppVersion:
                                                  app_version_id=app_version_id,
                                                  max_jobs_per_day=starting_quota())
     except IntegrityError:
-        return HostAppVersion.objects.select_for_update().get(device_id=device_id,
+        return HostAppVersion.objects.select_for_update(no_key=True).get(device_id=device_id,
                                                               app_version_id=app_version_id)
 
 
@@ -147,7 +147,7 @@ def hosts_record(*, outcomes: Sequence[Outcome] = (), spot_checks: Sequence[Spot
 def _hosts_lock(keys: set[tuple[int, int]]) -> dict[tuple[int, int], HostAppVersion]:
     """The rows for these (device, app version) pairs, locked in id order; made if missing."""
     def load() -> dict[tuple[int, int], HostAppVersion]:
-        rows = (HostAppVersion.objects.select_for_update().order_by("pk")
+        rows = (HostAppVersion.objects.select_for_update(no_key=True).order_by("pk")
                 .filter(device_id__in={d for d, _ in keys},
                         app_version_id__in={v for _, v in keys}))
         return {(h.device_id, h.app_version_id): h for h in rows

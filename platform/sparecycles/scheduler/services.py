@@ -5,14 +5,14 @@ import datetime as dt
 import ipaddress
 import logging
 import random
-import time
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from sparecycles.db.retry import deadlock_retry
 from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.volunteers.models import Device
 
@@ -100,6 +100,9 @@ def _claim_new(*, device: Device, want: int, network: str, rng: random.Random) -
             "workunit__app_version__app__adaptive_threshold", "retry", "created_at",
         )
     )
+    if connection.features.has_select_for_update_skip_locked:
+        # Rows another dispatch or a validation holds are skipped, never waited for.
+        candidates = candidates.select_for_update(no_key=True, skip_locked=True, of=("self",))
     if network:
         candidates = candidates.exclude(
             workunit_id__in=Replica.objects.filter(network=network).values("workunit_id"))
@@ -263,25 +266,19 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
     return dataclasses.replace(ack, cancelled=transition.cancelled)
 
 
-def workunits_validate(*, workunit_ids, attempts: int = 3) -> Transition:
+def workunits_validate(*, workunit_ids) -> Transition:
     """Run the transitioner over these work units in one transaction, and announce.
 
-    Deadlocks the database broke are retried; after the last attempt the work units
-    stay pending for the housekeeping sweep.
+    A deadlock the database broke is retried; if it persists the work units stay
+    pending for the housekeeping sweep.
     """
-    for attempt in range(attempts):
-        try:
-            with transaction.atomic():
-                transition = workunits_transition(workunit_ids)
-                transaction.on_commit(lambda t=transition: _announce(t))
-            return transition
-        except OperationalError as exc:
-            if "deadlock" not in str(exc).lower() or attempt == attempts - 1:
-                raise
-            logger.info("validation of %d work units hit a deadlock; retrying",
-                        len(workunit_ids))
-            time.sleep(0.01 * (attempt + 1) * (1 + _rng.random()))
-    return Transition()  # not reached
+    def run() -> Transition:
+        with transaction.atomic():
+            transition = workunits_transition(workunit_ids)
+            transaction.on_commit(lambda: _announce(transition))
+        return transition
+
+    return deadlock_retry(run, what=f"validating {len(workunit_ids)} work units")
 
 
 def _announce(transition) -> None:

@@ -77,7 +77,7 @@ class Writes:
         volunteers = ({o.volunteer_id for o in self.outcomes}
                       | {r.volunteer_id for r in self.grants}) - {None}
         if volunteers:  # locked here, in order, before reputation and credit write to them
-            list(Volunteer.objects.select_for_update().filter(pk__in=volunteers)
+            list(Volunteer.objects.select_for_update(no_key=True).filter(pk__in=volunteers)
                  .order_by("pk").values_list("pk", flat=True))
         hosts_record(outcomes=self.outcomes, spot_checks=self.spot_checks)
         credit_grant_many(replicas=self.grants)
@@ -95,7 +95,7 @@ def workunit_transition(workunit: WorkUnit, *, verdicts: list[Replica] = ()) -> 
     with its app version and app loaded. `verdicts` are replicas the caller has just
     given a final outcome (timed out), for reliability to count.
     """
-    replicas = list(workunit.replicas.select_for_update().order_by("id"))
+    replicas = list(workunit.replicas.select_for_update(no_key=True).order_by("id"))
     writes = Writes()
     for replica in verdicts:
         writes.verdict(replica)
@@ -109,13 +109,13 @@ def workunits_transition(workunit_ids) -> Transition:
     The caller holds a transaction; the rows are locked here, in primary-key order.
     """
     workunits = list(
-        WorkUnit.objects.select_for_update(of=("self",))  # not the app rows: all share them
+        WorkUnit.objects.select_for_update(no_key=True, of=("self",))  # not the app rows: all share them
         .select_related("app_version__app").filter(pk__in=set(workunit_ids)).order_by("pk")
     )
     if not workunits:
         return Transition()
     by_workunit: dict[int, list[Replica]] = {w.pk: [] for w in workunits}
-    for replica in (Replica.objects.select_for_update().filter(workunit_id__in=list(by_workunit))
+    for replica in (Replica.objects.select_for_update(no_key=True).filter(workunit_id__in=list(by_workunit))
                     .order_by("id")):
         by_workunit[replica.workunit_id].append(replica)
     writes = Writes()

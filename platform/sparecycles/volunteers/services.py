@@ -45,7 +45,7 @@ def device_connect(
     device = None
     if token:
         device = (
-            Device.objects.select_for_update()
+            Device.objects.select_for_update(no_key=True)
             .select_related("volunteer")
             .filter(token_hash=Device.hash_token(token), revoked=False)
             .first()
@@ -113,12 +113,12 @@ def device_claim(*, user, token: str | None = None, code: str | None = None) -> 
     user's: its credit, devices and history come along.
     """
     if token:
-        device = Device.objects.select_for_update().filter(
+        device = Device.objects.select_for_update(no_key=True).filter(
             token_hash=Device.hash_token(token), revoked=False).first()
         if device is None:
             raise ValidationError("This browser's device is unknown; press Start once first.")
     elif code:
-        claim = (DeviceClaimCode.objects.select_for_update().select_related("device")
+        claim = (DeviceClaimCode.objects.select_for_update(no_key=True).select_related("device")
                  .filter(code=code.strip().upper().replace("-", ""), used_at__isnull=True,
                          expires_at__gt=timezone.now()).first())
         if claim is None:
@@ -154,8 +154,8 @@ def volunteer_merge(*, source: Volunteer, target: Volunteer) -> None:
 
     from .reputation import reputation_refresh
 
-    source = Volunteer.objects.select_for_update().get(pk=source.pk)
-    target = Volunteer.objects.select_for_update().get(pk=target.pk)
+    source = Volunteer.objects.select_for_update(no_key=True).get(pk=source.pk)
+    target = Volunteer.objects.select_for_update(no_key=True).get(pk=target.pk)
     Device.objects.filter(volunteer=source).update(volunteer=target)
     CreditGrant.objects.filter(volunteer=source).exclude(
         pk__in=EpochCredit.objects.values("grant_id")).update(volunteer=target)
@@ -209,7 +209,7 @@ def team_create(*, founder: Volunteer, name: str, description: str = "") -> Team
 @transaction.atomic
 def team_join(*, volunteer: Volunteer, team: Team) -> None:
     """Join `team`, leaving any other. Credit counts for a team from the moment of joining."""
-    volunteer = Volunteer.objects.select_for_update().get(pk=volunteer.pk)
+    volunteer = Volunteer.objects.select_for_update(no_key=True).get(pk=volunteer.pk)
     if volunteer.team_id == team.pk:
         return
     if volunteer.team_id:
@@ -221,7 +221,7 @@ def team_join(*, volunteer: Volunteer, team: Team) -> None:
 
 @transaction.atomic
 def team_leave(*, volunteer: Volunteer) -> None:
-    volunteer = Volunteer.objects.select_for_update().get(pk=volunteer.pk)
+    volunteer = Volunteer.objects.select_for_update(no_key=True).get(pk=volunteer.pk)
     if volunteer.team_id is None:
         return
     Team.objects.filter(pk=volunteer.team_id).update(member_count=F("member_count") - 1)
