@@ -229,6 +229,9 @@ SPARECYCLES = {
     "MAX_VIOLATIONS": envint("SPARECYCLES_MAX_VIOLATIONS", 10),
     "MAX_INFLIGHT": envint("SPARECYCLES_MAX_INFLIGHT", 4),
     "HEARTBEAT_S": envint("SPARECYCLES_HEARTBEAT_S", 30),
+    # Validate stored results in a thread of the web process (embedded). `manage.py serve`
+    # turns it off in its workers and runs `manage.py validator` beside them.
+    "VALIDATE_IN_WEB": envbool("SPARECYCLES_VALIDATE_IN_WEB", True),
     # A device gets at most one `stats` push per this many seconds (later grants coalesce).
     "STATS_THROTTLE_S": envint("SPARECYCLES_STATS_THROTTLE_S", 2),
     # Seconds a client waits before asking again when no work is available.

@@ -6,7 +6,8 @@ the next one gathers, so a quiet server stores each result at once and a busy
 one stores hundreds per transaction (no timer: batching comes from load).
 After the commit the acks go out, and the stored work units queue for
 validation. Storing and validating each run in a thread of their own, beside
-the thread that serves requests, so neither delays the other.
+the thread that serves requests, so neither delays the other. (`manage.py
+serve` validates in a process of its own instead: VALIDATE_IN_WEB.)
 `Feeder` does the same for `request` frames (scheduler.dispatch).
 """
 
@@ -15,6 +16,7 @@ import logging
 import weakref
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
 from sparecycles.scheduler.intake import Ack, Report, results_store
@@ -79,7 +81,7 @@ class Intake:
                 for (_, future), ack in zip(batch, stored.acks, strict=True):
                     if not future.done():
                         future.set_result(ack)
-                if stored.workunit_ids:
+                if stored.workunit_ids and settings.SPARECYCLES["VALIDATE_IN_WEB"]:
                     self.to_validate.update(stored.workunit_ids)
                     self.validate_ready.set()
             self._check_idle()

@@ -1,7 +1,8 @@
 """python manage.py serve [--workers N] [--host H] [--port P]: the scale-out mode on one machine.
 
 Binds the listening socket once and hands it to N daphne processes (the kernel
-spreads connections across them), and runs one housekeeping process. Several
+spreads connections across them), and runs one housekeeping process and one
+validator process (the workers store results; the validator validates them). Several
 processes need the Redis channel layer (REDIS_URL) so that pushes (cancel,
 stats, leaderboards) reach a device on any process; PostgreSQL (DATABASE_URL)
 is strongly advised. Behind a load balancer, use deploy/nginx.conf instead
@@ -30,8 +31,10 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--no-housekeeping", action="store_true",
                             help="Don't start the housekeeping process.")
+        parser.add_argument("--no-validator", action="store_true",
+                            help="Validate in the workers instead of a validator process.")
 
-    def handle(self, *args, workers, host, port, no_housekeeping, **options):
+    def handle(self, *args, workers, host, port, no_housekeeping, no_validator, **options):
         if workers < 1:
             raise CommandError("--workers must be at least 1.")
         if workers > 1 and not settings.REDIS_URL:
@@ -48,7 +51,9 @@ class Command(BaseCommand):
         env = {**os.environ, "PYTHONPATH": str(settings.BASE_DIR / "platform"),
                # One housekeeping process below, not one thread per worker.
                "SPARECYCLES_EMBEDDED_HOUSEKEEPING": "true" if no_housekeeping and workers == 1
-               else "false"}
+               else "false",
+               # Validation's CPU in a process of its own, off the sockets' processes.
+               "SPARECYCLES_VALIDATE_IN_WEB": "true" if no_validator else "false"}
         def start_worker() -> subprocess.Popen:
             return subprocess.Popen(
                 [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), *DAPHNE_FLAGS,
@@ -59,13 +64,21 @@ class Command(BaseCommand):
             return subprocess.Popen([sys.executable, "manage.py", "housekeeping"], env=env,
                                     cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL)
 
+        def start_validator() -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, "manage.py", "validator"], env=env,
+                                    cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL)
+
         # Each child with the function that restarts it: a crashed worker (even kill -9)
         # is replaced, the others keep serving; the shared socket never closes.
         children = [(start_worker(), start_worker) for _ in range(workers)]
         if not no_housekeeping:
             children.append((start_housekeeping(), start_housekeeping))
+        if not no_validator:
+            children.append((start_validator(), start_validator))
+        extras = [name for name, off in (("housekeeping", no_housekeeping),
+                                         ("a validator", no_validator)) if not off]
         self.stdout.write(f"Serving http://{host}:{port}/ with {workers} daphne workers"
-                          f"{'' if no_housekeeping else ' and housekeeping'} (Ctrl-C stops).")
+                          f"{' and ' + ' and '.join(extras) if extras else ''} (Ctrl-C stops).")
         self.stdout.flush()
         stopping = False
 

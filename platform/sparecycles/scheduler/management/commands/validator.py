@@ -1,0 +1,35 @@
+"""python manage.py validator [--once] [--idle 0.05]: validate reported results (BOINC's
+validator daemon).
+
+The web processes store results and, by default, validate them in a thread of
+their own. `manage.py serve` runs this process instead (its workers start with
+SPARECYCLES_VALIDATE_IN_WEB=false), so validation's CPU stays off the sockets'
+processes. Several validators may run: each work unit is validated under its
+row lock.
+"""
+
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from sparecycles.scheduler.housekeeping import pending_validate
+
+
+class Command(BaseCommand):
+    help = "Validate work units with newly reported results; loops unless --once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="One pass, then exit.")
+        parser.add_argument("--idle", type=float, default=0.05,
+                            help="Seconds to wait when nothing is pending (default 0.05).")
+
+    def handle(self, *args, once, idle, **options):
+        while True:
+            done = pending_validate(older_than_s=0, limit=500, chunk=100)
+            if once:
+                self.stdout.write(f"validated: {done}")
+                return
+            if not done:
+                close_old_connections()  # drop a connection the database closed meanwhile
+                time.sleep(idle)
