@@ -138,7 +138,9 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' in-memory layer, without its O(connections) sweep per message.
+    CHANNEL_LAYERS = {"default": {
+        "BACKEND": "sparecycles.gateway.layers.SweepingInMemoryChannelLayer"}}
 
 # --- static files -----------------------------------------------------------
 STATIC_URL = "/static/"

@@ -60,9 +60,6 @@ async def drain_until_pong(communicator) -> list[dict]:
 
 @pytest.fixture
 def permissive(settings):
-    # The frames' path through the consumer and the database is what is fuzzed; the
-    # in-memory channel layer keeps Redis connections of earlier tests' event loops out of it.
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.SPARECYCLES = {**settings.SPARECYCLES, "MAX_VIOLATIONS": 10**9, "FRAMES_PER_S": 0,
                             "RESULTS_PER_S": 0, "MAX_CONNECTIONS_PER_IP": 0,
                             "CONNECTIONS_PER_IP_PER_MIN": 0}
