@@ -95,18 +95,19 @@ def _dump() -> None:
     by_origin_s: Counter = Counter()
     shapes: Counter = Counter()
     shape_s: Counter = Counter()
-    for (origin, sql), n in _queries.items():
+    queries = dict(_queries)  # a copy: the store and validation threads keep counting
+    for (origin, sql), n in queries.items():
         by_origin[origin] += n
-        by_origin_s[origin] += _query_s[(origin, sql)]
+        by_origin_s[origin] += _query_s.get((origin, sql), 0.0)
         shapes[(origin, _statement(sql))] += n
-        shape_s[(origin, _statement(sql))] += _query_s[(origin, sql)]
+        shape_s[(origin, _statement(sql))] += _query_s.get((origin, sql), 0.0)
     with open(OUT + ".tmp", "w") as file:
         json.dump({
             "seconds": round(time.perf_counter() - _started, 2),
             "threads": len(profiles),
             "areas_s": {area: round(t, 3) for area, t in areas.most_common()},
             "functions": functions,
-            "queries": sum(_queries.values()),
+            "queries": sum(queries.values()),
             "by_origin": [{"origin": origin, "queries": n,
                            "seconds": round(by_origin_s[origin], 3)}
                           for origin, n in by_origin.most_common(25)],
