@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from sparecycles.scheduler import dispatch as dispatch_module
 from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
 from sparecycles.scheduler.models import HostAppVersion, Replica
 from sparecycles.volunteers.services import device_connect
@@ -53,7 +54,7 @@ def test_a_device_may_ask_once_per_batch(make_device):
 
 
 def test_a_device_the_window_cannot_serve_falls_back_to_its_own_query(
-        make_batch, owner, settings):
+        make_batch, owner, settings, monkeypatch):
     settings.SPARECYCLES = {**settings.SPARECYCLES, "MAX_INFLIGHT": 40, "DAILY_QUOTA_START": 100}
     make_batch(count=25, min_quorum=2, target_nresults=2)
     first = device_connect(token=None, user=owner).device
@@ -62,6 +63,11 @@ def test_a_device_the_window_cannot_serve_falls_back_to_its_own_query(
     # The volunteer's other device asks for one: the window (4 × 1 + 16 = 20 unsent rows)
     # holds only the second copies of those 20 units, which it may not have.
     second = device_connect(token=None, user=owner).device
+    windows = []
+    shared = dispatch_module.candidates_window
+    monkeypatch.setattr(dispatch_module, "candidates_window",
+                        lambda **kw: windows.append(kw) or shared(**kw))
     [dispatch] = tasks_dispatch_many([Ask(device_id=second.pk, slots=1)], rng=RNG)
     [replica] = dispatch.replicas
     assert replica.workunit_id not in {r.workunit_id for r in taken.replicas}
+    assert [w.get("volunteer_id") for w in windows] == [None, second.volunteer_id]

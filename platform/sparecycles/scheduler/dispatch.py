@@ -6,12 +6,12 @@ asking devices, reads their in-flight tasks and reliability rows, reads one
 window of unsent replicas (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two
 processes never fight over a row), checks which of those work units the
 asking volunteers and networks already hold, and then decides in memory,
-with the same rules as one device's dispatch (services._claim_new): runtime,
+with BOINC's scheduler rules: runtime,
 memory and phone fit, one replica of a work unit per volunteer and per
 network, the daily quota, the wait before a tie-breaker goes to an untested
 device, spot checks and adaptive replication. The claims go out in one
-statement. A device the window could not serve falls back to its
-own query.
+statement. A device the shared window could not serve gets a window of its
+own, with its volunteer's and network's work units left out in SQL.
 """
 
 import datetime as dt
@@ -31,10 +31,11 @@ from sparecycles.volunteers.models import Device
 
 from .models import HostAppVersion, Replica
 from .reliability import host_quota_left, starting_quota
-from .spot_checks import spot_check_issue
+from .spot_checks import spot_check_apps, spot_check_issue
 
 S, V = Replica.ServerState, Replica.ValidateState
-ADAPTIVE_MIN_REPUTATION = 0.8  # as services.ADAPTIVE_MIN_REPUTATION
+# Adaptive replication also needs the volunteer's overall reputation (volunteers.reputation).
+ADAPTIVE_MIN_REPUTATION = 0.8
 CLAIM_FIELDS = ["server_state", "device", "volunteer", "network", "sent_at", "deadline", "solo"]
 
 
@@ -65,9 +66,11 @@ class Candidate:
     created_at: dt.datetime
 
 
-def candidates_window(*, limit: int) -> list[Candidate]:
+def candidates_window(*, limit: int, volunteer_id: int | None = None, network: str = ""
+                      ) -> list[Candidate]:
     """The first `limit` unsent replicas of open work, in id order (rows locked on PostgreSQL,
-    skipping any another dispatch holds)."""
+    skipping any another dispatch holds); without the work units `volunteer_id` or
+    `network` already hold, if given."""
     rows = (
         Replica.objects.filter(server_state=S.UNSENT, workunit__state=WorkUnit.State.OPEN,
                                workunit__batch__state=Batch.State.OPEN)
@@ -84,24 +87,35 @@ def candidates_window(*, limit: int) -> list[Candidate]:
             "workunit__app_version__app__allow_mobile", "retry", "created_at",
         )
     )
+    if volunteer_id is not None:
+        rows = rows.exclude(workunit_id__in=Replica.objects.filter(volunteer_id=volunteer_id)
+                            .values("workunit_id"))
+    if network:
+        rows = rows.exclude(workunit_id__in=Replica.objects.filter(network=network)
+                            .values("workunit_id"))
     if connection.features.has_select_for_update_skip_locked:
         rows = rows.select_for_update(no_key=True, skip_locked=True, of=("self",))
     return [Candidate(*row) for row in rows[:limit]]
 
 
 def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: dict[int, str],
-               rng: random.Random) -> tuple[dict[int, list[int]], dict[int, int]]:
+               rng: random.Random, alone: bool = False
+               ) -> tuple[dict[int, list[int]], dict[int, int]]:
     """Claim up to wants[device] new replicas for each device. Returns the replica ids
-    claimed per device, and what each device still wants (the window ran dry for it)."""
-    from .services import _go_solo  # services imports this module
-
+    claimed per device, and what each device still wants (the window ran dry for it).
+    `alone`: one device, whose window leaves out what its volunteer and network hold."""
     now = timezone.now()
     today = now.date()
     hosts = {(h.device_id, h.app_version_id): h for h in
-             HostAppVersion.objects.select_for_update(no_key=True).filter(device_id__in=list(wants))
-             .order_by("pk")}
+             HostAppVersion.objects.select_for_update(no_key=True)
+             .filter(device_id__in=list(wants)).order_by("pk")}
     limit = 4 * sum(wants.values()) + 16
-    window = candidates_window(limit=limit)
+    if alone:
+        [device_id] = wants
+        window = candidates_window(limit=limit, volunteer_id=devices[device_id].volunteer_id,
+                                   network=networks[device_id])
+    else:
+        window = candidates_window(limit=limit)
     volunteers = {devices[d].volunteer_id for d in wants}
     nets = {networks[d] for d in wants} - {""}
     held = Q(volunteer_id__in=volunteers)
@@ -164,7 +178,7 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
             claims.append((c.id, device_id, now + dt.timedelta(seconds=c.delay_bound), solo))
             sent[(device_id, c.version_id)] += 1
             picked += 1
-        if picked < want and len(window) == limit:
+        if picked < want and len(window) == limit and not alone:
             short[device_id] = want - picked
 
     claimed = _claims_write(claims, devices=devices, networks=networks, now=now)
@@ -273,7 +287,7 @@ def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch
 
 def _choose(asks: list[Ask], *, rng: random.Random) -> dict[int, list[int]]:
     """The transaction of tasks_dispatch_many: the replica ids each device gets."""
-    from .services import _claim_new, _spot_checks_only, max_inflight
+    from .services import max_inflight  # services imports this module
 
     device_ids = [ask.device_id for ask in asks]
     chosen: dict[int, list[int]] = {}
@@ -307,7 +321,36 @@ def _choose(asks: list[Ask], *, rng: random.Random) -> dict[int, list[int]]:
                                         rng=rng)
             for device_id, ids in claimed.items():
                 chosen[device_id] += ids
-            for device_id, want in short.items():  # the window ran dry for this one
-                chosen[device_id] += _claim_new(device=devices[device_id], want=want,
-                                                network=networks[device_id], rng=rng)
+            for device_id, want in short.items():  # the shared window ran dry for it
+                more, _ = claims_for(devices=devices, wants={device_id: want},
+                                     networks=networks, rng=rng, alone=True)
+                chosen[device_id] += more.get(device_id, [])
     return chosen
+
+
+def _go_solo(*, workunit_id: int, replica_id: int) -> None:
+    """The first replica went to a trusted device alone: withdraw the unsent others.
+
+    Only when no other replica was ever sent; if the solo one fails, the
+    transitioner replicates the work unit as usual.
+    """
+    others = Replica.objects.filter(workunit_id=workunit_id).exclude(pk=replica_id)
+    if others.exclude(server_state=S.UNSENT).exists():
+        Replica.objects.filter(pk=replica_id).update(solo=False)
+        return
+    others.delete()
+
+
+def _spot_checks_only(*, device: Device, want: int, rng: random.Random) -> list[int]:
+    """A quarantined device gets known-answer tasks and nothing else."""
+    runtimes = [str(r) for r in (device.capabilities or {}).get("runtimes", ["pyodide"])]
+    apps = spot_check_apps(device=device, runtimes=runtimes)
+    rng.shuffle(apps)
+    issued = []
+    for app_id in apps:
+        if len(issued) == want:
+            break
+        spot = spot_check_issue(device=device, app_id=app_id, rng=rng)
+        if spot is not None:
+            issued.append(spot.pk)
+    return issued
