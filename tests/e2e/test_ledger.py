@@ -13,6 +13,7 @@ from sparecycles.ledger.services import epochs_close_due, ledger_init, tokens_tr
 from sparecycles.ledger.units import MICRO
 from sparecycles.projects.models import App, Batch, Project, WorkUnit
 from sparecycles.projects.services import app_version_create
+from sparecycles.scheduler import housekeeping
 from sparecycles.scheduler.models import Replica
 from sparecycles.volunteers.models import Volunteer
 
@@ -23,8 +24,11 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 @pytest.fixture
-def books():
+def books(monkeypatch):
     """Five daily epochs of the published policy, paid to six volunteers; one transfer."""
+    # An earlier test's live server started the embedded housekeeping thread in this
+    # process; it closes due epochs too, and must not close these half-made.
+    monkeypatch.setattr(housekeeping, "housekeeping_pass", lambda: {})
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     genesis = today - dt.timedelta(days=5)
     ledger_init(params=DEFAULT_PARAMS, genesis=genesis, now=genesis)
