@@ -1,0 +1,33 @@
+"""The Redis connection the channel layer uses: one whose commands can always be cancelled.
+
+redis-py bounds each write with `asyncio.wait_for`. On Python 3.11 that swallows a
+cancellation arriving just as the write completes (CPython gh-86296, fixed in
+3.12; redis-py issue 2028). Channels cancels a consumer's `channel_layer.receive`
+when its socket closes; with the cancellation lost, channels_redis's receive loop
+went on polling Redis for ever and the consumer never finished: about one closed
+socket in a few hundred left such a zombie behind (and a test's event loop hung
+at teardown). `asyncio.timeout` keeps both the bound and the cancellation.
+"""
+
+import asyncio
+import sys
+
+from redis.asyncio.connection import Connection
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+class CancellableConnection(Connection):
+    async def send_packed_command(self, command, check_health: bool = True) -> None:
+        timeout = self.socket_timeout
+        if sys.version_info >= (3, 12) or not timeout:
+            await super().send_packed_command(command, check_health)
+            return
+        self.socket_timeout = None  # so the parent writes without wait_for
+        try:
+            async with asyncio.timeout(timeout):
+                await super().send_packed_command(command, check_health)
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
