@@ -1,13 +1,13 @@
 """Fixtures shared by every test: a project chain and a volunteer device."""
 
-pytest_plugins = ["tests.live_server"]  # live_server_factory / live_server_url: a real daphne
-
 import pytest
 from django.contrib.auth import get_user_model
 
 from sparecycles.projects.models import App, Project
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.volunteers.services import device_connect
+
+pytest_plugins = ["tests.live_server"]  # live_server_factory / live_server_url: a real daphne
 
 SQUARE_APP = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
 

@@ -18,6 +18,7 @@ from sparecycles.projects.services import QuorumParams
 from sparecycles.volunteers.models import Device, Team, Volunteer
 from sparecycles.volunteers.services import team_create
 from sparecycles.volunteers.templatetags.credit_format import format_credit
+from tests.e2e.test_volunteer_page import wait_for_completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -123,10 +124,11 @@ def test_accounts_claims_and_phone_layouts(live_daphne, two_browsers, screenshot
                                            rac_time=time.time(), rac_key=1.0)
 
     # B computes anonymously and shows a claim code.
-    bundled_batch_create("mandelbrot", count=1, quorum=ONE_REPLICA)
+    batch_b = bundled_batch_create("mandelbrot", count=1, quorum=ONE_REPLICA)
     volunteer_b = context_b.new_page()
     start_computing(volunteer_b, live_daphne)
     wait_for_done(volunteer_b, 1)
+    wait_for_completed(batch_b, 1)   # credited: validation follows the ack
     volunteer_b.get_by_role("button", name="Pause").click()
     b_device = Device.objects.get(pk=volunteer_b.locator("#device-id").text_content()[1:])
     volunteer_b.get_by_role("button", name="Show a claim code").click()
@@ -137,10 +139,11 @@ def test_accounts_claims_and_phone_layouts(live_daphne, two_browsers, screenshot
                            full_page=True)
 
     # A computes, then signs up: the sign-up form offers to bring this browser's credit.
-    bundled_batch_create("mandelbrot", count=1, seed=1, quorum=ONE_REPLICA)
+    batch_a = bundled_batch_create("mandelbrot", count=1, seed=1, quorum=ONE_REPLICA)
     volunteer_a = context_a.new_page()
     start_computing(volunteer_a, live_daphne)
     wait_for_done(volunteer_a, 1)
+    wait_for_completed(batch_a, 1)
     volunteer_a.get_by_role("button", name="Pause").click()
     page = context_a.new_page()
     page.set_viewport_size(PHONE)

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from sparecycles.projects.catalogue import bundled_batch_create
-from sparecycles.projects.models import App, Project, WorkUnit
+from sparecycles.projects.models import App, Project
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.scheduler.models import Replica
 from tests.e2e.test_volunteer_page import (
@@ -24,6 +24,7 @@ from tests.e2e.test_volunteer_page import (
     SPIN_CODE,
     open_page,
     spin_batch,
+    wait_for_completed,
     wait_for_done,
     wait_until,
 )
@@ -329,7 +330,7 @@ def test_result_finished_offline_is_kept_and_delivered_exactly_once(live_daphne,
     assert page.evaluate("() => window.sparecycles.outbox.all().then(r => r.length)") == 0
     replica.refresh_from_db()
     assert replica.outcome == Replica.Outcome.SUCCESS
-    assert WorkUnit.objects.get(batch=batch).state == WorkUnit.State.COMPLETED
+    wait_for_completed(batch, 1)
     expect(activity(page)).not_to_contain_text("already stored")
 
 

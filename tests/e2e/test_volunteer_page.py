@@ -7,12 +7,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
+from websockets.sync.client import connect
+
 from sparecycles.projects.catalogue import bundled_app_read, bundled_batch_create
 from sparecycles.projects.models import App, Project, WorkUnit
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.scheduler.models import Replica
 from sparecycles.volunteers.models import Device
-from websockets.sync.client import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -66,6 +67,23 @@ def wait_for_done(page: Page, at_least: int, timeout: int = COMPUTE_TIMEOUT_MS) 
     wait_for_counter(page, "done", at_least, timeout)
 
 
+def wait_for_completed(batch, count: int, timeout_s: float = COMPUTE_TIMEOUT_MS / 1000) -> None:
+    """Wait until `count` of the batch's work units are validated.
+
+    The page counts a result done when the server acks it, i.e. once it is stored;
+    validation runs after that, off the socket's critical path, so a work unit
+    completes a moment later.
+    """
+    deadline = time.monotonic() + timeout_s
+    while WorkUnit.objects.filter(batch=batch, state=WorkUnit.State.COMPLETED).count() < count:
+        if time.monotonic() > deadline:
+            states = list(WorkUnit.objects.filter(batch=batch).values_list("state", flat=True))
+            errors = list(Replica.objects.filter(workunit__batch=batch)
+                          .exclude(error_message="").values_list("error_message", flat=True))
+            raise AssertionError(f"not completed in time: {states}; errors: {errors[:3]}")
+        time.sleep(0.1)
+
+
 def native_outputs(batch) -> dict[int, object]:
     main = bundled_app_read("mandelbrot").module("main").main
     return {wu.pk: main(wu.input) for wu in WorkUnit.objects.filter(batch=batch)}
@@ -96,6 +114,7 @@ def test_volunteer_computes_tiles_that_match_native_python(live_daphne, page, re
     expect(page.locator("#alert")).to_be_empty()
     expect(page.locator("#activity li")).not_to_have_count(0)
 
+    wait_for_completed(batch, 3)
     expected = native_outputs(batch)
     workunits = list(WorkUnit.objects.filter(batch=batch))
     assert [wu.state for wu in workunits] == [WorkUnit.State.COMPLETED] * 3
@@ -103,7 +122,8 @@ def test_volunteer_computes_tiles_that_match_native_python(live_daphne, page, re
         assert wu.canonical_output == expected[wu.pk], f"work unit {wu.seq} differs from CPython"
 
     # Everything, including the worker's Pyodide files and the app code, came from us.
-    assert any(url.endswith("/pyodide.asm.wasm") and "/static/pyodide/" in url for url in request_log)
+    assert any(url.endswith("/pyodide.asm.wasm") and "/static/pyodide/" in url
+               for url in request_log)
     assert any("/apps/mandelbrot/" in url for url in request_log)
     assert any(url.startswith("ws://") for url in request_log)
     assert foreign_requests(request_log, live_daphne.host) == []
@@ -147,7 +167,7 @@ def test_dropped_socket_shows_reconnecting_then_carries_on(live_daphne, page):
     expect(page.locator("#activity")).to_contain_text("Reconnected as device", timeout=40_000)
     expect(alert).to_be_empty()
     wait_for_done(page, 6)
-    assert WorkUnit.objects.filter(batch=batch, state=WorkUnit.State.COMPLETED).count() == 6
+    wait_for_completed(batch, 6)
     assert Device.objects.count() == 1
 
 
@@ -207,6 +227,7 @@ def test_result_whose_ack_was_lost_is_resent_and_counted_once(live_daphne, page)
     page.wait_for_timeout(500)
     assert counter(page, "done") == 2
     assert counter(page, "failed") == 0
+    wait_for_completed(batch, 2)
     assert WorkUnit.objects.filter(batch=batch, state=WorkUnit.State.COMPLETED).count() == 2
     assert Replica.objects.filter(workunit__batch=batch, outcome="success").count() == 2
 
@@ -275,7 +296,7 @@ def test_server_cancel_stops_the_task_and_a_fresh_worker_carries_on(live_daphne,
         f"Task {mine.task_id[:8]} cancelled by the server; restarting the worker.")
     wait_for_done(page, 1)   # the restarted worker goes on to the Mandelbrot tile
     assert counter(page, "failed") == 0
-    assert WorkUnit.objects.get(batch=tiles).state == WorkUnit.State.COMPLETED
+    wait_for_completed(tiles, 1)
     mine.refresh_from_db()
     assert mine.outcome == Replica.Outcome.DIDNT_NEED
     assert mine.received_at is None   # the browser never reported the cancelled task
@@ -319,6 +340,7 @@ def test_outputs_cross_as_python_json_and_exceptions_as_their_last_line(live_dap
     page.get_by_role("button", name="Start").click()
     wait_for_done(page, 1)
     wait_for_counter(page, "failed", 1)
+    wait_for_completed(batch, 1)
 
     ok, failing = WorkUnit.objects.filter(batch=batch).order_by("seq")
     # 2**70 survives exactly (no float, no BigInt); app code gets no fetch() from `import js`.

@@ -11,6 +11,7 @@ from sparecycles.projects.catalogue import bundled_app_read, bundled_batch_creat
 from sparecycles.projects.models import WorkUnit
 from sparecycles.projects.services import QuorumParams
 from sparecycles.scheduler.models import Replica
+from tests.e2e.test_volunteer_page import wait_for_completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -25,21 +26,10 @@ def start_volunteering(page: Page, server) -> None:
     start.click()
 
 
-def wait_completed(batch, count: int, timeout_s: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while WorkUnit.objects.filter(batch=batch, state=WorkUnit.State.COMPLETED).count() < count:
-        if time.monotonic() > deadline:
-            states = list(WorkUnit.objects.filter(batch=batch).values_list("state", flat=True))
-            errors = list(Replica.objects.filter(workunit__batch=batch)
-                          .exclude(error_message="").values_list("error_message", flat=True))
-            raise AssertionError(f"not completed in time: {states}; errors: {errors[:3]}")
-        time.sleep(0.25)
-
-
 def test_volunteer_runs_wasm_tiles_identical_to_python(live_daphne, page):
     batch = bundled_batch_create("mandelbrot-wasm", count=6, quorum=ONE_REPLICA)
     start_volunteering(page, live_daphne)
-    wait_completed(batch, 6)
+    wait_for_completed(batch, 6)
 
     main = bundled_app_read("mandelbrot").module("main").main
     for unit in WorkUnit.objects.filter(batch=batch):
@@ -77,7 +67,7 @@ def test_project_page_paints_the_validated_picture(live_daphne, page, browser, s
     volunteer = browser.new_context()
     try:
         start_volunteering(volunteer.new_page(), live_daphne)
-        wait_completed(batch, 64)
+        wait_for_completed(batch, 64)
     finally:
         volunteer.close()
 

@@ -115,9 +115,9 @@ def project_credit_merge(*, source_id: int, target_id: int, now: float) -> None:
 
     The caller holds both volunteers' row locks, so no grant changes these rows meanwhile.
     """
-    theirs = {row.project_id: row for row in
-              VolunteerProjectCredit.objects.select_for_update(no_key=True).filter(volunteer_id=target_id)}
-    for row in VolunteerProjectCredit.objects.select_for_update(no_key=True).filter(volunteer_id=source_id):
+    locked = VolunteerProjectCredit.objects.select_for_update(no_key=True)
+    theirs = {row.project_id: row for row in locked.filter(volunteer_id=target_id)}
+    for row in locked.filter(volunteer_id=source_id):
         into = theirs.get(row.project_id)
         if into is None:
             row.volunteer_id = target_id

@@ -98,7 +98,8 @@ def app_version_create(*, app: App, code: bytes, runtime: str = Runtime.PYODIDE,
     checked = wheels_check(list(wheels)) if wheels else []
     if checked and runtime != Runtime.PYODIDE:
         raise ValidationError("Wheels are for the Python runtime; a wasm module needs none.")
-    App.objects.select_for_update(no_key=True).filter(pk=app.pk).first()  # serialise version numbers
+    # Serialise version numbers.
+    App.objects.select_for_update(no_key=True).filter(pk=app.pk).first()
     number = (app.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version = AppVersion(app=app, number=number, runtime=runtime, entry=entry, code=code,
                          packages=list(packages or []), flops_per_unit=flops_per_unit)

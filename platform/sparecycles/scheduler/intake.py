@@ -73,7 +73,8 @@ def results_store(reports: Sequence[Report]) -> Stored:
     with transaction.atomic():
         replicas = {
             r.task_id: r for r in
-            Replica.objects.select_for_update(no_key=True).filter(task_id__in={x.task_id for x in reports})
+            Replica.objects.select_for_update(no_key=True)
+            .filter(task_id__in={x.task_id for x in reports})
             .select_related(None).only("id", "task_id", "workunit_id", "device_id", "received_at")
             .order_by("pk")
         }

@@ -40,7 +40,8 @@ class Replica(models.Model):
     )
     task_id = models.CharField(max_length=32, unique=True, default=new_task_id, editable=False)
     device = models.ForeignKey(
-        "volunteers.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="replicas"
+        "volunteers.Device", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="replicas",
     )
     # Denormalised from device: the distinct-volunteer rule is checked on it.
     volunteer = models.ForeignKey(

@@ -109,14 +109,15 @@ def workunits_transition(workunit_ids) -> Transition:
     The caller holds a transaction; the rows are locked here, in primary-key order.
     """
     workunits = list(
-        WorkUnit.objects.select_for_update(no_key=True, of=("self",))  # not the app rows: all share them
+        # of=self: not the app rows, which all the work units share.
+        WorkUnit.objects.select_for_update(no_key=True, of=("self",))
         .select_related("app_version__app").filter(pk__in=set(workunit_ids)).order_by("pk")
     )
     if not workunits:
         return Transition()
     by_workunit: dict[int, list[Replica]] = {w.pk: [] for w in workunits}
-    for replica in (Replica.objects.select_for_update(no_key=True).filter(workunit_id__in=list(by_workunit))
-                    .order_by("id")):
+    for replica in (Replica.objects.select_for_update(no_key=True)
+                    .filter(workunit_id__in=list(by_workunit)).order_by("id")):
         by_workunit[replica.workunit_id].append(replica)
     writes = Writes()
     for workunit in workunits:

@@ -1,4 +1,5 @@
-"""Deciding whether two outputs agree (BOINC's check_pair) and picking a canonical set (check_set)."""
+"""Deciding whether two outputs agree (BOINC's check_pair) and picking a canonical set
+(check_set)."""
 
 import json
 import math
@@ -30,7 +31,8 @@ def tolerance_equal(a: Any, b: Any, *, abs_tol: float = 0.0, rel_tol: float = 0.
         )
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(
-            tolerance_equal(x, y, abs_tol=abs_tol, rel_tol=rel_tol) for x, y in zip(a, b)
+            tolerance_equal(x, y, abs_tol=abs_tol, rel_tol=rel_tol)
+            for x, y in zip(a, b, strict=True)
         )
     return type(a) is type(b) and a == b
 
