@@ -128,16 +128,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- channel layer ----------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
-    from sparecycles.gateway.redis_connection import CancellableConnection
+    from sparecycles.gateway.redis_connection import channel_layer_host
 
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # redis-py's default 5-s read timeout equals channels_redis's blocking-pop timeout,
             # so a quiet consumer would crash every few seconds: give reads more room.
-            # CancellableConnection: a closed socket's consumer must be able to stop.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30,
-                                  "connection_class": CancellableConnection}],
+            # Cancellable connections: a closed socket's consumer must be able to stop.
+            "CONFIG": {"hosts": [channel_layer_host(REDIS_URL, socket_timeout=30)],
                        "prefix": envstr("REDIS_PREFIX", "sparecycles")},
         }
     }

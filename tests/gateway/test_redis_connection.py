@@ -13,11 +13,16 @@ from urllib.parse import urlsplit
 import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sparecycles.gateway.redis_connection import CancellableConnection
+from sparecycles.gateway.redis_connection import (
+    CancellableConnection,
+    CancellableSSLConnection,
+    CancellableUnixConnection,
+    channel_layer_host,
+)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-pytestmark = pytest.mark.skipif(not REDIS_URL.startswith("redis://"),
-                                reason="needs REDIS_URL=redis://… (the scale-out path)")
+needs_redis = pytest.mark.skipif(not REDIS_URL.startswith("redis://"),
+                                 reason="needs REDIS_URL=redis://… (the scale-out path)")
 STEPS = 40   # event-loop steps a PING write can take; the sweep covers all of them
 
 
@@ -29,6 +34,7 @@ async def connection(socket_timeout: float = 30) -> CancellableConnection:
     return conn
 
 
+@needs_redis
 async def test_a_cancelled_write_never_completes_as_if_nothing_happened():
     outcomes = set()
     for steps in range(STEPS):
@@ -47,6 +53,7 @@ async def test_a_cancelled_write_never_completes_as_if_nothing_happened():
     assert outcomes == {"cancelled", "done"}, "the sweep did not cover the whole write"
 
 
+@needs_redis
 async def test_commands_still_work_and_the_timeout_still_bounds_a_write():
     conn = await connection()
     try:
@@ -71,3 +78,18 @@ async def test_commands_still_work_and_the_timeout_still_bounds_a_write():
         assert stalled.socket_timeout == 0.2
     finally:
         await stalled.disconnect()
+
+
+@pytest.mark.parametrize(("url", "cls", "expected"), [
+    ("redis://127.0.0.1:6380/2", CancellableConnection,
+     {"host": "127.0.0.1", "port": 6380, "db": 2}),
+    ("rediss://:pw@cache.example:6390/0", CancellableSSLConnection,
+     {"host": "cache.example", "port": 6390, "password": "pw"}),
+    ("unix:///run/redis.sock?db=3", CancellableUnixConnection,
+     {"path": "/run/redis.sock", "db": 3}),
+])
+def test_every_url_scheme_gets_its_own_cancellable_class(url, cls, expected):
+    host = channel_layer_host(url, socket_timeout=30)
+    assert host["connection_class"] is cls
+    assert host["socket_timeout"] == 30
+    assert {k: host[k] for k in expected} == expected

@@ -12,11 +12,18 @@ at teardown). `asyncio.timeout` keeps both the bound and the cancellation.
 import asyncio
 import sys
 
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import (
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-class CancellableConnection(Connection):
+class CancellableWrites:
+    """Mixed into a redis-py asyncio connection class, before it."""
+
     async def send_packed_command(self, command, check_health: bool = True) -> None:
         timeout = self.socket_timeout
         if sys.version_info >= (3, 12) or not timeout:
@@ -31,3 +38,32 @@ class CancellableConnection(Connection):
             raise RedisTimeoutError("Timeout writing to socket") from None
         finally:
             self.socket_timeout = timeout
+
+
+class CancellableConnection(CancellableWrites, Connection):
+    pass
+
+
+class CancellableSSLConnection(CancellableWrites, SSLConnection):
+    pass
+
+
+class CancellableUnixConnection(CancellableWrites, UnixDomainSocketConnection):
+    pass
+
+
+def channel_layer_host(url: str, **options) -> dict:
+    """A channels_redis host entry for a Redis URL (redis://, rediss://, unix://) that
+    connects with the cancellable class matching the URL's scheme.
+
+    Given an "address", redis-py's from_url would let the scheme pick its own stock
+    class; parsing the URL here keeps ours.
+    """
+    kwargs = dict(parse_url(url))
+    stock = kwargs.pop("connection_class", Connection)
+    kwargs["connection_class"] = CANCELLABLE[stock]
+    return {**kwargs, **options}
+
+
+CANCELLABLE = {Connection: CancellableConnection, SSLConnection: CancellableSSLConnection,
+               UnixDomainSocketConnection: CancellableUnixConnection}
