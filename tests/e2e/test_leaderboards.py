@@ -18,7 +18,7 @@ from sparecycles.projects.services import QuorumParams
 from sparecycles.volunteers.models import Device, Team, Volunteer
 from sparecycles.volunteers.services import team_create
 from sparecycles.volunteers.templatetags.credit_format import format_credit
-from tests.e2e.test_volunteer_page import wait_for_completed
+from tests.waiting import wait_for_completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

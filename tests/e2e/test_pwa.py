@@ -24,11 +24,11 @@ from tests.e2e.test_volunteer_page import (
     SPIN_CODE,
     open_page,
     spin_batch,
-    wait_for_completed,
     wait_for_done,
     wait_until,
 )
 from tests.live_server import live_server_start
+from tests.waiting import wait_for_completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

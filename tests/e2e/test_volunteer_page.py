@@ -14,6 +14,7 @@ from sparecycles.projects.models import App, Project, WorkUnit
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.scheduler.models import Replica
 from sparecycles.volunteers.models import Device
+from tests.waiting import wait_for_completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -65,23 +66,6 @@ def wait_for_counter(page: Page, name: str, at_least: int,
 
 def wait_for_done(page: Page, at_least: int, timeout: int = COMPUTE_TIMEOUT_MS) -> None:
     wait_for_counter(page, "done", at_least, timeout)
-
-
-def wait_for_completed(batch, count: int, timeout_s: float = COMPUTE_TIMEOUT_MS / 1000) -> None:
-    """Wait until `count` of the batch's work units are validated.
-
-    The page counts a result done when the server acks it, i.e. once it is stored;
-    validation runs after that, off the socket's critical path, so a work unit
-    completes a moment later.
-    """
-    deadline = time.monotonic() + timeout_s
-    while WorkUnit.objects.filter(batch=batch, state=WorkUnit.State.COMPLETED).count() < count:
-        if time.monotonic() > deadline:
-            states = list(WorkUnit.objects.filter(batch=batch).values_list("state", flat=True))
-            errors = list(Replica.objects.filter(workunit__batch=batch)
-                          .exclude(error_message="").values_list("error_message", flat=True))
-            raise AssertionError(f"not completed in time: {states}; errors: {errors[:3]}")
-        time.sleep(0.1)
 
 
 def native_outputs(batch) -> dict[int, object]:

@@ -11,7 +11,7 @@ from sparecycles.projects.catalogue import bundled_app_read, bundled_batch_creat
 from sparecycles.projects.models import WorkUnit
 from sparecycles.projects.services import QuorumParams
 from sparecycles.scheduler.models import Replica
-from tests.e2e.test_volunteer_page import wait_for_completed
+from tests.waiting import wait_for_completed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -1,7 +1,6 @@
 """The swarm against a real daphne: the whole grid end to end, judged from the database."""
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +15,7 @@ from sparecycles.swarm.behaviours import BehaviourOptions
 from sparecycles.swarm.client import SimulatedVolunteer
 from sparecycles.swarm.runner import Swarm, SwarmConfig, SwarmSummary
 from sparecycles.volunteers.models import Device, Volunteer
+from tests.waiting import wait_for_completed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,13 +42,6 @@ def all_closed(batch: Batch) -> Callable[[], bool]:
         finally:
             connections.close_all()  # this thread's connections only
     return closed
-
-
-def eventually(predicate: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "still not true after the wait"
-        time.sleep(0.1)
 
 
 def swarm(url: str, **config) -> tuple[SwarmSummary, Swarm]:
@@ -268,8 +261,7 @@ def test_volunteers_ride_out_a_server_crash_and_no_acked_result_is_lost(live_ser
     summary, runner = asyncio.run(crash_midway())
 
     assert summary.problems == []
-    eventually(lambda: not batch.workunits.filter(state=WorkUnit.State.OPEN).exists(),
-               timeout_s=10)
+    wait_for_completed(batch, 12, timeout_s=10)
     assert_all_completed_correctly(batch, native_outputs("primes", batch))
     assert summary.total.reconnects == 3  # everyone came back ...
     assert Device.objects.count() == 3  # ... as the same device

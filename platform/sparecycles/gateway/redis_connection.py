@@ -52,6 +52,10 @@ class CancellableUnixConnection(CancellableWrites, UnixDomainSocketConnection):
     pass
 
 
+CANCELLABLE = {Connection: CancellableConnection, SSLConnection: CancellableSSLConnection,
+               UnixDomainSocketConnection: CancellableUnixConnection}
+
+
 def channel_layer_host(url: str, **options) -> dict:
     """A channels_redis host entry for a Redis URL (redis://, rediss://, unix://) that
     connects with the cancellable class matching the URL's scheme.
@@ -63,7 +67,3 @@ def channel_layer_host(url: str, **options) -> dict:
     stock = kwargs.pop("connection_class", Connection)
     kwargs["connection_class"] = CANCELLABLE[stock]
     return {**kwargs, **options}
-
-
-CANCELLABLE = {Connection: CancellableConnection, SSLConnection: CancellableSSLConnection,
-               UnixDomainSocketConnection: CancellableUnixConnection}
