@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "sparecycles.web",
     "sparecycles.swarm",
     "sparecycles.bench",
+    "sparecycles.sandbox",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -270,6 +271,27 @@ SPARECYCLES = {
     "STATS_DIR": envstr("SPARECYCLES_STATS_DIR", str(VAR_DIR / "stats")),
     # Known-answer tasks a quarantined device must pass in a row to be trusted again.
     "QUARANTINE_RELEASE_PASSES": envint("SPARECYCLES_QUARANTINE_RELEASE_PASSES", 5),
+}
+
+# --- the custom-validator sandbox (sandbox/, docs/sandbox.md) ------------------------
+SANDBOX = {
+    # How owner code is isolated: "auto" (bubblewrap, else `unshare` as root or in a user
+    # namespace), "bwrap" or "unshare". With none available custom validators fail closed.
+    "ISOLATION": envstr("SPARECYCLES_SANDBOX_ISOLATION", "auto"),
+    "NODE": envstr("SPARECYCLES_SANDBOX_NODE", "node"),
+    # Seconds one equivalent(a, b) call (and loading the code) may take before the
+    # sandbox is killed and the work unit's validation pauses with the reason.
+    "PAIR_TIMEOUT_S": float(envstr("SPARECYCLES_SANDBOX_PAIR_TIMEOUT_S", "2")),
+    # Seconds for the runtime (Pyodide under Node) to start.
+    "START_TIMEOUT_S": float(envstr("SPARECYCLES_SANDBOX_START_TIMEOUT_S", "60")),
+    # Memory (RLIMIT_DATA) and lifetime CPU seconds (RLIMIT_CPU) of one sandbox process.
+    "MEMORY_MB": envint("SPARECYCLES_SANDBOX_MEMORY_MB", 512),
+    "CPU_S": envint("SPARECYCLES_SANDBOX_CPU_S", 600),
+    # Warm sandbox processes kept per server process (each serves one validator's code).
+    "POOL_SIZE": envint("SPARECYCLES_SANDBOX_POOL_SIZE", 4),
+    # A validator that failed is not run again for this many seconds (its work units
+    # wait, with the reason, and housekeeping retries them).
+    "RETRY_S": envint("SPARECYCLES_SANDBOX_RETRY_S", 60),
 }
 
 LOGGING = {

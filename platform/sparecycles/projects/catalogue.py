@@ -25,7 +25,13 @@ from django.db import transaction
 
 from .code_checks import wasm_abi_check
 from .models import App, AppVersion, Batch, Project, Runtime, Validator
-from .services import QuorumParams, app_version_create, batch_create, spot_check_batch_create
+from .services import (
+    QuorumParams,
+    app_validator_check,
+    app_version_create,
+    batch_create,
+    spot_check_batch_create,
+)
 
 CATALOGUE_DIR = Path(settings.BASE_DIR) / "workunits"
 DEMO_PROJECT_SLUG = "spare-cycles-demo"
@@ -124,6 +130,9 @@ def bundled_app_install(bundled: BundledApp, *, project: Project | None = None) 
     validate_code = bundled.validate_code()
     if validate_code and validator == Validator.EXACT:
         validator = Validator.CUSTOM
+    if validator == Validator.CUSTOM:  # checked in the sandbox, like an owner's
+        app_validator_check(validator=validator, options=bundled.validator_options,
+                            code=validate_code)
     app, _ = App.objects.update_or_create(
         name=bundled.name,
         defaults={

@@ -127,7 +127,10 @@ def batch_status(*, batch: Batch, reasons: int = 10) -> dict[str, Any]:
     )
     finished = progress["completed"] + progress["failed"] + progress["cancelled"]
     failed_units = list(
-        batch.workunits.filter(state=WorkUnit.State.FAILED).values("error_reason")
+        # Failed work units, and open ones whose validation waits on a broken validator.
+        batch.workunits.filter(Q(state=WorkUnit.State.FAILED)
+                               | (Q(state=WorkUnit.State.OPEN) & ~Q(error_reason="")))
+        .values("error_reason")
         .annotate(count=Count("id")).order_by("-count", "error_reason")[:reasons])
     replica_errors = list(
         Replica.objects.filter(workunit__batch=batch, outcome=Replica.Outcome.CLIENT_ERROR)

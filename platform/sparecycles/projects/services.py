@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from sparecycles.sandbox.errors import ValidatorError
+from sparecycles.sandbox.judging import validator_check
 from sparecycles.scheduler.models import Replica, new_task_id
 from sparecycles.scheduler.notify import notify_cancelled
 from sparecycles.scheduler.transitioner import Cancelled
@@ -113,6 +115,9 @@ def app_version_create(*, app: App, code: bytes, runtime: str = Runtime.PYODIDE,
     return version
 
 
+MAX_VALIDATOR_CODE_CHARS = 100_000
+
+
 def app_validator_check(*, validator: str, options: Any, code: str) -> None:
     """Refuse a validator configuration that could not judge results."""
     if validator not in Validator.values:
@@ -133,15 +138,14 @@ def app_validator_check(*, validator: str, options: Any, code: str) -> None:
         if not code.strip():
             raise ValidationError("The custom validator needs Python code defining "
                                   "equivalent(a, b) -> bool.")
+        if len(code) > MAX_VALIDATOR_CODE_CHARS:
+            raise ValidationError(f"The validator code is longer than "
+                                  f"{MAX_VALIDATOR_CODE_CHARS:,} characters.")
+        # Owner code: parsed, loaded and tried only in the sandbox, never in this process.
         try:
-            compile(code, "validate.py", "exec")
-        except SyntaxError as exc:
-            raise ValidationError(f"The validator code has a syntax error on line {exc.lineno}: "
-                                  f"{exc.msg}.") from None
-        except ValueError as exc:  # e.g. NUL bytes
-            raise ValidationError(f"The validator code can't be compiled: {exc}.") from None
-        if "def equivalent(" not in code:
-            raise ValidationError("The validator code must define equivalent(a, b) -> bool.")
+            validator_check(code=code)
+        except ValidatorError as exc:
+            raise ValidationError(exc.reason) from None
 
 
 APP_FIELDS = ("title", "description", "validator", "validator_options", "validate_code",

@@ -19,6 +19,7 @@ from django.utils import timezone
 from sparecycles.credit.services import credit_grant_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.projects.models import WorkUnit
+from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.volunteers.models import Volunteer
 
 from .models import Replica
@@ -146,6 +147,8 @@ def _transition(workunit: WorkUnit, replicas: list[Replica], writes: Writes) -> 
     equal = comparator_for(
         validator=app.validator, options=app.validator_options, code=app.validate_code
     )
+    if not _judged_in_advance(workunit, replicas, equal, writes):
+        return
     if workunit.is_spot_check:
         _judge_spot_checks(workunit, replicas, equal, writes)
         return
@@ -190,6 +193,40 @@ def _transition(workunit: WorkUnit, replicas: list[Replica], writes: Writes) -> 
             return
 
     _replicate(workunit, replicas, successes, quorum, writes)
+
+
+VALIDATION_PAUSED = "Validation paused: "
+
+
+def _judged_in_advance(workunit: WorkUnit, replicas: list[Replica], equal,
+                       writes: Writes) -> bool:
+    """A sandboxed (custom) validator judges every comparison this pass may make, before
+    any verdict is written. If it can't (it crashed, timed out, ...), nobody's result is
+    judged: the work unit waits, its reason shown to the owner, and housekeeping retries."""
+    prefetch = getattr(equal, "prefetch", None)
+    if prefetch is None:
+        return True
+    fresh = [r.output for r in replicas if r.outcome == O.SUCCESS and r.validate_state == V.INIT]
+    if workunit.is_spot_check:
+        pairs = [(workunit.known_output, output) for output in fresh]
+    elif workunit.state == WorkUnit.State.COMPLETED:
+        pairs = [(workunit.canonical_output, output) for output in fresh]
+    elif workunit.state == WorkUnit.State.OPEN:
+        outputs = [r.output for r in replicas if r.outcome == O.SUCCESS
+                   and r.validate_state in (V.INIT, V.INCONCLUSIVE)]
+        pairs = [(a, b) for i, a in enumerate(outputs) for j, b in enumerate(outputs) if i != j]
+    else:
+        pairs = []
+    try:
+        prefetch(pairs)
+    except ValidatorError as exc:
+        workunit.error_reason = (VALIDATION_PAUSED + exc.reason)[:300]
+        writes.workunits[workunit.pk] = workunit
+        return False
+    if workunit.error_reason.startswith(VALIDATION_PAUSED):
+        workunit.error_reason = ""
+        writes.workunits[workunit.pk] = workunit
+    return True
 
 
 def _replicate(workunit: WorkUnit, replicas: list[Replica], successes: list[Replica],

@@ -4,7 +4,6 @@
 import json
 import math
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 Comparator = Callable[[Any, Any], bool]
@@ -41,16 +40,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-@lru_cache(maxsize=64)
-def _custom_equivalent(source: str) -> Comparator:
-    namespace: dict[str, Any] = {"__name__": "validate"}
-    exec(compile(source, "validate.py", "exec"), namespace)  # owner-supplied, see README
-    function = namespace.get("equivalent")
-    if not callable(function):
-        raise ValueError("validate.py must define equivalent(a, b).")
-    return function
-
-
 def comparator_for(*, validator: str, options: dict | None, code: str = "") -> Comparator:
     options = options or {}
     if validator == "tolerance":
@@ -58,15 +47,11 @@ def comparator_for(*, validator: str, options: dict | None, code: str = "") -> C
         rel_tol = float(options.get("rel_tol", 0.0))
         return lambda a, b: tolerance_equal(a, b, abs_tol=abs_tol, rel_tol=rel_tol)
     if validator == "custom":
-        equivalent = _custom_equivalent(code)
+        # Owner code: only ever run in the sandbox (docs/sandbox.md). Its comparator raises
+        # sandbox.errors.ValidatorError when the validator can't judge.
+        from sparecycles.sandbox.judging import SandboxComparator
 
-        def safe(a: Any, b: Any) -> bool:
-            try:
-                return bool(equivalent(a, b))
-            except Exception:  # a crashing validator never validates anything
-                return False
-
-        return safe
+        return SandboxComparator(code)
     return exact_equal
 
 
@@ -76,6 +61,9 @@ def check_set(outputs: Sequence[Any], equal: Comparator, *, min_quorum: int) -> 
     The group must hold at least min_quorum results and a strict majority of
     all results compared, so two colluders can't outvote three honest ones.
     """
+    prefetch = getattr(equal, "prefetch", None)
+    if prefetch is not None:  # a sandboxed validator: every pair in one round trip
+        prefetch([(a, b) for i, a in enumerate(outputs) for j, b in enumerate(outputs) if i != j])
     best: list[int] = []
     for i, candidate in enumerate(outputs):
         group = [j for j, other in enumerate(outputs) if j == i or equal(candidate, other)]

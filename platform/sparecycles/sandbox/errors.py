@@ -1,0 +1,15 @@
+"""What goes wrong with an owner's validator, in words the owner can act on."""
+
+
+class ValidatorError(Exception):
+    """The custom validator could not judge (crashed, timed out, over its memory, returned
+    a non-bool, broke the protocol, or no sandbox is available). `reason` is shown to the
+    owner on the batch page; results it could not judge are never marked invalid for it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SandboxUnavailable(ValidatorError):
+    """No isolation mechanism works on this server: custom validators fail closed."""

@@ -1,0 +1,183 @@
+"""One sandboxed process running one validator's code, and the protocol to it.
+
+The parent side of runner.mjs: start it through `isolation`, load the code, then send
+batches of outputs and pairs and read one verdict per pair. Every read has a deadline
+(the start, the load, and each pair get their own), so a looping, blocking or silent
+sandbox is killed, never waited for. Anything unexpected — a crash, a line that is not
+the protocol, output past the size cap — kills the process and raises ValidatorError.
+"""
+
+import json
+import os
+import secrets
+import selectors
+import signal
+import subprocess
+import time
+from typing import Any
+
+from .errors import ValidatorError
+from .isolation import Isolation
+
+MAX_LINE_BYTES = 64 * 1024  # a verdict line is tiny; more is junk
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+class ValidatorProcess:
+    """A warm sandbox for one validator (`code`). Not thread-safe: the pool lends it to
+    one caller at a time."""
+
+    def __init__(self, *, isolation: Isolation, code: str, pair_timeout_s: float,
+                 start_timeout_s: float, memory_mb: int, cpu_s: int):
+        self.code = code
+        self.pair_timeout_s = pair_timeout_s
+        self.memory_mb = memory_mb
+        self.nonce = secrets.token_hex(16)
+        self._buffer = b""
+        self.started = time.monotonic()
+        try:
+            # A session of its own: killing the group reaches everything inside.
+            self.proc = subprocess.Popen(
+                isolation.command(memory_mb=memory_mb, cpu_s=cpu_s),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env={}, cwd="/", start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise ValidatorError(f"The validator sandbox could not start: {exc}.") from None
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        try:
+            self._send({"nonce": self.nonce}, timeout_s=start_timeout_s)
+            self._expect("booted", timeout_s=start_timeout_s,
+                         what=f"the validator sandbox did not start within "
+                              f"{_seconds(start_timeout_s)}")
+            self._send({"code": code}, timeout_s=pair_timeout_s)
+            reply = self._reply(timeout_s=pair_timeout_s,
+                                what=f"loading the custom validator took longer than "
+                                     f"{_seconds(pair_timeout_s)}")
+            if "error" in reply:
+                raise ValidatorError(f"The custom validator can't be loaded: "
+                                     f"{str(reply['error'])[:300]}.")
+            self._limit(reply, doing="while loading")
+            if reply.get("ready") is not True:
+                raise ValidatorError("The custom validator's sandbox answered nonsense.")
+        except BaseException:
+            self.kill()
+            raise
+        self.ready_s = time.monotonic() - self.started
+
+    # --- the protocol ----------------------------------------------------------------
+
+    def judge(self, outputs: list[Any], pairs: list[tuple[int, int]]) -> list[dict]:
+        """One reply per pair: {"verdict": bool} or {"raised": "..."} (equivalent raised:
+        not equivalent). A process-level failure raises ValidatorError and kills it."""
+        if not pairs:
+            return []
+        try:
+            self._send({"outputs": outputs, "pairs": pairs},
+                       timeout_s=self.pair_timeout_s + len(json.dumps(outputs)) / 2**20)
+            replies = []
+            for _ in pairs:
+                reply = self._reply(
+                    timeout_s=self.pair_timeout_s,
+                    what=f"the custom validator timed out after "
+                         f"{_seconds(self.pair_timeout_s)} on one comparison")
+                self._limit(reply, doing="comparing two results")
+                if "bad" in reply:
+                    raise ValidatorError(f"The custom validator {str(reply['bad'])[:200]}: "
+                                         "equivalent(a, b) must return True or False.")
+                if "verdict" in reply and isinstance(reply["verdict"], bool):
+                    replies.append({"verdict": reply["verdict"]})
+                elif "raised" in reply:
+                    replies.append({"raised": str(reply["raised"])[:300]})
+                else:
+                    raise ValidatorError("The custom validator broke the sandbox's protocol.")
+            return replies
+        except BaseException:
+            self.kill()
+            raise
+
+    def _limit(self, reply: dict, *, doing: str) -> None:
+        if reply.get("limit") == "memory":
+            raise ValidatorError(f"The custom validator ran out of memory ({self.memory_mb} "
+                                 f"MB) {doing}.")
+        if reply.get("limit") == "recursion":
+            raise ValidatorError(f"The custom validator recursed too deeply {doing}.")
+
+    def _expect(self, key: str, *, timeout_s: float, what: str) -> None:
+        if self._reply(timeout_s=timeout_s, what=what).get(key) is not True:
+            raise ValidatorError("The custom validator's sandbox answered nonsense.")
+
+    def _send(self, message: dict, *, timeout_s: float) -> None:
+        data = json.dumps(message, separators=(",", ":"), allow_nan=True).encode() + b"\n"
+        deadline = time.monotonic() + timeout_s
+        view = memoryview(data)
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdin, selectors.EVENT_WRITE)
+            while view:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    raise ValidatorError(f"The custom validator stopped reading its input "
+                                         f"for {_seconds(timeout_s)}.")
+                try:
+                    view = view[os.write(self.proc.stdin.fileno(), view):]
+                except BrokenPipeError:
+                    raise ValidatorError(self._died()) from None
+
+    def _reply(self, *, timeout_s: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                if len(self._buffer) > MAX_LINE_BYTES:
+                    raise ValidatorError("The custom validator wrote junk into the sandbox's "
+                                         "protocol channel.")
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    raise ValidatorError(what[:1].upper() + what[1:] + ".")
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise ValidatorError(self._died())
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict) or reply.pop("nonce", None) != self.nonce:
+            raise ValidatorError("The custom validator wrote junk into the sandbox's "
+                                 "protocol channel.")
+        return reply
+
+    def _died(self) -> str:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGKILL):
+            return "The custom validator's sandbox was killed at its CPU or memory limit."
+        return f"The custom validator's sandbox exited unexpectedly (status {code})."
+
+    # --- life ------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
