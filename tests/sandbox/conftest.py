@@ -1,0 +1,19 @@
+"""The sandbox tests start real sandboxes (Pyodide under Node in namespaces): each new
+validator code costs a cold start of a few seconds, so attacks share processes where
+they can't disturb each other."""
+
+import pytest
+
+from sparecycles.sandbox import isolation
+from sparecycles.sandbox.pool import pool
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pool(settings):
+    """No warm process, breaker or cached mechanism leaks from one test into the next."""
+    settings.SANDBOX = {**settings.SANDBOX, "PAIR_TIMEOUT_S": 2.0, "RETRY_S": 60}
+    pool.close()
+    isolation.isolation.cache_clear()
+    yield
+    pool.close()
+    isolation.isolation.cache_clear()
