@@ -158,6 +158,9 @@ class ValidatorProcess:
             code = None
         if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGKILL):
             return "The custom validator's sandbox was killed at its CPU or memory limit."
+        if code in (-signal.SIGABRT, 128 + signal.SIGABRT):  # V8 aborts when out of memory
+            return (f"The custom validator's sandbox crashed, most likely out of memory "
+                    f"({self.memory_mb} MB).")
         return f"The custom validator's sandbox exited unexpectedly (status {code})."
 
     # --- life ------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""Broken and hostile validators inside a real validation run, on the real database.
+
+Results are stored the way the volunteer socket stores them (pending), then
+`manage.py validator --once` validates everything pending in one pass: work units
+of honest apps complete while a broken validator's work units wait with the reason
+for the owner, their honest results never marked invalid.
+"""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from sparecycles.projects.models import App, WorkUnit
+from sparecycles.projects.selectors import batch_status
+from sparecycles.projects.services import (
+    QuorumParams,
+    app_create,
+    app_update,
+    app_version_create,
+    batch_create,
+    project_owner_add,
+)
+from sparecycles.scheduler.housekeeping import workunits_unstick
+from sparecycles.scheduler.intake import Report, results_store
+from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.volunteers.services import device_connect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ECHO = b"def main(input):\n    return {'n': input['n']}\n"
+# Passes the check on save (trivial pairs), then loops on real results.
+LOOPS_ON_RESULTS = ("def equivalent(a, b):\n    if not a:\n        return a == b\n"
+                    "    while True:\n        pass\n")
+DIES_ON_RESULTS = ("import os\ndef equivalent(a, b):\n    if not a:\n        return a == b\n"
+                   "    os._exit(7)\n")
+HOARDS_ON_RESULTS = ("def equivalent(a, b):\n    if not a:\n        return a == b\n"
+                     "    hoard = []\n    while True:\n        hoard.append(bytearray(10**8))\n")
+FIXED = "def equivalent(a, b):\n    return a == b\n"
+
+
+def app_with(project, name, **validator):
+    app = app_create(project=project, name=name, title=name, **validator)
+    version = app_version_create(app=app, code=ECHO)
+    batch = batch_create(app_version=version, name=f"{name} batch",
+                         inputs=[{"n": i} for i in range(2)],
+                         quorum=QuorumParams(min_quorum=2, target_nresults=2))
+    return app, batch
+
+
+def report_all_pending(output=lambda unit: {"n": unit.input["n"]}):
+    """Honest volunteers return every task; results are stored, not yet validated."""
+    for _ in range(50):
+        device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+        replicas = tasks_dispatch(device=device, slots=4).replicas
+        if not replicas:
+            return
+        results_store([Report(device_id=device.pk, task_id=r.task_id, ok=True,
+                              output=output(r.workunit)) for r in replicas])
+
+
+def test_broken_validators_pause_their_work_units_while_others_validate(project, settings):
+    settings.SANDBOX = {**settings.SANDBOX, "MEMORY_MB": 400}
+    _, honest = app_with(project, "honest")
+    _, loops = app_with(project, "loops", validator="custom", validate_code=LOOPS_ON_RESULTS)
+    _, dies = app_with(project, "dies", validator="custom", validate_code=DIES_ON_RESULTS)
+    _, hoards = app_with(project, "hoards", validator="custom", validate_code=HOARDS_ON_RESULTS)
+    report_all_pending()
+    assert Replica.objects.filter(pending=True).count() == 16
+
+    call_command("validator", "--once")  # one pass over all 8 work units
+
+    assert not Replica.objects.filter(pending=True).exists()
+    assert set(honest.workunits.values_list("state", flat=True)) == {WorkUnit.State.COMPLETED}
+    expected = {
+        loops: "Validation paused: The custom validator timed out after 2 s on one comparison.",
+        dies: "Validation paused: The custom validator's sandbox exited unexpectedly (status ",
+        # Killed at a limit: memory, or the clock if the machine is slow to fill it.
+        hoards: "Validation paused: The custom validator",
+    }
+    for batch, reason in expected.items():
+        for unit in batch.workunits.all():
+            assert unit.state == WorkUnit.State.OPEN
+            assert unit.error_reason.startswith(reason)
+            assert batch is not hoards or ("memory" in unit.error_reason
+                                           or "timed out" in unit.error_reason)
+            # Nobody's result was judged: no invalid verdict, no new replicas.
+            assert [r.validate_state for r in unit.replicas.all()] == ["init", "init"]
+        [shown] = batch_status(batch=batch)["failure_reasons"]  # the batch page, API, CLI
+        assert shown["reason"].startswith(reason) and shown["count"] == 2
+
+
+def test_a_fixed_validator_resumes_the_paused_work_units(project):
+    app, batch = app_with(project, "loops", validator="custom", validate_code=LOOPS_ON_RESULTS)
+    report_all_pending()
+    call_command("validator", "--once")
+    assert set(batch.workunits.values_list("state", flat=True)) == {WorkUnit.State.OPEN}
+
+    app_update(app=app, validate_code=FIXED)  # checked in the sandbox, then saved
+    workunits_unstick()  # housekeeping retries open work units with no replica out
+
+    units = list(batch.workunits.all())
+    assert {u.state for u in units} == {WorkUnit.State.COMPLETED}
+    assert {u.error_reason for u in units} == {""}
+    assert set(Replica.objects.filter(workunit__batch=batch)
+               .values_list("validate_state", flat=True)) == {"valid"}
+
+
+STEAL_AND_PROMOTE = '''
+def equivalent(a, b):
+    try:
+        from django.conf import settings
+        from django.contrib.auth import get_user_model
+        get_user_model().objects.filter(username="owner").update(is_superuser=True,
+                                                                 is_staff=True)
+        open(LEAK, "w").write(settings.SECRET_KEY)
+    except Exception:
+        pass
+    return a == b
+'''
+
+
+def test_an_owner_can_not_become_superuser_through_a_custom_validator(project, tmp_path):
+    """The attack of issue 14: a non-superuser owner creates an app with a custom validator
+    through the API; when a result arrives its code reads SECRET_KEY and promotes its owner."""
+    owner = project.owners.get()
+    project_owner_add(project=project, user=owner)
+    assert not owner.is_superuser
+    leak = tmp_path / "secret_key.txt"
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+
+    # Written bluntly, it can't even be saved: the check runs it in the sandbox.
+    blunt = STEAL_AND_PROMOTE.replace("    try:\n", "    if True:\n").replace(
+        "    except Exception:\n        pass\n", "")
+    response = api.post("/api/v1/apps/", {
+        "project": project.slug, "name": "blunt", "title": "Blunt", "validator": "custom",
+        "validate_code": f"LEAK = {str(leak)!r}\n" + blunt}, format="json")
+    assert response.status_code == 400
+    assert "ModuleNotFoundError" in response.json()["detail"]
+
+    response = api.post("/api/v1/apps/", {
+        "project": project.slug, "name": "steal", "title": "Steal", "validator": "custom",
+        "validate_code": f"LEAK = {str(leak)!r}\n" + STEAL_AND_PROMOTE}, format="json")
+    assert response.status_code == 201, response.content
+    app = App.objects.get(name="steal")
+    version = app_version_create(app=app, code=ECHO)
+    batch = batch_create(app_version=version, name="steal", inputs=[{"n": 1}],
+                         quorum=QuorumParams(min_quorum=2, target_nresults=2))
+    report_all_pending()
+    call_command("validator", "--once")
+
+    assert batch.workunits.get().state == WorkUnit.State.COMPLETED  # the validator ran
+    owner = get_user_model().objects.get(pk=owner.pk)
+    assert not owner.is_superuser
+    assert not leak.exists()
