@@ -9,7 +9,7 @@ PORT ?= 8000
 DAPHNE_FLAGS := --websocket-max-message-size 1048576 --proxy-headers
 export PYTHONPATH := $(CURDIR)/platform
 
-.PHONY: help install chromium run test test-unit test-e2e lint clean
+.PHONY: help install chromium sandbox run test test-unit test-e2e lint clean
 
 help:
 	@echo "make run    install everything, load the demo and serve http://$(HOST):$(PORT)/"
@@ -35,7 +35,16 @@ chromium:
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
-run: install
+# Debian's bubblewrap isolates custom validators (docs/sandbox.md). Without root or sudo it
+# is skipped: as root `unshare` serves instead, otherwise custom validators fail closed.
+sandbox:
+	@if ! command -v bwrap >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap \
+			|| echo "bubblewrap not installed: custom validators need root (unshare) or it, see docs/sandbox.md"; \
+	fi
+
+run: install sandbox
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py setup_demo
 	@echo ""
@@ -44,7 +53,7 @@ run: install
 	@echo ""
 	$(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
 
-test: install chromium test-unit test-e2e
+test: install chromium sandbox test-unit test-e2e
 
 test-unit:
 	$(BIN)/python -m pytest -q
