@@ -97,6 +97,20 @@ class Pool:
         for process in evicted:
             process.kill()
 
+    def warm(self, code: str) -> None:
+        """Make sure an idle process for `code` is ready (start one if not), so the
+        transitioner, which holds row locks, never waits for a cold start. A failure is
+        left for the breaker to report when the code is used."""
+        key = code_key(code)
+        with self._lock:
+            if any(p.alive for p in self._idle.get(key, ())):
+                return
+        try:
+            with self.lend(code):
+                pass
+        except ValidatorError:
+            pass
+
     def forget(self, code: str) -> None:
         """Clear the breaker for `code` (the owner saved it again, checked)."""
         with self._lock:
