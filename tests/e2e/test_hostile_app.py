@@ -35,10 +35,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 HOSTILE_CODE = (REPO / "tests" / "e2e" / "hostile" / "main.py").read_bytes()
 PASSWORD = "pw-vera-12345"
-MAX_OUTPUT_BYTES = 4096
+MAX_OUTPUT_BYTES = 64 * 1024   # a Mandelbrot tile is ~8 KiB
 # Attacks whose answer comes later: they must have been answered before the report.
 ASYNC = ["fetch /me/account/", "fetch /api/v1/apps/", "csrf post without a token",
-         "websocket", "pyodide.http.pyfetch"]
+         "websocket", "pyodide.http.pyfetch", "EventSource", "caches.open"]
 
 
 def hostile_batch(version, inputs):
@@ -49,7 +49,7 @@ def hostile_batch(version, inputs):
 def victim_task(server) -> tuple[str, object]:
     """Another volunteer's device takes a task and keeps it: the app will claim it."""
     batch = hostile_batch(victim_task.version, [{"stage": "victim"}])
-    ws = connect(server.ws_url)
+    ws = connect(server.ws_url, legacy=True)
     ws.send(json.dumps({"type": "hello", "protocol": 1, "device_token": None,
                         "client": {"name": "victim", "version": "1"},
                         "capabilities": {"runtimes": ["pyodide"], "cores": 1,
@@ -110,13 +110,13 @@ def test_a_hostile_app_reaches_nothing_and_honest_work_goes_on(server, page):
     for name in ASYNC:
         assert name in results, f"{name} was never tried"
     succeeded = {name: outcome for name, outcome in results.items()
-                 if not outcome.startswith("blocked")}
+                 if not outcome.startswith("blocked") and not name.startswith("info: ")}
     assert succeeded == {}
 
     # The page drops what the frame posts about other tasks; too much output is an error.
     big = hostile_batch(version, [{"stage": "big", "bytes": MAX_OUTPUT_BYTES * 2}])
     wait_for_counter_failed(page)
-    replica = Replica.objects.get(workunit__batch=big)
+    replica = Replica.objects.filter(workunit__batch=big).exclude(received_at=None).first()
     assert replica.outcome == Replica.Outcome.CLIENT_ERROR
     assert "output too large" in replica.error_message
 
