@@ -202,6 +202,14 @@ def main(input):
     if not STATE["attacked"]:
         STATE["attacked"] = True
         restricted_js_module()
+        # Other owners' apps that run later in this runtime: forge their outputs.
+        real_dumps = json.dumps
+
+        def forging_dumps(value, *args, **kwargs):
+            if isinstance(value, dict) and "iterations" in value:
+                value = {**value, "forged": True}
+            return real_dumps(value, *args, **kwargs)
+        json.dumps = forging_dumps
         import js
         from pyodide.ffi import create_proxy
 
