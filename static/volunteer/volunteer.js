@@ -1,7 +1,8 @@
 // Spare Cycles volunteer page: the UI and the protocol client (PROTOCOL.md v1).
 //
 // Pieces:
-//   ComputeSlot  one module worker running Pyodide (compute-worker.js), one task at a time
+//   ComputeSlot  one compute worker running Pyodide (compute-worker.js), one task at a time,
+//                inside a sandboxed frame of its own (compute-host.js: ComputeFrame)
 //   ComputePool  the slots, as many as the volunteer's "Workers" setting
 //   VolunteerClient  the WebSocket conversation: hello/welcome, request/tasks,
 //                result/ack, cancel, ping/pong, reconnects and resends; and the
@@ -11,8 +12,10 @@
 //                the pure rules, the browser APIs, the IndexedDB outbox, the settings form
 //
 // Nothing is fetched from anywhere but this server: the runtime comes from
-// /static/pyodide/<version>/, app code from the task's code_url, both same-origin.
+// /static/pyodide/<version>/, app code from the task's code_url, both same-origin, both
+// fetched by this page and handed to the compute frame, which reaches nothing itself.
 
+import { ComputeFrame } from "./compute-host.js";
 import { DeviceState, WakeLockKeeper } from "./device.js";
 import { Outbox } from "./outbox.js";
 import { SettingsPanel } from "./panel.js";
@@ -108,6 +111,12 @@ function secondsLeft(when) {
   return `${Math.max(0, Math.ceil((when - Date.now()) / 1000))}s`;
 }
 
+/** Whose code a task runs: one owner's code never shares a runtime with another's. */
+function appKey(task) {
+  const app = task.app || {};
+  return `${app.name}/${app.version}`;
+}
+
 function deadlinePassed(task) {
   const deadline = Date.parse(task.deadline);
   return Number.isFinite(deadline) && deadline < Date.now();
@@ -145,6 +154,7 @@ class ComputeSlot {
     this.restTimer = null;
     this.lastBusyMs = 0;
     this.lastEnd = 0;
+    this.appKey = null;       // the app whose code this slot's runtime has run
   }
 
   get idle() {
@@ -155,10 +165,10 @@ class ComputeSlot {
     return this.restUntil > Date.now();
   }
 
-  /** Start a fresh worker and load Pyodide; resolves when it can run tasks. */
+  /** Start a fresh compute frame and load Pyodide in it; resolves when it can run tasks. */
   start() {
     this.stop();
-    const worker = new Worker(this.config.workerUrl, { type: "module", name: `compute-${this.index}` });
+    const worker = new ComputeFrame(this.config, this.index + 1);
     this.worker = worker;
     this.state = "loading";
     return new Promise((resolve, reject) => {
@@ -203,14 +213,15 @@ class ComputeSlot {
                         kind: "internal", elapsed_ms: 0 });
         }
       };
-      worker.postMessage({ type: "init", pyodideBase: this.config.pyodideBase,
-                           lockFileURL: this.config.pyodideLockUrl || null });
+      worker.postMessage({ type: "init" });
     });
   }
 
   /** Run one task; resolves with the worker's result message, rejects with Stopped. */
   run(task) {
     if (!this.idle) throw new Error("slot is busy");
+    if (this.appKey && this.appKey !== appKey(task)) throw new Error("slot ran another app");
+    this.appKey = appKey(task);
     this.task = task;
     return new Promise((resolve, reject) => {
       this.pendingRun = { resolve, reject, taskId: task.task_id };
@@ -252,6 +263,7 @@ class ComputeSlot {
     this.restTimer = null;
     this.restUntil = 0;
     this.lastEnd = 0;
+    this.appKey = null;
     const { pendingStart, pendingRun } = this;
     this.pendingStart = null;
     this.pendingRun = null;
@@ -322,8 +334,12 @@ class ComputePool {
     this.slots = this.slots.filter((slot) => !slot.retiring);
   }
 
-  idleSlot() {
-    return this.slots.find((slot) => slot.idle) || null;
+  /** An idle slot for `task`: one that ran its app, else a fresh one, else any (to restart). */
+  idleSlot(task) {
+    const idle = this.slots.filter((slot) => slot.idle);
+    const key = appKey(task);
+    return idle.find((slot) => slot.appKey === key) || idle.find((slot) => !slot.appKey) ||
+      idle[0] || null;
   }
 }
 
@@ -1053,10 +1069,19 @@ class VolunteerClient {
   pump() {
     if (this.computing && this.pool.ready) {
       let slot;
-      while (this.queue.length && (slot = this.pool.idleSlot())) {
+      while (this.queue.length && (slot = this.pool.idleSlot(this.queue[0]))) {
         const task = this.queue.shift();
         if (deadlinePassed(task)) {
           this.dropTask(task);
+          continue;
+        }
+        if (slot.appKey && slot.appKey !== appKey(task)) {
+          // Another owner's code ran in this runtime and may have changed it (patched json,
+          // hooked the worker): it must not see, or answer for, this task. A fresh frame.
+          this.queue.unshift(task);
+          this.view.addLog(`Worker ${slot.index + 1} restarts for ${task.app?.name}: ` +
+                           "each app's code gets a runtime of its own.");
+          this.restartSlot(slot);
           continue;
         }
         this.runOn(slot, task);
@@ -1106,8 +1131,7 @@ class VolunteerClient {
       this.pool.remove(slot);
       return;
     }
-    slot.start().then(() => this.pump(), (error) => this.runtimeFailedToLoad(error));
-    this.render();
+    this.startSlot(slot, false);
   }
 
   report(task, result) {
