@@ -15,11 +15,14 @@ from sparecycles.gateway.security import BrowserOriginValidator  # noqa: E402
 from sparecycles.leaderboards.routing import (  # noqa: E402
     websocket_urlpatterns as leaderboard_websocket_urlpatterns,
 )
+from sparecycles.web.forwarded import ForwardedHeadersMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter(
+# The client's address is resolved once, here, for both protocols: forwarded headers count
+# only from settings.TRUSTED_PROXIES (web/forwarded.py). Run daphne WITHOUT --proxy-headers.
+application = ForwardedHeadersMiddleware(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": BrowserOriginValidator(AuthMiddlewareStack(URLRouter(
             websocket_urlpatterns + leaderboard_websocket_urlpatterns))),
     }
-)
+))

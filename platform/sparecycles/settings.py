@@ -44,6 +44,9 @@ DEBUG = envbool("DEBUG", False)
 SECRET_KEY = envstr("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+# Addresses/CIDR networks of the reverse proxies (nginx) whose X-Forwarded-For and
+# X-Forwarded-Proto are believed (web/forwarded.py). Empty: no forwarded header is.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "")
 SITE_NAME = envstr("SITE_NAME", "Spare Cycles")
 
 INSTALLED_APPS = [
@@ -197,7 +200,8 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
-# The load balancer terminates TLS and says so in X-Forwarded-Proto (deploy/nginx.conf).
+# The load balancer terminates TLS and says so in X-Forwarded-Proto (deploy/nginx.conf). The
+# edge (web/forwarded.py) removes that header unless a TRUSTED_PROXIES peer sent it.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 if HTTPS and SECRET_KEY.startswith("insecure-"):
@@ -209,7 +213,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- owners' REST API (sparecycles.api; authentication, permissions and throttles are set
 # on its views, so other DRF views keep DRF's defaults) --------------------------------------
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Throttles key on REMOTE_ADDR, which the edge resolved from trusted proxies only; DRF's
+    # default (None) would key on whatever X-Forwarded-For a client sends.
+    "NUM_PROXIES": 0,
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spare Cycles owners' API",
     "DESCRIPTION": "Create apps and versions, submit batches of work units, follow their "

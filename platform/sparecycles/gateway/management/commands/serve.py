@@ -7,6 +7,12 @@ processes need the Redis channel layer (REDIS_URL) so that pushes (cancel,
 stats, leaderboards) reach a device on any process; PostgreSQL (DATABASE_URL)
 is strongly advised. Behind a load balancer, use deploy/nginx.conf instead
 of the shared socket and start daphne per port.
+
+Forwarded headers: daphne runs without --proxy-headers; the app (web/forwarded.py)
+believes X-Forwarded-For / X-Forwarded-Proto only from the addresses in TRUSTED_PROXIES.
+Facing clients directly, leave it empty. Behind nginx on this machine, set
+TRUSTED_PROXIES=127.0.0.1 (nginx's address as daphne sees it); nginx must then set
+X-Forwarded-For itself (deploy/nginx.conf), or every client would share nginx's address.
 """
 
 import os
@@ -19,7 +25,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-DAPHNE_FLAGS = ["--websocket-max-message-size", "1048576", "--proxy-headers"]
+# No --proxy-headers: daphne would believe X-Forwarded-For from anyone (see above).
+DAPHNE_FLAGS = ["--websocket-max-message-size", "1048576"]
 
 
 class Command(BaseCommand):
