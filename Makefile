@@ -10,6 +10,10 @@ PORT ?= 8000
 # `make run` faces clients directly, so it trusts none.
 DAPHNE_FLAGS := --websocket-max-message-size 1048576
 export PYTHONPATH := $(CURDIR)/platform
+# `make run` serves on this checkout's development key (random, django-insecure-, mode 0600,
+# made by settings.py on first use) unless you set SECRET_KEY or SECRET_KEY_FILE: a server
+# refuses to start on it otherwise (platform/sparecycles/secret_key.py).
+DEV_KEY := $(if $(SECRET_KEY)$(SECRET_KEY_FILE),,SECRET_KEY_FILE=$(or $(SPARECYCLES_VAR_DIR),$(CURDIR)/var)/development-secret-key)
 
 .PHONY: help install chromium run test test-unit test-e2e lint clean
 
@@ -44,7 +48,7 @@ run: install
 	@echo "  Spare Cycles is at  http://$(HOST):$(PORT)/   (press Start to compute)"
 	@echo "  Admin:              http://$(HOST):$(PORT)/admin/   user: $${ADMIN_USER:-admin}  password: $${ADMIN_PASSWORD:-admin}"
 	@echo ""
-	$(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
+	$(DEV_KEY) $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
 
 test: install chromium test-unit test-e2e
 

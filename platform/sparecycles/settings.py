@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from sparecycles import secret_key as secret_keys
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent  # the repository root
 VAR_DIR = Path(os.environ.get("SPARECYCLES_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -41,7 +43,9 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DEBUG", False)
-SECRET_KEY = envstr("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in-production"
+# SECRET_KEY / SECRET_KEY_FILE; else this checkout's random django-insecure- development key
+# (var/, mode 0600), which commands may use but servers refuse unless told (secret_key.py).
+SECRET_KEY = secret_keys.configured_key() or secret_keys.development_key(VAR_DIR)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 # Addresses/CIDR networks of the reverse proxies (nginx) whose X-Forwarded-For and
@@ -204,8 +208,10 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
 # edge (web/forwarded.py) removes that header unless a TRUSTED_PROXIES peer sent it.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-if HTTPS and SECRET_KEY.startswith("insecure-"):
-    raise RuntimeError("Set SECRET_KEY (or SECRET_KEY_FILE) when HTTPS is on.")
+if HTTPS and SECRET_KEY.startswith(secret_keys.INSECURE_PREFIX):
+    raise secret_keys.SecretKeyError(
+        "Set SECRET_KEY (or SECRET_KEY_FILE) to a real secret when HTTPS is on "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))').")
 
 # Uploads of work units can be large; the admin streams them from disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)

@@ -25,6 +25,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from sparecycles.secret_key import serving_refusal
+
 # No --proxy-headers: daphne would believe X-Forwarded-For from anyone (see above).
 DAPHNE_FLAGS = ["--websocket-max-message-size", "1048576"]
 
@@ -44,6 +46,9 @@ class Command(BaseCommand):
     def handle(self, *args, workers, host, port, no_housekeeping, no_validator, **options):
         if workers < 1:
             raise CommandError("--workers must be at least 1.")
+        refusal = serving_refusal(debug=settings.DEBUG)
+        if refusal:  # the workers would each refuse; say it once, before binding anything
+            raise CommandError(f"Spare Cycles cannot start: {refusal}")
         if workers > 1 and not settings.REDIS_URL:
             raise CommandError("Several workers need REDIS_URL (the Redis channel layer).")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
