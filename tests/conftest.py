@@ -79,6 +79,27 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Throttle counters (login, API) must not leak from one test into the next, nor from an
+    earlier run: Redis keeps them. Only the cache's own keys go (never FLUSHDB)."""
+    from django.core.cache import cache
+
+    if django_settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(django_settings.REDIS_URL)
+        try:
+            prefix = django_settings.CACHES["default"]["KEY_PREFIX"]
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    else:
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     """Tests drive housekeeping themselves (a background thread would race them), and
     files they make go to a temporary folder."""

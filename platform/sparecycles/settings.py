@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "sparecycles.volunteers.login_throttle.LoginThrottleStatusMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -152,6 +153,19 @@ else:
     CHANNEL_LAYERS = {"default": {
         "BACKEND": "sparecycles.gateway.layers.SweepingInMemoryChannelLayer"}}
 
+# --- cache: the throttles' counters (login, the API's, the volunteer socket's) --------------
+# One Redis for every process in scale-out, so a limit holds across them; local memory in the
+# one-process embedded mode. Its own key prefix, apart from the channel layer's keys.
+if REDIS_URL:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{envstr('REDIS_PREFIX', 'sparecycles')}:cache",
+    }}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                          "LOCATION": "sparecycles"}}
+
 # --- static files -----------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic in production
@@ -183,6 +197,12 @@ STORAGES = {
 }
 
 # --- auth, i18n ----------------------------------------------------------------
+# The throttle first: it refuses every password check while a username or address is locked
+# (volunteers/login_throttle.py), whichever login asked.
+AUTHENTICATION_BACKENDS = [
+    "sparecycles.volunteers.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -283,6 +303,11 @@ SPARECYCLES = {
     "RELIABLE_RETRY_WAIT_S": envint("SPARECYCLES_RELIABLE_RETRY_WAIT_S", 120),
     # Where the daily BOINC-format statistics files are written (served at /stats/).
     "STATS_DIR": envstr("SPARECYCLES_STATS_DIR", str(VAR_DIR / "stats")),
+    # Password guessing (volunteers/login_throttle.py): this many failures in a window for
+    # one username, or from one address, lock it for a whole window. 0 turns one off.
+    "LOGIN_THROTTLE_WINDOW_S": envint("SPARECYCLES_LOGIN_THROTTLE_WINDOW_S", 900),
+    "LOGIN_FAILURES_PER_USERNAME": envint("SPARECYCLES_LOGIN_FAILURES_PER_USERNAME", 10),
+    "LOGIN_FAILURES_PER_ADDRESS": envint("SPARECYCLES_LOGIN_FAILURES_PER_ADDRESS", 30),
     # Known-answer tasks a quarantined device must pass in a row to be trusted again.
     "QUARANTINE_RELEASE_PASSES": envint("SPARECYCLES_QUARANTINE_RELEASE_PASSES", 5),
 }
