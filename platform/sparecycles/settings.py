@@ -197,12 +197,9 @@ STORAGES = {
 }
 
 # --- auth, i18n ----------------------------------------------------------------
-# The throttle first: it refuses every password check while a username or address is locked
-# (volunteers/login_throttle.py), whichever login asked.
-AUTHENTICATION_BACKENDS = [
-    "sparecycles.volunteers.login_throttle.LoginThrottleBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
+# Django's ModelBackend with the login throttle in front: it refuses every password check
+# while a username or address is locked (volunteers/login_throttle.py), whichever login asked.
+AUTHENTICATION_BACKENDS = ["sparecycles.volunteers.login_throttle.LoginThrottleBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -2,7 +2,7 @@
 
 Every password check goes through django.contrib.auth.authenticate() — the site's login,
 the admin's login, the API's token endpoint, anything added later — so the rule lives in
-an authentication backend listed first (LoginThrottleBackend): while a username or an
+the authentication backend (LoginThrottleBackend, a ModelBackend): while a username or an
 address is locked, it refuses before any password is compared, so even the right password
 is refused until the lock ends. Failures are counted from Django's user_login_failed
 signal, in fixed windows of LOGIN_THROTTLE_WINDOW_S: LOGIN_FAILURES_PER_USERNAME failures
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import BaseBackend
+from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
@@ -125,22 +125,25 @@ def client_address(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") if request is not None else None
 
 
-class LoginThrottleBackend(BaseBackend):
-    """First in AUTHENTICATION_BACKENDS: stops the password check while throttled.
+class LoginThrottleBackend(ModelBackend):
+    """Django's ModelBackend with the throttle in front (settings.AUTHENTICATION_BACKENDS).
 
-    Raising PermissionDenied makes authenticate() try no other backend and return None; the
-    refusal is left on the request, so views can answer 429 with its message.
+    While throttled it raises PermissionDenied before any password is compared: then
+    authenticate() tries no other backend and returns None. The refusal is left on the
+    request, so views can answer 429 with its message. A subclass rather than a separate
+    first backend, so that force_login and sessions name a backend that loads users.
     """
 
     def authenticate(self, request, username=None, password=None, **credentials):
         if username is None:
             username = credentials.get(get_user_model().USERNAME_FIELD)
         refusal = login_refusal(address=client_address(request), username=username)
-        if refusal is None:
-            return None
-        if request is not None:
-            request.login_refusal = refusal
-        raise PermissionDenied(refusal.message)
+        if refusal is not None:
+            if request is not None:
+                request.login_refusal = refusal
+            raise PermissionDenied(refusal.message)
+        return super().authenticate(request, username=username, password=password,
+                                    **credentials)
 
 
 def on_login_failed(sender, credentials: dict, request: HttpRequest | None = None,
