@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from sparecycles.credit.models import MICRO
 from sparecycles.credit.selectors import volunteer_stats
 from sparecycles.scheduler import services as scheduler
 from sparecycles.scheduler.dispatch import Ask
@@ -142,7 +143,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             "type": "welcome",
             "protocol": PROTOCOL_VERSION,
             "device_id": self.device.public_id,
-            "volunteer": {"name": volunteer.name, "credit": round(volunteer.total_credit, 2),
+            # Credit unrounded, plus the exact micro-credits (as in `stats`).
+            "volunteer": {"name": volunteer.name, "credit": volunteer.credit_micro / MICRO,
+                          "credit_micro": volunteer.credit_micro,
                           "tokens": await database_sync_to_async(volunteer_tokens)(volunteer)},
             "max_inflight": self.limits["MAX_INFLIGHT"],
             "heartbeat_s": self.limits["HEARTBEAT_S"],
