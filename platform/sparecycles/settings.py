@@ -283,8 +283,11 @@ SPARECYCLES = {
     # BOINC's daily result quota per (device, app version): cut by one per error or
     # timeout, doubled back (up to this) by each valid result.
     "DAILY_QUOTA": envint("SPARECYCLES_DAILY_QUOTA", 500),
-    # Abuse limits per process (0 = off); see gateway/ratelimit.py and deploy/nginx.conf.
+    # Abuse limits per address (0 = off); see gateway/ratelimit.py and deploy/nginx.conf.
     "MAX_CONNECTIONS_PER_IP": envint("SPARECYCLES_MAX_CONNECTIONS_PER_IP", 200),
+    # With REDIS_URL the two connection limits hold across processes; an open socket's lease
+    # is renewed while it lives, so a killed process's sockets stop counting after this.
+    "CONNECTION_LEASE_S": envint("SPARECYCLES_CONNECTION_LEASE_S", 60),
     "CONNECTIONS_PER_IP_PER_MIN": envint("SPARECYCLES_CONNECTIONS_PER_IP_PER_MIN", 600),
     "FRAMES_PER_S": envint("SPARECYCLES_FRAMES_PER_S", 50),
     "FRAME_BURST": envint("SPARECYCLES_FRAME_BURST", 200),

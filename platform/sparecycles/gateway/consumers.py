@@ -57,9 +57,10 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.network = scheduler.network_of(self.address)
         self.frames = ratelimit.frame_bucket()
         self.admitted = False
-        refusal = ratelimit.connections.admit(self.address)
-        if refusal is not None:
-            logger.info("refused a volunteer connection from %s: %s", self.address, refusal)
+        self.admission = await ratelimit.connection_admit(self.address)  # across processes
+        if self.admission.refusal is not None:
+            logger.info("refused a volunteer connection from %s: %s", self.address,
+                        self.admission.refusal)
             await self.close(code=CLOSE_TOO_MANY)  # before accept: the handshake is denied
             return
         self.admitted = True
@@ -70,8 +71,8 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         if getattr(self, "stats_due", None) is not None:
             self.stats_due.cancel()
         if getattr(self, "admitted", False):
-            ratelimit.connections.release(self.address)
             self.admitted = False
+            await ratelimit.connection_release(self.address, self.admission)
         if self.device is not None:
             await self.channel_layer.group_discard(device_group(self.device.pk), self.channel_name)
 
