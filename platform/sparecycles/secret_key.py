@@ -25,7 +25,8 @@ _ALPHABET = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
 
 
 class SecretKeyError(SystemExit):
-    """Ends the process with one line on stderr (SystemExit prints its message, no traceback)."""
+    """Ends the process with one line on stderr (SystemExit prints its message, no traceback).
+    settings.py uses it for the other settings a server cannot start without, too."""
 
     def __init__(self, message: str) -> None:
         super().__init__(f"Spare Cycles cannot start: {message}")

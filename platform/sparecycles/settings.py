@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 from sparecycles import secret_key as secret_keys
+from sparecycles.web.forwarded import TrustedProxiesError, trusted_networks_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent  # the repository root
 VAR_DIR = Path(os.environ.get("SPARECYCLES_VAR_DIR", BASE_DIR / "var"))
@@ -51,6 +52,10 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 # Addresses/CIDR networks of the reverse proxies (nginx) whose X-Forwarded-For and
 # X-Forwarded-Proto are believed (web/forwarded.py). Empty: no forwarded header is.
 TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "")
+try:
+    trusted_networks_parse(TRUSTED_PROXIES)
+except TrustedProxiesError as exc:  # one line, not a traceback from deep in daphne
+    raise secret_keys.SecretKeyError(str(exc)) from None
 SITE_NAME = envstr("SITE_NAME", "Spare Cycles")
 
 INSTALLED_APPS = [

@@ -268,3 +268,14 @@ def test_forwarded_for_is_believed_from_a_trusted_proxy(make_batch, tmp_path):
     assert len(first) == 1 and len(second) == 1
     assert set(Replica.objects.filter(workunit=workunit).values_list("network", flat=True)) == {
         "10.1.1.0/24", "10.2.2.0/24"}
+
+
+def test_a_bad_trusted_proxies_setting_stops_the_server_with_one_line():
+    env = {**os.environ, "TRUSTED_PROXIES": "127.0.0.1, nginx.local",
+           "PYTHONPATH": str(REPO / "platform")}
+    result = subprocess.run([sys.executable, "-c", "import sparecycles.asgi"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Spare Cycles cannot start: TRUSTED_PROXIES: 'nginx.local' is not an IP address or "
+        "network (write e.g. 127.0.0.1 or 10.0.0.0/8, separated by commas)."]
