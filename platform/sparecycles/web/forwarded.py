@@ -14,6 +14,7 @@ networks, the gateway's per-address limits, and the login and API throttles (thr
 REMOTE_ADDR). scope["peer"] keeps the TCP peer for logs.
 """
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -44,6 +45,7 @@ def trusted_networks_parse(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few peers and clients, over and over
 def address_parse(text: str) -> IPAddress | None:
     """An address as proxies write it: "1.2.3.4", "1.2.3.4:5678", "2001:db8::1",
     "[2001:db8::1]:5678"; None for anything else ("unknown", garbage)."""
@@ -85,7 +87,8 @@ def client_from_forwarded_for(values: list[str], peer: IPAddress,
 def forwarded_scope(scope: dict[str, Any], trusted: tuple[IPNetwork, ...]) -> dict[str, Any]:
     """A copy of an HTTP or WebSocket scope with the client (and scheme) resolved."""
     peer_pair = scope.get("client")
-    peer = address_parse(str(peer_pair[0])) if peer_pair else None
+    # No proxies configured (the default): no address to parse, only headers to drop.
+    peer = address_parse(str(peer_pair[0])) if peer_pair and trusted else None
     headers = scope.get("headers") or []
     if not is_trusted(peer, trusted):
         kept = [(name, value) for name, value in headers
