@@ -5,9 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# PROTOCOL.md: frames over 1 MiB close the socket with 1009 (daphne enforces it).
-DAPHNE_FLAGS := --websocket-max-message-size 1048576 --proxy-headers
+# PROTOCOL.md: frames over 1 MiB close the socket with 1009 (daphne enforces it). No
+# --proxy-headers: the app believes forwarded headers only from TRUSTED_PROXIES, and
+# `make run` faces clients directly, so it trusts none.
+DAPHNE_FLAGS := --websocket-max-message-size 1048576
 export PYTHONPATH := $(CURDIR)/platform
+# `make run` serves on this checkout's development key (random, django-insecure-, mode 0600,
+# made by settings.py on first use) unless you set SECRET_KEY or SECRET_KEY_FILE: a server
+# refuses to start on it otherwise (platform/sparecycles/secret_key.py).
+DEV_KEY := $(if $(SECRET_KEY)$(SECRET_KEY_FILE),,SECRET_KEY_FILE=$(or $(SPARECYCLES_VAR_DIR),$(CURDIR)/var)/development-secret-key)
 
 .PHONY: help install chromium sandbox run test test-unit test-e2e lint clean
 
@@ -51,7 +57,7 @@ run: install sandbox
 	@echo "  Spare Cycles is at  http://$(HOST):$(PORT)/   (press Start to compute)"
 	@echo "  Admin:              http://$(HOST):$(PORT)/admin/   user: $${ADMIN_USER:-admin}  password: $${ADMIN_PASSWORD:-admin}"
 	@echo ""
-	$(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
+	$(DEV_KEY) $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
 
 test: install chromium sandbox test-unit test-e2e
 

@@ -1,13 +1,21 @@
 """Fixtures shared by every test: a project chain and a volunteer device."""
 
+import os
+
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
+from sparecycles import secret_key
 from sparecycles.projects.models import App, Project
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.volunteers.services import device_connect
 
 pytest_plugins = ["tests.live_server"]  # live_server_factory / live_server_url: a real daphne
+
+# The servers tests start (and sparecycles.asgi imported here) run on the development key
+# that settings already chose, told so the way `make run` tells them (secret_key.py).
+os.environ.update(secret_key.development_key_environ(os.environ, django_settings.VAR_DIR))
 
 SQUARE_APP = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
 
@@ -68,6 +76,27 @@ def _fresh_rate_limits():
 
     ratelimit.connections = ratelimit.ConnectionLimiter()
     ratelimit.device_results = ratelimit.DeviceBuckets()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Throttle counters (login, API) must not leak from one test into the next, nor from an
+    earlier run: Redis keeps them. Only the cache's own keys go (never FLUSHDB)."""
+    from django.core.cache import cache
+
+    if django_settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(django_settings.REDIS_URL)
+        try:
+            prefix = django_settings.CACHES["default"]["KEY_PREFIX"]
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    else:
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,13 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sparecycles.settings")
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+from sparecycles.secret_key import refuse_to_serve_without_key  # noqa: E402
+
+# One line and exit 1 instead of serving on the development key (secret_key.py).
+refuse_to_serve_without_key(debug=settings.DEBUG)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
@@ -15,11 +22,14 @@ from sparecycles.gateway.security import BrowserOriginValidator  # noqa: E402
 from sparecycles.leaderboards.routing import (  # noqa: E402
     websocket_urlpatterns as leaderboard_websocket_urlpatterns,
 )
+from sparecycles.web.forwarded import ForwardedHeadersMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter(
+# The client's address is resolved once, here, for both protocols: forwarded headers count
+# only from settings.TRUSTED_PROXIES (web/forwarded.py). Run daphne WITHOUT --proxy-headers.
+application = ForwardedHeadersMiddleware(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": BrowserOriginValidator(AuthMiddlewareStack(URLRouter(
             websocket_urlpatterns + leaderboard_websocket_urlpatterns))),
     }
-)
+))

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from sparecycles import secret_key as secret_keys
+from sparecycles.web.forwarded import TrustedProxiesError, trusted_networks_parse
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent  # the repository root
 VAR_DIR = Path(os.environ.get("SPARECYCLES_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -41,9 +44,18 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DEBUG", False)
-SECRET_KEY = envstr("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in-production"
+# SECRET_KEY / SECRET_KEY_FILE; else this checkout's random django-insecure- development key
+# (var/, mode 0600), which commands may use but servers refuse unless told (secret_key.py).
+SECRET_KEY = secret_keys.configured_key() or secret_keys.development_key(VAR_DIR)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+# Addresses/CIDR networks of the reverse proxies (nginx) whose X-Forwarded-For and
+# X-Forwarded-Proto are believed (web/forwarded.py). Empty: no forwarded header is.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "")
+try:
+    trusted_networks_parse(TRUSTED_PROXIES)
+except TrustedProxiesError as exc:  # one line, not a traceback from deep in daphne
+    raise secret_keys.SecretKeyError(str(exc)) from None
 SITE_NAME = envstr("SITE_NAME", "Spare Cycles")
 # Owners' code runs in a sandboxed frame served from here (web/compute.py). Empty: this site
 # serves it (still sandboxed, an opaque origin). In production a registrable domain of its
@@ -89,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "sparecycles.volunteers.login_throttle.LoginThrottleStatusMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -153,6 +166,19 @@ else:
     CHANNEL_LAYERS = {"default": {
         "BACKEND": "sparecycles.gateway.layers.SweepingInMemoryChannelLayer"}}
 
+# --- cache: the throttles' counters (login, the API's, the volunteer socket's) --------------
+# One Redis for every process in scale-out, so a limit holds across them; local memory in the
+# one-process embedded mode. Its own key prefix, apart from the channel layer's keys.
+if REDIS_URL:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{envstr('REDIS_PREFIX', 'sparecycles')}:cache",
+    }}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                          "LOCATION": "sparecycles"}}
+
 # --- static files -----------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic in production
@@ -184,6 +210,9 @@ STORAGES = {
 }
 
 # --- auth, i18n ----------------------------------------------------------------
+# Django's ModelBackend with the login throttle in front: it refuses every password check
+# while a username or address is locked (volunteers/login_throttle.py), whichever login asked.
+AUTHENTICATION_BACKENDS = ["sparecycles.volunteers.login_throttle.LoginThrottleBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -205,11 +234,14 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", HTTPS)
-# The load balancer terminates TLS and says so in X-Forwarded-Proto (deploy/nginx.conf).
+# The load balancer terminates TLS and says so in X-Forwarded-Proto (deploy/nginx.conf). The
+# edge (web/forwarded.py) removes that header unless a TRUSTED_PROXIES peer sent it.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-if HTTPS and SECRET_KEY.startswith("insecure-"):
-    raise RuntimeError("Set SECRET_KEY (or SECRET_KEY_FILE) when HTTPS is on.")
+if HTTPS and SECRET_KEY.startswith(secret_keys.INSECURE_PREFIX):
+    raise secret_keys.SecretKeyError(
+        "Set SECRET_KEY (or SECRET_KEY_FILE) to a real secret when HTTPS is on "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))').")
 
 # Uploads of work units can be large; the admin streams them from disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
@@ -221,6 +253,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    # Throttles key on REMOTE_ADDR, which the edge resolved from trusted proxies only; DRF's
+    # default (None) would key on whatever X-Forwarded-For a client sends.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spare Cycles owners' API",
@@ -263,8 +298,11 @@ SPARECYCLES = {
     # BOINC's daily result quota per (device, app version): cut by one per error or
     # timeout, doubled back (up to this) by each valid result.
     "DAILY_QUOTA": envint("SPARECYCLES_DAILY_QUOTA", 500),
-    # Abuse limits per process (0 = off); see gateway/ratelimit.py and deploy/nginx.conf.
+    # Abuse limits per address (0 = off); see gateway/ratelimit.py and deploy/nginx.conf.
     "MAX_CONNECTIONS_PER_IP": envint("SPARECYCLES_MAX_CONNECTIONS_PER_IP", 200),
+    # With REDIS_URL the two connection limits hold across processes; an open socket's lease
+    # is renewed while it lives, so a killed process's sockets stop counting after this.
+    "CONNECTION_LEASE_S": envint("SPARECYCLES_CONNECTION_LEASE_S", 60),
     "CONNECTIONS_PER_IP_PER_MIN": envint("SPARECYCLES_CONNECTIONS_PER_IP_PER_MIN", 600),
     "FRAMES_PER_S": envint("SPARECYCLES_FRAMES_PER_S", 50),
     "FRAME_BURST": envint("SPARECYCLES_FRAME_BURST", 200),
@@ -280,6 +318,11 @@ SPARECYCLES = {
     "RELIABLE_RETRY_WAIT_S": envint("SPARECYCLES_RELIABLE_RETRY_WAIT_S", 120),
     # Where the daily BOINC-format statistics files are written (served at /stats/).
     "STATS_DIR": envstr("SPARECYCLES_STATS_DIR", str(VAR_DIR / "stats")),
+    # Password guessing (volunteers/login_throttle.py): this many failures in a window for
+    # one username, or from one address, lock it for a whole window. 0 turns one off.
+    "LOGIN_THROTTLE_WINDOW_S": envint("SPARECYCLES_LOGIN_THROTTLE_WINDOW_S", 900),
+    "LOGIN_FAILURES_PER_USERNAME": envint("SPARECYCLES_LOGIN_FAILURES_PER_USERNAME", 10),
+    "LOGIN_FAILURES_PER_ADDRESS": envint("SPARECYCLES_LOGIN_FAILURES_PER_ADDRESS", 30),
     # Known-answer tasks a quarantined device must pass in a row to be trusted again.
     "QUARANTINE_RELEASE_PASSES": envint("SPARECYCLES_QUARANTINE_RELEASE_PASSES", 5),
 }

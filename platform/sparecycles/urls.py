@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from sparecycles.projects import views as project_views
+from sparecycles.volunteers.forms import AdminLoginForm
 from sparecycles.web import views as web_views
 
 admin.site.site_header = "Spare Cycles administration"
 admin.site.site_title = "Spare Cycles"
+admin.site.login_form = AdminLoginForm  # says so when log-ins are throttled
 
 urlpatterns = [
     path("", web_views.volunteer_page, name="volunteer"),

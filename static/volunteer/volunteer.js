@@ -16,6 +16,7 @@
 // fetched by this page and handed to the compute frame, which reaches nothing itself.
 
 import { ComputeFrame } from "./compute-host.js";
+import { creditMicroOf, formatCreditMicro } from "./credit.js";
 import { DeviceState, WakeLockKeeper } from "./device.js";
 import { Outbox } from "./outbox.js";
 import { SettingsPanel } from "./panel.js";
@@ -395,9 +396,7 @@ class PageView {
     this.counters.done.textContent = String(done);
     this.counters.failed.textContent = String(failed);
     this.counters.unsent.textContent = String(unsent);
-    this.counters.credit.textContent = Number(credit || 0).toLocaleString(undefined, {
-      maximumFractionDigits: 2,
-    });
+    this.counters.credit.textContent = formatCreditMicro(credit);  // micro-credits
   }
 
   setDevice(deviceId) {
@@ -538,7 +537,7 @@ class VolunteerClient {
     this.timeline = [];          // [{slot, start, end}] (Date.now() ms): busy intervals
     this.computingSince = 0;
 
-    this.counts = { done: 0, failed: 0, credit: 0 };
+    this.counts = { done: 0, failed: 0, credit: 0 };  // credit in micro-credits
     this.ticker = setInterval(() => this.render(), 1000);
     this.device.addEventListener("change", () => this.deviceChanged());
     this.wasOnline = this.device.snapshot().online;
@@ -897,9 +896,8 @@ class VolunteerClient {
     this.maxInflight = Math.max(1, Number(message.max_inflight) || 1);
     this.heartbeatS = Math.max(5, Number(message.heartbeat_s) || 30);
     if (message.volunteer) {
-      if (message.volunteer.credit !== undefined) {
-        this.counts.credit = Number(message.volunteer.credit) || 0;
-      }
+      const micro = creditMicroOf(message.volunteer);
+      if (micro !== null) this.counts.credit = micro;
       this.view.setVolunteer({ name: message.volunteer.name, tokens: message.volunteer.tokens });
     }
     this.view.addLog(reconnected
@@ -998,7 +996,8 @@ class VolunteerClient {
   }
 
   onStats(message) {
-    if (message.credit !== undefined) this.counts.credit = Number(message.credit) || 0;
+    const micro = creditMicroOf(message);
+    if (micro !== null) this.counts.credit = micro;
     this.view.setVolunteer({ tokens: message.tokens, rank: message.rank });
     this.render();
   }

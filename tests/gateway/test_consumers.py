@@ -42,7 +42,7 @@ async def test_hello_issues_a_device_token_once():
     assert welcome["type"] == "welcome" and welcome["protocol"] == 1
     assert welcome["device_id"].startswith("d")
     assert welcome["max_inflight"] >= 1 and welcome["heartbeat_s"] > 0
-    assert set(welcome["volunteer"]) == {"name", "credit", "tokens"}
+    assert set(welcome["volunteer"]) == {"name", "credit", "credit_micro", "tokens"}
     token = welcome["device_token"]
     await communicator.disconnect()
     # The server keeps only a hash of the token.
@@ -147,7 +147,7 @@ async def test_request_result_ack_round_trip(make_batch):
     # Validation (quorum 1) granted credit: the device is told its new stats.
     stats = await communicator.receive_json_from()
     assert stats["type"] == "stats" and stats["credit"] == 1.0 and stats["rank"] == 1
-    assert set(stats) == {"type", "credit", "rac", "tokens", "rank"}
+    assert set(stats) == {"type", "credit", "credit_micro", "rac", "tokens", "rank"}
     # Resending an accepted result is a harmless duplicate.
     await communicator.send_json_to({"type": "result", "task_id": task["task_id"],
                                      "status": "ok", "output": {"n": n, "square": 0}})

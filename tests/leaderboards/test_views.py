@@ -103,7 +103,7 @@ def test_the_logged_in_viewer_row_is_highlighted(client, django_user_model, make
     mine = [row for row in data["rows"] if row["you"]]
     assert [(row["id"], row["rank"]) for row in mine] == [(me.pk, 2)]
     assert data["you"] == {"id": me.pk, "name": "Ada", "rank": 2, "page": 1, "credit": 119.5,
-                           "credit_text": "119.50", "rac": 119.5, "rac_text": "119.50"}
+                           "credit_text": "119.500000", "rac": 119.5, "rac_text": "119.50"}
     html = client.get("/leaderboards/volunteers/").content.decode()
     assert f'<tr id="row-{me.pk}" data-id="{me.pk}" class="is-you" aria-current="true">' in html
     assert "You are <strong>#2</strong> of 121" in html

@@ -159,7 +159,8 @@ class TokenApi(APIView):
         token = serializers.CharField()
         username = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **ERRORS},
+    @extend_schema(request=InputSerializer,
+                   responses={200: OutputSerializer, 429: ErrorSerializer, **ERRORS},
                    auth=[], summary="Get an API token")
     def post(self, request):
         from django.contrib.auth import authenticate
@@ -168,6 +169,11 @@ class TokenApi(APIView):
         user = authenticate(request._request, username=data["username"],
                             password=data["password"])
         if user is None:
+            refusal = getattr(request._request, "login_refusal", None)
+            if refusal is not None:  # volunteers/login_throttle.py: per username and address
+                return Response({"detail": refusal.message},
+                                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                                headers={"Retry-After": str(refusal.retry_after_s)})
             return Response({"detail": "Wrong username or password."},
                             status=status.HTTP_400_BAD_REQUEST)
         if not selectors.user_is_owner(user):

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparecycles import secret_key
+
 from . import procs
 
 REPO = Path(__file__).resolve().parents[3]
@@ -134,6 +136,7 @@ def world_create(*, tag: str, postgres_url: str = "", redis_url: str = "",
     world_env = _base_env()
     world_env["SPARECYCLES_VAR_DIR"] = str(workdir)
     world_env.update(env or {})
+    world_env = secret_key.development_key_environ(world_env, workdir)  # unless one is set
     world = World(workdir=workdir, env=world_env,
                   database=str(workdir / "sparecycles.sqlite3"))
     world.cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))

@@ -146,9 +146,15 @@ def project_board(*, project: Project, order: Order = "credit", page: int = 1,
 
 
 def volunteer_stats(*, volunteer: Volunteer) -> dict:
-    """What PROTOCOL.md's `stats` frame carries (tokens are filled in by the caller)."""
+    """What PROTOCOL.md's `stats` frame carries (tokens are filled in by the caller).
+
+    `credit` is a number as the protocol says, but not rounded (a small app's result earns
+    a few micro-credits, which 2 decimals showed as 0.0); `credit_micro` is the exact
+    integer the books hold, for clients that format it themselves.
+    """
     return {
-        "credit": round(volunteer.credit_micro / MICRO, 2),
-        "rac": round(volunteer.recent_average_credit, 2),
+        "credit": volunteer.credit_micro / MICRO,
+        "credit_micro": volunteer.credit_micro,
+        "rac": round(volunteer.recent_average_credit, 6),
         "rank": rank_of(volunteer) if volunteer.credit_micro > 0 else None,
     }

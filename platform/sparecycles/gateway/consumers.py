@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from sparecycles.credit.models import MICRO
 from sparecycles.credit.selectors import volunteer_stats
 from sparecycles.scheduler import services as scheduler
 from sparecycles.scheduler.dispatch import Ask
@@ -56,9 +57,10 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.network = scheduler.network_of(self.address)
         self.frames = ratelimit.frame_bucket()
         self.admitted = False
-        refusal = ratelimit.connections.admit(self.address)
-        if refusal is not None:
-            logger.info("refused a volunteer connection from %s: %s", self.address, refusal)
+        self.admission = await ratelimit.connection_admit(self.address)  # across processes
+        if self.admission.refusal is not None:
+            logger.info("refused a volunteer connection from %s: %s", self.address,
+                        self.admission.refusal)
             await self.close(code=CLOSE_TOO_MANY)  # before accept: the handshake is denied
             return
         self.admitted = True
@@ -69,8 +71,8 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         if getattr(self, "stats_due", None) is not None:
             self.stats_due.cancel()
         if getattr(self, "admitted", False):
-            ratelimit.connections.release(self.address)
             self.admitted = False
+            await ratelimit.connection_release(self.address, self.admission)
         if self.device is not None:
             await self.channel_layer.group_discard(device_group(self.device.pk), self.channel_name)
 
@@ -142,7 +144,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             "type": "welcome",
             "protocol": PROTOCOL_VERSION,
             "device_id": self.device.public_id,
-            "volunteer": {"name": volunteer.name, "credit": round(volunteer.total_credit, 2),
+            # Credit unrounded, plus the exact micro-credits (as in `stats`).
+            "volunteer": {"name": volunteer.name, "credit": volunteer.credit_micro / MICRO,
+                          "credit_micro": volunteer.credit_micro,
                           "tokens": await database_sync_to_async(volunteer_tokens)(volunteer)},
             "max_inflight": self.limits["MAX_INFLIGHT"],
             "heartbeat_s": self.limits["HEARTBEAT_S"],

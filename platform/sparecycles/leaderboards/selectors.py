@@ -25,7 +25,7 @@ from sparecycles.credit.selectors import (
 )
 from sparecycles.projects.models import Project
 from sparecycles.volunteers.models import Team, Volunteer
-from sparecycles.volunteers.templatetags.credit_format import format_credit
+from sparecycles.volunteers.templatetags.credit_format import format_credit, format_rac
 
 Kind = Literal["volunteers", "teams", "project"]
 ORDERS: tuple[Order, ...] = ("credit", "rac")
@@ -126,7 +126,7 @@ def _amounts(credit: float, rac: float) -> dict:
     """Numbers for programs (credit exact to the micro-credit, RAC to 4 significant
     digits) and the same as text for the page, formatted once, here."""
     return {"credit": round(credit, 6), "credit_text": format_credit(credit),
-            "rac": float(f"{rac:.4g}"), "rac_text": format_credit(rac)}
+            "rac": float(f"{rac:.4g}"), "rac_text": format_rac(rac)}
 
 
 def board_json(page: BoardPage) -> dict:

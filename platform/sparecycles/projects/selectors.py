@@ -230,10 +230,9 @@ def project_top_contributors(*, project: Project, limit: int = 10) -> list[dict[
 
 
 def _credit_text(credit: float) -> str:
-    """Two decimals, or three significant digits for the tiny credit of small tasks."""
-    if credit >= 1 or credit == 0:
-        return f"{credit:,.2f}"
-    return f"{credit:.3g}"
+    from sparecycles.volunteers.templatetags.credit_format import format_credit
+
+    return format_credit(credit)  # one format for credit on every page
 
 
 def project_tile_apps(*, project: Project) -> list[App]:

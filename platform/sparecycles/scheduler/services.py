@@ -42,7 +42,7 @@ def network_of(address: str | None) -> str:
     except ValueError:
         return ""
     if ip.is_loopback:
-        # Local swarms and tests. Behind a proxy, daphne's --proxy-headers gives real addresses.
+        # Local swarms and tests. Behind a proxy in TRUSTED_PROXIES, the edge gives real addresses.
         return ""
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -1,9 +1,11 @@
 """Forms of the account, claim and team pages; the writes they lead to are in services."""
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.utils.text import slugify
 
+from .login_throttle import ThrottledLoginFormMixin
 from .models import Team
 
 # Paths under /teams/ that are pages, not team slugs.
@@ -32,7 +34,8 @@ class SignupForm(PlainLabels, ClaimThisBrowserMixin, UserCreationForm):
         fields = ("username",)
 
 
-class LoginForm(PlainLabels, ClaimThisBrowserMixin, AuthenticationForm):
+class LoginForm(ThrottledLoginFormMixin, PlainLabels, ClaimThisBrowserMixin,
+                AuthenticationForm):
     pass
 
 
@@ -70,3 +73,7 @@ class TeamDescriptionForm(PlainLabels, forms.ModelForm):
         model = Team
         fields = ["description"]
         widgets = {"description": forms.Textarea(attrs={"rows": 8})}
+
+
+class AdminLoginForm(ThrottledLoginFormMixin, AdminAuthenticationForm):
+    """The admin's login, saying when it is throttled (urls.py installs it)."""

@@ -2,6 +2,7 @@
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -77,7 +78,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         volunteer = services.account_create(username=form.cleaned_data["username"],
                                             password=form.cleaned_data["password1"])
-        login(request, volunteer.user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, volunteer.user, backend=settings.AUTHENTICATION_BACKENDS[0])
         messages.success(request, f"Welcome, {volunteer.user.get_username()}! Your account is "
                                   "ready.")
         _claim_this_browser(request, form.cleaned_data)

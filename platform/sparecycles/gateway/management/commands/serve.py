@@ -7,6 +7,12 @@ processes need the Redis channel layer (REDIS_URL) so that pushes (cancel,
 stats, leaderboards) reach a device on any process; PostgreSQL (DATABASE_URL)
 is strongly advised. Behind a load balancer, use deploy/nginx.conf instead
 of the shared socket and start daphne per port.
+
+Forwarded headers: daphne runs without --proxy-headers; the app (web/forwarded.py)
+believes X-Forwarded-For / X-Forwarded-Proto only from the addresses in TRUSTED_PROXIES.
+Facing clients directly, leave it empty. Behind nginx on this machine, set
+TRUSTED_PROXIES=127.0.0.1 (nginx's address as daphne sees it); nginx must then set
+X-Forwarded-For itself (deploy/nginx.conf), or every client would share nginx's address.
 """
 
 import os
@@ -19,7 +25,10 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-DAPHNE_FLAGS = ["--websocket-max-message-size", "1048576", "--proxy-headers"]
+from sparecycles.secret_key import serving_refusal
+
+# No --proxy-headers: daphne would believe X-Forwarded-For from anyone (see above).
+DAPHNE_FLAGS = ["--websocket-max-message-size", "1048576"]
 
 
 class Command(BaseCommand):
@@ -37,6 +46,9 @@ class Command(BaseCommand):
     def handle(self, *args, workers, host, port, no_housekeeping, no_validator, **options):
         if workers < 1:
             raise CommandError("--workers must be at least 1.")
+        refusal = serving_refusal(debug=settings.DEBUG)
+        if refusal:  # the workers would each refuse; say it once, before binding anything
+            raise CommandError(f"Spare Cycles cannot start: {refusal}")
         if workers > 1 and not settings.REDIS_URL:
             raise CommandError("Several workers need REDIS_URL (the Redis channel layer).")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -23,6 +23,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from sparecycles.secret_key import development_key_environ
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -96,6 +98,7 @@ class Command(BaseCommand):
                    "REDIS_URL": "", "PYTHONPATH": str(Path(settings.BASE_DIR) / "platform"),
                    "DJANGO_SETTINGS_MODULE": "sparecycles.settings",
                    "SPARECYCLES_EMBEDDED_HOUSEKEEPING": "false"}
+            env = development_key_environ(env, Path(var))  # its own daphne, unless a key is set
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
             subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True)
             found = subprocess.run([*manage, "bench_wasm", "--install-only", "--tiles",
