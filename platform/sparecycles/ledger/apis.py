@@ -65,7 +65,11 @@ def policy_json(record: PolicyRecord) -> dict:
             "starts_at": from_us(record.starts_at_us).isoformat(),
             "epoch_seconds": p.epoch_seconds, "halving_epochs": p.halving_epochs,
             **money("initial_emission", p.initial_emission_micro),
-            **money("max_supply", p.max_supply_micro)}
+            **money("max_supply", p.max_supply_micro),
+            # null: one site-wide split by credit; else each project's parts per million.
+            "project_shares": (None if p.project_shares is None
+                               else [{"project": code, "share_ppm": share}
+                                     for code, share in p.project_shares])}
 
 
 def epoch_json(epoch: Epoch) -> dict:
