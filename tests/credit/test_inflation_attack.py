@@ -5,6 +5,7 @@ measured (elapsed times normalised per device); only a superuser's recorded appr
 a declared estimate raise it, and the API refuses to let an owner approve.
 """
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -19,13 +20,19 @@ from sparecycles.credit.normalisation import (
     micro_credit_for_flops,
     micro_credit_for_ms,
 )
-from sparecycles.projects.models import App, AppVersion, WorkUnit
+from sparecycles.credit.services import flops_approve
+from sparecycles.ledger.models import Epoch
+from sparecycles.ledger.policy import SHARE_WHOLE, project_code
+from sparecycles.ledger.services import epochs_close_due, ledger_init
+from sparecycles.ledger.verify import verify_ledger
+from sparecycles.projects.models import App, AppVersion, Project, WorkUnit
 from sparecycles.projects.services import QuorumParams, batch_create
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
 from sparecycles.volunteers.models import Volunteer
 from sparecycles.volunteers.services import device_connect
 from tests.api.conftest import token_client
+from tests.ledger.conftest import TEST_POLICY
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +191,45 @@ def test_a_device_reporting_inflated_times_gains_nothing_over_its_honest_partner
     assert lied.exists()
     assert set(CreditGrant.objects.filter(workunit__batch=lies).values_list(
         "amount_micro", flat=True)) == {micro_credit_for_ms(BASE_MS, reference_gflops=1.0)}
+
+
+def test_two_projects_one_inflating_after_a_run_and_an_epoch_close(owner, project, superuser):
+    """Project `inflated` declares 1e24 FLOPs (and, say, gets it approved by mistake): its
+    contributors still receive no more than the share the operator gave the project."""
+    honest_app = App.objects.create(project=project, name="honest", title="Honest")
+    honest = upload_version(token_client(owner), honest_app, "1e9")
+    rival = get_user_model().objects.create_user("mallory", password="pw-mallory-123")
+    inflating = Project.objects.create(slug="inflated", title="Inflated")
+    inflating.owners.add(rival)
+    inflated_app = App.objects.create(project=inflating, name="inflate", title="Inflated")
+    inflated = upload_version(token_client(rival), inflated_app, "1e24")
+    flops_approve(app_version=inflated, by=superuser, note="a mistake")
+
+    shares = tuple(sorted([(project_code(project.pk), 500_000),
+                           (project_code(inflating.pk), 200_000)]))
+    genesis = timezone.now().replace(microsecond=0) - dt.timedelta(minutes=10)
+    ledger_init(params=dataclasses.replace(TEST_POLICY, project_shares=shares),
+                genesis=genesis, now=genesis)
+    honest_fleet, inflating_fleet = devices([1, 1, 4]), devices([1, 1, 1])
+    run(honest, honest_fleet, count=6)
+    run(inflated, inflating_fleet, count=6)
+    honest_credit = sum(CreditGrant.objects.filter(project=project)
+                        .values_list("amount_micro", flat=True))
+    inflated_credit = sum(CreditGrant.objects.filter(project=inflating)
+                          .values_list("amount_micro", flat=True))
+    assert inflated_credit > 10**6 * honest_credit   # the inflation worked on credit...
+
+    epochs_close_due(now=genesis + dt.timedelta(hours=1, seconds=1))
+    report = verify_ledger()
+    assert report.ok, report.problem
+    assert report.totals["supply"] == report.totals["emitted"] - report.totals["burned"]
+    epoch = Epoch.objects.get(index=0)
+    paid = {line.account.code: line.amount_micro for line in epoch.entry.lines.all()
+            if line.amount_micro > 0}
+    emission = epoch.emission_micro
+    inflaters = {f"volunteer-{d.volunteer_id}" for d, _ in inflating_fleet}
+    honest_ones = {f"volunteer-{d.volunteer_id}" for d, _ in honest_fleet}
+    # ...but not on tokens: the inflating project's contributors get its 20% share, no more.
+    assert sum(paid.get(code, 0) for code in inflaters) == emission * 200_000 // SHARE_WHOLE
+    assert sum(paid.get(code, 0) for code in honest_ones) == emission * 500_000 // SHARE_WHOLE
+    assert paid["treasury"] == emission - sum(paid.get(c, 0) for c in inflaters | honest_ones)

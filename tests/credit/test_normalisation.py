@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from sparecycles.credit.normalisation import (
     MAX_GRANT_MICRO,
-    MAX_RATIO,
+    MIN_RATIO,
     Claim,
     Sample,
     bounded_by_declaration,
@@ -75,10 +75,19 @@ def test_one_inflated_claim_in_a_quorum_of_two_does_not_raise_the_credit():
     assert canonical_ms(three, scale) <= reference_ms_of(Claim(3, 3, 101.0), scale)
 
 
-def test_a_claim_is_clamped_to_max_ratio_references():
+def test_a_claim_is_clamped_to_the_honest_spread_of_the_app_version():
+    # Sizes within 3x of each other: the clamp is a few references.
     scale = scale_from(history({1: 1, 2: 1, 3: 1}, SIZES))
-    claim = reference_ms_of(Claim(1, 1, 10.0**9), scale)
-    assert claim == MAX_RATIO * scale.reference_ms
+    assert MIN_RATIO <= scale.max_ratio <= 10
+    assert reference_ms_of(Claim(1, 1, 10.0**9), scale) == scale.max_ratio * scale.reference_ms
+    # Tiles that legitimately differ a hundredfold keep their credit...
+    tiles = [1.0] * 15 + [100.0] * 3
+    wide = scale_from(history({1: 1, 2: 1, 3: 1, 4: 4}, tiles))
+    assert reference_ms_of(Claim(1, 1, 100.0), wide) == 100 * wide.reference_ms
+    # ...and one device lying wildly on a few results does not widen the clamp.
+    liar = [Sample(device_id=9, elapsed_ms=10.0**6) for _ in range(5)]
+    attacked = scale_from(liar + history({1: 1, 2: 1, 3: 1, 4: 4, 9: 1}, tiles))
+    assert attacked.max_ratio == wide.max_ratio
 
 
 def test_new_devices_claim_at_most_a_typical_result():

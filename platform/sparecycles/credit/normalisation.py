@@ -16,7 +16,11 @@ outliers or one prolific device cannot set the scale:
   distinct established devices: each device is one vote however many results it sends,
   so fast cheaters and flooders move it only by outnumbering the honest devices
   (CreditNew's averages are exponential means over results: one fast host drags them);
-- one claim is clamped to MAX_RATIO times the reference (CreditNew caps host scale at 10
+- one claim is clamped to a multiple of the reference that follows the app version's own
+  honest spread: SPREAD_MARGIN times the median, over established devices, of each
+  device's 95th-percentile time over its median time (at least MIN_RATIO). Mandelbrot
+  tiles legitimately differ a hundredfold, a Monte-Carlo unit hardly at all; a minority of
+  devices lying about a few results moves neither median (CreditNew caps host scale at 10
   and checks rsc_fpops_bound, which the owner declares);
 - a work unit's credit is the *lower median* of its valid replicas' claims (the minimum
   for two), preferring claims of established devices; CreditNew averages them, so one
@@ -41,7 +45,8 @@ MICRO = 1_000_000
 FLOPS_PER_CREDIT = 86_400e9 / 200  # BOINC: 1 credit = 1/200 day of a 1-GFLOPS machine
 MIN_RESULTS = 3        # validated results before a device's own speed is trusted
 MIN_DEVICES = 3        # established devices before an app version has a reference
-MAX_RATIO = 20.0       # one claim is at most this many reference times
+MIN_RATIO = 4.0        # the clamp never falls below this many reference times
+SPREAD_MARGIN = 2.0    # ... and is this many times the honest devices' p95/median spread
 DEVICE_WINDOW = 50     # a device's most recent validated results that set its speed
 # No one result is ever worth more than a million credit (a 1-GFLOPS machine for 5,000
 # days), approved or not (BOINC's max_granted_credit): totals stay far inside 64 bits.
@@ -62,6 +67,7 @@ class Scale:
 
     reference_ms: float | None              # None: not calibrated yet
     device_median_ms: dict[int, float]      # established devices only
+    max_ratio: float = MIN_RATIO            # one claim is at most this many references
 
     def established(self, device_id: int | None) -> bool:
         return device_id is not None and device_id in self.device_median_ms
@@ -97,10 +103,18 @@ def scale_from(samples: Iterable[Sample], *, min_results: int = MIN_RESULTS,
     usable = {device: m for device, m in medians.items() if m > 0}
     if len(usable) < min_devices:
         return Scale(reference_ms=None, device_median_ms=usable)
-    return Scale(reference_ms=median(usable.values()), device_median_ms=usable)
+    spread = median(_upper(per_device[device]) / m for device, m in usable.items())
+    return Scale(reference_ms=median(usable.values()), device_median_ms=usable,
+                 max_ratio=max(MIN_RATIO, SPREAD_MARGIN * spread))
 
 
-def reference_ms_of(claim: Claim, scale: Scale, *, max_ratio: float = MAX_RATIO) -> float:
+def _upper(times: list[float]) -> float:
+    """The 95th percentile (nearest rank) of one device's times."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def reference_ms_of(claim: Claim, scale: Scale) -> float:
     """What one replica claims, in milliseconds of the reference device."""
     if claim.elapsed_ms is None:
         return 0.0
@@ -109,7 +123,8 @@ def reference_ms_of(claim: Claim, scale: Scale, *, max_ratio: float = MAX_RATIO)
     own = scale.device_median_ms.get(claim.device_id) if claim.device_id is not None else None
     if own is None:
         return min(claim.elapsed_ms, scale.reference_ms)
-    return min(claim.elapsed_ms / own * scale.reference_ms, max_ratio * scale.reference_ms)
+    return min(claim.elapsed_ms / own * scale.reference_ms,
+               scale.max_ratio * scale.reference_ms)
 
 
 def lower_median(values: list[float]) -> float:
@@ -117,7 +132,7 @@ def lower_median(values: list[float]) -> float:
     return ordered[(len(ordered) - 1) // 2] if ordered else 0.0
 
 
-def canonical_ms(claims: list[Claim], scale: Scale, *, max_ratio: float = MAX_RATIO) -> float:
+def canonical_ms(claims: list[Claim], scale: Scale) -> float:
     """A work unit's measured work: the lower median of its replicas' claims.
 
     Claims of established devices are preferred when there are any (as CreditNew prefers
@@ -125,7 +140,7 @@ def canonical_ms(claims: list[Claim], scale: Scale, *, max_ratio: float = MAX_RA
     """
     trusted = [c for c in claims if scale.established(c.device_id)]
     chosen = trusted or claims
-    return lower_median([reference_ms_of(c, scale, max_ratio=max_ratio) for c in chosen])
+    return lower_median([reference_ms_of(c, scale) for c in chosen])
 
 
 def micro_credit_for_ms(reference_ms: float, *, reference_gflops: float) -> int:
