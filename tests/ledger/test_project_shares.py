@@ -289,3 +289,14 @@ def test_supply_equals_balances_equals_emitted_minus_burned_across_projects(
             raise Rollback
     except Rollback:
         pass
+
+
+def test_the_public_pages_show_the_shares(client, app_version):
+    code = project_code(app_version.app.project_id)
+    ledger_init(params=dataclasses.replace(TEST_POLICY, project_shares=((code, 250_000),)),
+                genesis=GENESIS, now=GENESIS)
+    page = client.get("/ledger/").content.decode()
+    assert f"<code>{code}</code> 250000" in page
+    policy = client.get("/ledger/api/policy").json()
+    assert policy["versions"][0]["project_shares"] == [{"project": code, "share_ppm": 250_000}]
+    assert "project_shares" in policy["rules"]

@@ -5,7 +5,9 @@ recent validated results, their superuser approvals and the canonical credit alr
 granted for a work unit, and returns integer micro-credits per replica.
 """
 
+import time
 from collections import defaultdict
+from dataclasses import replace
 
 from django.conf import settings
 from django.db.models import F, Window
@@ -22,11 +24,14 @@ from .normalisation import (
     bounded_by_declaration,
     canonical_ms,
     clamp_elapsed,
+    device_medians,
     micro_credit_for_ms,
     scale_from,
 )
 
 RECENT = 2000  # the app version's newest validated results that set its reference time
+REFERENCE_TTL_S = 30
+_references: dict[tuple, tuple[float, Scale]] = {}
 
 
 def reference_gflops() -> float:
@@ -45,32 +50,40 @@ def claim_of(replica) -> Claim:
                  elapsed_ms=clamp_elapsed(replica.elapsed_ms, wall_ms=wall_ms(replica)))
 
 
-def app_version_scale(*, app_version_id: int, device_ids=()) -> Scale:
-    """Calibrate one app version from its recent validated results.
-
-    The newest RECENT results set the reference; each device in `device_ids` also has its
-    own newest DEVICE_WINDOW results read, so a device that was quiet lately is still
-    judged by its own history.
-    """
-    fields = ("id", "device_id", "elapsed_ms", "sent_at", "received_at")
-    base = Replica.objects.filter(workunit__app_version_id=app_version_id,
+def app_version_scale(*, app_version, device_ids=()) -> Scale:
+    """Calibrate one app version: its reference from its newest RECENT validated results
+    (kept REFERENCE_TTL_S per process once calibrated: the hot path should not re-read
+    them every pass), and each device in `device_ids` from its own newest DEVICE_WINDOW
+    results, so a device that was quiet lately is still judged by its own history."""
+    base = Replica.objects.filter(workunit__app_version_id=app_version.pk,
                                   validate_state=Replica.ValidateState.VALID,
                                   elapsed_ms__isnull=False, device_id__isnull=False)
-    rows = {row[0]: row for row in base.order_by("-id").values_list(*fields)[:RECENT]}
+    key = (app_version.pk, app_version.created_at)
+    hit = _references.get(key)
+    if hit is not None and time.monotonic() - hit[0] < REFERENCE_TTL_S:
+        reference = hit[1]
+    else:
+        reference = scale_from(_samples(base.order_by("-id")[:RECENT]))
+        if reference.reference_ms is not None:
+            _references[key] = (time.monotonic(), reference)
     devices = sorted(set(device_ids) - {None})
-    if devices:
-        own = (base.filter(device_id__in=devices)
-               .annotate(rank=Window(RowNumber(), partition_by=[F("device_id")],
-                                     order_by=F("id").desc()))
-               .filter(rank__lte=DEVICE_WINDOW).values_list(*fields))
-        rows.update((row[0], row) for row in own)
+    if not devices:
+        return reference
+    own = _samples(base.filter(device_id__in=devices)
+                   .annotate(rank=Window(RowNumber(), partition_by=[F("device_id")],
+                                         order_by=F("id").desc()))
+                   .filter(rank__lte=DEVICE_WINDOW))
+    return replace(reference, device_median_ms=device_medians(own))
+
+
+def _samples(queryset) -> list[Sample]:
+    rows = queryset.values_list("id", "device_id", "elapsed_ms", "sent_at", "received_at")
     samples = []
-    for pk in sorted(rows, reverse=True):
-        _, device_id, elapsed, sent, received = rows[pk]
+    for _, device_id, elapsed, sent, received in sorted(rows, reverse=True):
         wall = (received - sent).total_seconds() * 1000 if sent and received else None
         samples.append(Sample(device_id=device_id,
                               elapsed_ms=clamp_elapsed(elapsed, wall_ms=wall)))
-    return scale_from(samples)
+    return samples
 
 
 def approved_flops(app_version_ids) -> dict[int, float]:
@@ -100,7 +113,7 @@ def replicas_credit_micro(*, replicas: list[Replica]) -> dict[int, int]:
                    .order_by("workunit_id", "id").values_list("workunit_id", "amount_micro"))
     versions = {r.workunit.app_version_id: r.workunit.app_version for r in replicas}
     scales = {
-        av: app_version_scale(app_version_id=av,
+        av: app_version_scale(app_version=versions[av],
                               device_ids={r.device_id for r in replicas
                                           if r.workunit.app_version_id == av})
         for av in sorted(versions)

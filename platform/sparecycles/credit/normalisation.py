@@ -90,17 +90,32 @@ def clamp_elapsed(elapsed_ms: int | None, *, wall_ms: float | None) -> float | N
     return value
 
 
-def scale_from(samples: Iterable[Sample], *, min_results: int = MIN_RESULTS,
-               min_devices: int = MIN_DEVICES, window: int = DEVICE_WINDOW) -> Scale:
-    """Calibrate an app version from validated results, newest first."""
+def device_medians(samples: Iterable[Sample], *, min_results: int = MIN_RESULTS,
+                   window: int = DEVICE_WINDOW) -> dict[int, float]:
+    """The median time of each device with at least `min_results` samples (newest first)."""
+    return {device: m for device, m in _medians(_by_device(samples, window), min_results)}
+
+
+def _by_device(samples: Iterable[Sample], window: int) -> dict[int, list[float]]:
     per_device: dict[int, list[float]] = {}
     for sample in samples:
         times = per_device.setdefault(sample.device_id, [])
         if len(times) < window:
             times.append(sample.elapsed_ms)
-    medians = {device: median(times) for device, times in per_device.items()
-               if len(times) >= min_results}
-    usable = {device: m for device, m in medians.items() if m > 0}
+    return per_device
+
+
+def _medians(per_device: dict[int, list[float]], min_results: int):
+    for device, times in per_device.items():
+        if len(times) >= min_results and median(times) > 0:
+            yield device, median(times)
+
+
+def scale_from(samples: Iterable[Sample], *, min_results: int = MIN_RESULTS,
+               min_devices: int = MIN_DEVICES, window: int = DEVICE_WINDOW) -> Scale:
+    """Calibrate an app version from validated results, newest first."""
+    per_device = _by_device(samples, window)
+    usable = dict(_medians(per_device, min_results))
     if len(usable) < min_devices:
         return Scale(reference_ms=None, device_median_ms=usable)
     spread = median(_upper(per_device[device]) / m for device, m in usable.items())

@@ -135,7 +135,7 @@ class Command(BaseCommand):
         self.run_batch(version, fleet, inputs * 3, timed * 3, name=f"{name} calibration")
         batch = self.run_batch(version, fleet, inputs, timed, name=f"{name} measured")
 
-        scale = app_version_scale(app_version_id=version.pk,
+        scale = app_version_scale(app_version=version,
                                   device_ids={device.pk for device, _ in fleet})
         factor_of = {device.pk: factor for device, factor in fleet}
         gflops = reference_gflops()
