@@ -37,9 +37,21 @@ def app(project):
     return App.objects.create(project=project, name="square", title="Squares")
 
 
+def approved(version):
+    """Let `version`'s declared FLOPs estimate stand (a superuser's recorded approval), so a
+    test's credit is the declared amount whatever the (unmeasured) elapsed times."""
+    from sparecycles.credit.services import flops_approve
+
+    User = get_user_model()
+    root = (User.objects.filter(username="credit-approver").first()
+            or User.objects.create_superuser("credit-approver", "root@example.org", "pw-root-123"))
+    flops_approve(app_version=version, by=root, note="test fixture")
+    return version
+
+
 @pytest.fixture
 def app_version(app):
-    return app_version_create(app=app, code=SQUARE_APP, flops_per_unit=432e9)  # 1 credit
+    return approved(app_version_create(app=app, code=SQUARE_APP, flops_per_unit=432e9))  # 1 credit
 
 
 @pytest.fixture

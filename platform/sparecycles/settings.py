@@ -325,6 +325,10 @@ SPARECYCLES = {
     "LOGIN_FAILURES_PER_ADDRESS": envint("SPARECYCLES_LOGIN_FAILURES_PER_ADDRESS", 30),
     # Known-answer tasks a quarantined device must pass in a row to be trusted again.
     "QUARANTINE_RELEASE_PASSES": envint("SPARECYCLES_QUARANTINE_RELEASE_PASSES", 5),
+    # Credit: the median device of an app version counts as this many MFLOPS, so a
+    # second of its measured work earns 1000 MFLOPS x 200 / 86400 s credit by default
+    # (BOINC's unit). See credit/normalisation.py.
+    "CREDIT_REFERENCE_MFLOPS": envint("SPARECYCLES_CREDIT_REFERENCE_MFLOPS", 1000),
 }
 
 # --- the custom-validator sandbox (sandbox/, docs/sandbox.md) ------------------------

@@ -14,6 +14,7 @@ from sparecycles.projects.services import QuorumParams, app_version_create, batc
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
 from sparecycles.volunteers.models import Volunteer
 from sparecycles.volunteers.services import device_claim, device_connect
+from tests.conftest import approved
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +29,8 @@ def earn(device):
 def second_project(db):
     project = Project.objects.create(slug="cubes", title="Cubes")
     app = App.objects.create(project=project, name="cube", title="Cubes")
-    version = app_version_create(app=app, code=b"def main(input):\n    return input\n",
-                                 flops_per_unit=3 * 432e9)  # 3 credit
+    version = approved(app_version_create(app=app, code=b"def main(input):\n    return input\n",
+                                          flops_per_unit=3 * 432e9))  # 3 credit, approved
     return project, version
 
 

@@ -372,15 +372,31 @@ class WheelOutputSerializer(serializers.Serializer):
         return obj.app_version.wheel_url(obj.filename)
 
 
+class FlopsApprovalSerializer(serializers.Serializer):
+    flops_per_unit = serializers.FloatField()
+    approved_by = serializers.CharField(source="approved_by.username")
+    approved_at = serializers.DateTimeField()
+
+
 class AppVersionOutputSerializer(serializers.ModelSerializer):
     app = serializers.CharField(source="app.name")
     code_url = serializers.CharField()
     wheels = WheelOutputSerializer(many=True)
+    flops_approval = serializers.SerializerMethodField(
+        help_text="A superuser's approval of flops_per_unit, or null: then the estimate can "
+                  "only lower the credit measured (it never raises it).")
 
     class Meta:
         model = AppVersion
         fields = ["app", "number", "runtime", "entry", "sha256", "code_url", "packages",
-                  "wheels", "flops_per_unit", "created_at"]
+                  "wheels", "flops_per_unit", "flops_approval", "created_at"]
+
+    @extend_schema_field(FlopsApprovalSerializer(allow_null=True))
+    def get_flops_approval(self, obj) -> dict | None:
+        from sparecycles.credit.selectors import flops_approval_in_force
+
+        approval = flops_approval_in_force(app_version=obj)
+        return FlopsApprovalSerializer(approval).data if approval else None
 
 
 class AppVersionListApi(OwnerListApi):
@@ -437,6 +453,39 @@ class AppVersionDetailApi(OwnerApi):
             0 < number <= selectors.MAX_PK) else None
         if version is None:
             raise NotFound("No such version of this app.")
+        return Response(AppVersionOutputSerializer(version).data)
+
+
+class AppVersionApproveFlopsApi(OwnerApi):
+    """POST: a superuser approves the version's declared FLOPs estimate (recorded)."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "FlopsApprove"
+
+        flops_per_unit = serializers.FloatField(min_value=1, max_value=1e24, required=False,
+                                                validators=[finite])
+        note = serializers.CharField(max_length=200, required=False, default="")
+
+    @extend_schema(request=InputSerializer, responses={200: AppVersionOutputSerializer, **ERRORS},
+                   summary="Approve the declared FLOPs estimate (superusers only)")
+    def post(self, request, name, number):
+        from sparecycles.credit.services import ApprovalRefused, flops_approve
+
+        if not request.user.is_superuser:
+            raise PermissionDenied("Only a site superuser may approve a declared FLOPs "
+                                   "estimate; owners cannot raise their own credit.")
+        app = _app_or_404(request, name)
+        version = selectors.app_version_list(app=app).filter(number=number).first() if (
+            0 < number <= selectors.MAX_PK) else None
+        if version is None:
+            raise NotFound("No such version of this app.")
+        data = validated(self.InputSerializer, request.data)
+        try:
+            flops_approve(app_version=version, by=request.user,
+                          flops_per_unit=data.get("flops_per_unit"), note=data["note"])
+        except ApprovalRefused as exc:
+            raise PermissionDenied(str(exc)) from None
         return Response(AppVersionOutputSerializer(version).data)
 
 

@@ -21,6 +21,8 @@ urlpatterns = [
     path("apps/<slug:name>/versions/", apis.AppVersionListApi.as_view(), name="app-versions"),
     path("apps/<slug:name>/versions/<int:number>/", apis.AppVersionDetailApi.as_view(),
          name="app-version"),
+    path("apps/<slug:name>/versions/<int:number>/approve-flops/",
+         apis.AppVersionApproveFlopsApi.as_view(), name="app-version-approve-flops"),
     path("batches/", apis.BatchListApi.as_view(), name="batches"),
     path("batches/<int:pk>/", apis.BatchDetailApi.as_view(), name="batch"),
     path("batches/<int:pk>/pause/", apis.BatchPauseApi.as_view(), name="batch-pause"),

@@ -5,6 +5,7 @@
 
 import time
 
+from django.conf import settings
 from django.db import models
 
 from .averages import rac_key, rac_now
@@ -95,3 +96,31 @@ class CreditGrant(models.Model):
     @property
     def amount(self) -> float:
         return self.amount_micro / MICRO
+
+
+class FlopsApproval(models.Model):
+    """A superuser's approval of an app version's declared FLOPs estimate.
+
+    Without one, the estimate can only lower credit below what was measured
+    (credit.normalisation.bounded_by_declaration); with one, up to `flops_per_unit` of the
+    estimate is granted as declared. Rows are never edited: the newest row of an app
+    version is in force, and a revocation is a row with `revoked` set
+    (credit.services.flops_approve / flops_approval_revoke).
+    """
+
+    app_version = models.ForeignKey("projects.AppVersion", on_delete=models.PROTECT,
+                                    related_name="flops_approvals")
+    flops_per_unit = models.FloatField(help_text="The highest estimate approved.")
+    revoked = models.BooleanField(default=False)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                    related_name="+")
+    approved_at = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-approved_at", "-id"]
+        indexes = [models.Index(fields=["app_version", "-id"], name="flops_approval_latest")]
+
+    def __str__(self) -> str:
+        verb = "revoked" if self.revoked else f"approved {self.flops_per_unit:g} FLOPs"
+        return f"{self.app_version}: {verb} by {self.approved_by}"

@@ -15,7 +15,7 @@ from sparecycles.projects.models import Project
 from sparecycles.volunteers.models import Team, Volunteer
 
 from .averages import KEY_FLOOR, rac_now
-from .models import MICRO, CreditAggregate, VolunteerProjectCredit
+from .models import MICRO, CreditAggregate, FlopsApproval, VolunteerProjectCredit
 
 Order = Literal["credit", "rac"]
 PAGE_SIZE = 50
@@ -158,3 +158,10 @@ def volunteer_stats(*, volunteer: Volunteer) -> dict:
         "rac": round(volunteer.recent_average_credit, 6),
         "rank": rank_of(volunteer) if volunteer.credit_micro > 0 else None,
     }
+
+
+def flops_approval_in_force(*, app_version) -> FlopsApproval | None:
+    """The superuser approval of the version's FLOPs estimate in force, or None."""
+    latest = (FlopsApproval.objects.filter(app_version=app_version).select_related("approved_by")
+              .order_by("-id").first())
+    return None if latest is None or latest.revoked else latest

@@ -1,5 +1,6 @@
 """The one place credit changes."""
 
+import math
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -11,7 +12,8 @@ from sparecycles.volunteers.badges import badges_award
 from sparecycles.volunteers.models import Team, Volunteer
 
 from .averages import rac_now, rac_update
-from .models import MICRO, CreditGrant, VolunteerProjectCredit, credit_micro_for_flops
+from .claims import replicas_credit_micro
+from .models import MICRO, CreditGrant, FlopsApproval, VolunteerProjectCredit
 from .notify import notify_credit_granted
 
 
@@ -24,8 +26,8 @@ def credit_grant(*, replica: Replica) -> CreditGrant | None:
 def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
     """Grant credit for valid replicas, at most once each; returns the grants made.
 
-    Every valid replica of a work unit gets the same credit, from its app version's
-    FLOPs estimate (`replica.workunit.app_version` is read, so load it with the replica).
+    Every valid replica of a work unit gets the same credit, from the work measured
+    (credit.claims; `replica.workunit.app_version` is read, so load it with the replica).
     Runs inside the caller's transaction (the transitioner's). The caller holds the
     replicas' work unit locks, so no other transaction grants for these replicas
     meanwhile; the OneToOne on replica is the backstop (a second grant fails the
@@ -44,11 +46,12 @@ def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
     if not todo:
         return []
     now = timezone.now()
+    amounts = replicas_credit_micro(replicas=todo)
     grants = [
         CreditGrant(replica=r, workunit=r.workunit,
                     project_id=r.workunit.app_version.app.project_id,
                     volunteer_id=r.volunteer_id, device_id=r.device_id,
-                    amount_micro=credit_micro_for_flops(r.workunit.app_version.flops_per_unit),
+                    amount_micro=amounts[r.pk],
                     granted_at=now)
         for r in todo
     ]
@@ -130,3 +133,40 @@ def project_credit_merge(*, source_id: int, target_id: int, now: float) -> None:
         into.refresh_rac_key()
         into.save(update_fields=["credit_micro", "rac", "rac_time", "rac_key"])
         row.delete()
+
+
+class ApprovalRefused(PermissionError):
+    """Only a superuser approves a declared FLOPs estimate; the message says so."""
+
+
+def _superuser_or_refuse(by) -> None:
+    if not (by is not None and by.is_active and by.is_superuser):
+        raise ApprovalRefused("Only a site superuser may approve or revoke a declared FLOPs "
+                              "estimate; project owners cannot raise their own credit.")
+
+
+@transaction.atomic
+def flops_approve(*, app_version, by, flops_per_unit: float | None = None,
+                  note: str = "") -> FlopsApproval:
+    """Record a superuser's approval of an app version's declared FLOPs estimate.
+
+    From now on its work units earn up to `flops_per_unit` (default: the version's current
+    estimate) as declared, even above what was measured. Credit already granted is not
+    changed. Anyone else is refused (ApprovalRefused).
+    """
+    _superuser_or_refuse(by)
+    value = app_version.flops_per_unit if flops_per_unit is None else float(flops_per_unit)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("The approved estimate must be a positive, finite number of FLOPs.")
+    return FlopsApproval.objects.create(app_version=app_version, flops_per_unit=value,
+                                        approved_by=by, approved_at=timezone.now(),
+                                        note=note[:200])
+
+
+@transaction.atomic
+def flops_approval_revoke(*, app_version, by, note: str = "") -> FlopsApproval:
+    """Record that the app version's declared estimate is no longer approved."""
+    _superuser_or_refuse(by)
+    return FlopsApproval.objects.create(app_version=app_version, flops_per_unit=0,
+                                        revoked=True, approved_by=by,
+                                        approved_at=timezone.now(), note=note[:200])

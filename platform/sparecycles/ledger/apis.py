@@ -65,7 +65,11 @@ def policy_json(record: PolicyRecord) -> dict:
             "starts_at": from_us(record.starts_at_us).isoformat(),
             "epoch_seconds": p.epoch_seconds, "halving_epochs": p.halving_epochs,
             **money("initial_emission", p.initial_emission_micro),
-            **money("max_supply", p.max_supply_micro)}
+            **money("max_supply", p.max_supply_micro),
+            # null: one site-wide split by credit; else each project's parts per million.
+            "project_shares": (None if p.project_shares is None
+                               else [{"project": code, "share_ppm": share}
+                                     for code, share in p.project_shares])}
 
 
 def epoch_json(epoch: Epoch) -> dict:
@@ -133,6 +137,10 @@ def policy(request: HttpRequest) -> JsonResponse:
             "split": "floor(E * c / C) to each volunteer with credit c of total C; the "
                      "remainder one micro-token each to the largest E * c mod C, ties by "
                      "account code; no credit: all to the treasury",
+            "project_shares": "when a version has project_shares, project p is allotted "
+                              "floor(E * share_p / 1000000) and that allotment is split as "
+                              "above by the credit validated for p in the epoch; allotments "
+                              "without credit and the unallotted rest go to the treasury",
             "changes": "a new version takes effect only from an epoch not yet begun when it "
                        "is announced, and is itself an entry of the journal",
         },

@@ -18,13 +18,25 @@ from dataclasses import dataclass, field
 
 from .canonical import ZERO_HASH, canonical_json, sha256_hex
 from .merkle import leaf_bytes, leaf_hash, merkle_root
-from .policy import PolicyError, PolicyRecord, Schedule, split_pro_rata
+from .policy import (
+    PROJECT_CODE,
+    PolicyError,
+    PolicyRecord,
+    Schedule,
+    shares_check,
+    split_by_project,
+    split_pro_rata,
+)
 
 RECORD_KEYS = {"seq", "at", "kind", "memo", "data", "lines", "prev", "hash"}
 EPOCH_KEYS = {"epoch", "start", "end", "policy", "emission", "credit_total", "credits",
               "merkle_root", "recipients"}
 POLICY_KEYS = {"version", "effective_from_epoch", "starts_at", "epoch_seconds",
                "initial_emission_micro", "halving_epochs", "max_supply_micro"}
+# Optional keys, present only once the operator sets project shares (policy) and in the
+# epochs such a policy governs (their credit per project, for the per-project split).
+POLICY_SHARES_KEY = "project_shares"
+EPOCH_PROJECTS_KEY = "projects"
 ACCOUNT_CODE = re.compile(r"^(treasury|emission|burn|volunteer-[1-9][0-9]{0,17})$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HOLDERS = ("treasury", "volunteer-")  # accounts that hold tokens and may send them
@@ -141,8 +153,17 @@ class ChainVerifier:
         data = record["data"]
         if record["lines"]:
             raise Broken("a policy announcement moves no tokens")
-        if set(data) != POLICY_KEYS or not all(_is_int(v) for v in data.values()):
-            raise Broken(f"policy data has exactly the integer keys {sorted(POLICY_KEYS)}")
+        plain = {k: v for k, v in data.items() if k != POLICY_SHARES_KEY}
+        if set(plain) != POLICY_KEYS or not all(_is_int(v) for v in plain.values()):
+            raise Broken(f"policy data has exactly the integer keys {sorted(POLICY_KEYS)} "
+                         f"(and optionally {POLICY_SHARES_KEY})")
+        if POLICY_SHARES_KEY in data:
+            try:
+                shares_check(data[POLICY_SHARES_KEY])
+            except PolicyError as exc:
+                raise Broken(f"invalid policy: {exc}") from None
+            if not all(isinstance(pair, list) for pair in data[POLICY_SHARES_KEY]):
+                raise Broken("project shares are lists of [project, parts per million]")
         policy = PolicyRecord.from_data(data)
         try:
             policy.params.check()
@@ -166,12 +187,14 @@ class ChainVerifier:
 
     def _check_epoch(self, record: dict) -> None:
         data = record["data"]
-        if set(data) != EPOCH_KEYS:
-            raise Broken(f"epoch data has exactly the keys {sorted(EPOCH_KEYS)}")
-        index = data["epoch"]
+        index = data.get("epoch")
         if not _is_int(index) or index != self.last_epoch + 1:
             raise Broken(f"expected epoch {self.last_epoch + 1}, found {index!r}")
         window = self.schedule.window(index)
+        shares = window.policy.params.project_shares
+        keys = EPOCH_KEYS if shares is None else EPOCH_KEYS | {EPOCH_PROJECTS_KEY}
+        if set(data) != keys:
+            raise Broken(f"epoch data has exactly the keys {sorted(keys)}")
         if (data["start"], data["end"], data["policy"]) != (
                 window.start_us, window.end_us, window.policy.version):
             raise Broken(f"epoch {index}'s window or policy version does not follow the policy")
@@ -190,7 +213,12 @@ class ChainVerifier:
             raise Broken("credits must name distinct accounts, sorted by code")
         if data["credit_total"] != sum(c[1] for c in credits):
             raise Broken("credit_total is not the sum of the credits")
-        if emission == 0:
+        if shares is not None:
+            by_project = self._project_credits(data[EPOCH_PROJECTS_KEY], credits)
+            expected = {"emission": -emission,
+                        **split_by_project(emission, shares=shares, credits=by_project)}
+            expected = {code: amount for code, amount in expected.items() if amount}
+        elif emission == 0:
             expected = {}
         elif not credits:
             expected = {"emission": -emission, "treasury": emission}
@@ -208,6 +236,35 @@ class ChainVerifier:
             raise Broken(f"epoch {index}'s Merkle root should be {root}")
         self.last_epoch = index
         self.emitted += emission
+
+    @staticmethod
+    def _project_credits(projects, credits) -> dict[str, list[tuple[str, int]]]:
+        """The epoch's credit per project, checked against its credit per volunteer."""
+        if not isinstance(projects, list):
+            raise Broken("projects must be a list of [project, [[volunteer, credit], ...]]")
+        by_project: dict[str, list[tuple[str, int]]] = {}
+        totals: dict[str, int] = defaultdict(int)
+        for item in projects:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                    and PROJECT_CODE.match(item[0]) and isinstance(item[1], list)):
+                raise Broken(f"malformed project credit {item!r}")
+            rows = item[1]
+            if not rows or not all(
+                    isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
+                    and c[0].startswith("volunteer-") and ACCOUNT_CODE.match(c[0])
+                    and _is_int(c[1]) and c[1] > 0 for c in rows):
+                raise Broken(f"{item[0]}'s credits must be [volunteer account, positive "
+                             "credit] pairs")
+            if [c[0] for c in rows] != sorted({c[0] for c in rows}):
+                raise Broken(f"{item[0]}'s credits must name distinct accounts, sorted")
+            by_project[item[0]] = [(c[0], c[1]) for c in rows]
+            for code, credit in rows:
+                totals[code] += credit
+        if [item[0] for item in projects] != sorted(by_project):
+            raise Broken("projects must be distinct and sorted by code")
+        if dict(totals) != {c[0]: c[1] for c in credits}:
+            raise Broken("the credit per project does not add up to the credit per volunteer")
+        return by_project
 
     def _check_movement(self, record: dict) -> None:
         lines = record["lines"]

@@ -119,6 +119,8 @@ class PolicyVersion(models.Model):
     initial_emission_micro = models.BigIntegerField()
     halving_epochs = models.PositiveIntegerField()
     max_supply_micro = models.BigIntegerField()
+    # [["project-<id>", parts per million], ...] or null: one site-wide split by credit.
+    project_shares = models.JSONField(null=True, blank=True)
     note = models.CharField(max_length=200, blank=True)
     announced_at = models.DateTimeField()
     entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="policy")
@@ -136,7 +138,9 @@ class PolicyVersion(models.Model):
             params=PolicyParams(epoch_seconds=self.epoch_seconds,
                                 initial_emission_micro=self.initial_emission_micro,
                                 halving_epochs=self.halving_epochs,
-                                max_supply_micro=self.max_supply_micro),
+                                max_supply_micro=self.max_supply_micro,
+                                project_shares=None if self.project_shares is None else
+                                tuple(tuple(pair) for pair in self.project_shares)),
         )
 
 

@@ -13,15 +13,25 @@ Rules (every amount in micro-tokens):
 - Scheduled emission of epoch i = v.initial_emission >> (i // v.halving_epochs)
   (halving every halving_epochs epochs, counted from epoch 0), cut so that the
   total ever emitted never exceeds v.max_supply.
-- The emission is split pro rata to the credit validated in the epoch:
+- Without project shares (the policy names none), the emission is split pro
+  rata to the credit validated in the epoch:
   floor(E * c / C) each; the remainder (fewer micro-tokens than recipients)
   goes one micro-token each to the largest fractional parts (E * c mod C),
   ties broken by account code. Nothing is created or lost. An epoch without
   credit pays its emission to the treasury.
+- With project shares (`project_shares`: [["project-<id>", parts per million],
+  ...], set by the operator), project p is allotted floor(E * share_p / 10^6)
+  and that allotment is split pro rata, as above, among the volunteers by the
+  credit validated in the epoch *for project p*. An allotment without credit,
+  the unallotted parts and the rounding all go to the treasury. So credit
+  inflated in one project only divides that project's allotment: it never
+  takes another project's tokens (`split_by_project`).
 """
 
 import bisect
 import datetime as dt
+import re
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
@@ -34,15 +44,52 @@ class PolicyError(ValueError):
     """A policy that breaks a rule; the message says which and how to fix it."""
 
 
+SHARE_WHOLE = 1_000_000  # project shares are parts per million of an epoch's emission
+PROJECT_CODE = re.compile(r"^project-[1-9][0-9]{0,17}$")
+Shares = tuple[tuple[str, int], ...]
+
+
+def project_code(project_id: int) -> str:
+    return f"project-{project_id}"
+
+
+def shares_check(shares) -> Shares:
+    """Project shares as the journal holds them: sorted distinct codes, each share a positive
+    integer of parts per million, summing to at most 10^6."""
+    if not isinstance(shares, (list, tuple)):
+        raise PolicyError("project_shares must be a list of [project-<id>, parts per million]")
+    pairs = []
+    for item in shares:
+        if not isinstance(item, (list, tuple)) or len(item) != 2 \
+                or not isinstance(item[0], str) or not PROJECT_CODE.match(item[0]) \
+                or isinstance(item[1], bool) or not isinstance(item[1], int) \
+                or not 0 < item[1] <= SHARE_WHOLE:
+            raise PolicyError(f"a project share is [project-<id>, 1..{SHARE_WHOLE}], "
+                              f"not {item!r}")
+        pairs.append((item[0], item[1]))
+    if [code for code, _ in pairs] != sorted({code for code, _ in pairs}):
+        raise PolicyError("project shares must name distinct projects, sorted by code")
+    if sum(share for _, share in pairs) > SHARE_WHOLE:
+        raise PolicyError("project shares add up to more than the whole emission "
+                          f"({SHARE_WHOLE} parts per million)")
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class PolicyParams:
     epoch_seconds: int
     initial_emission_micro: int
     halving_epochs: int
     max_supply_micro: int
+    # None: one site-wide split by credit (the policy before shares existed).
+    project_shares: Shares | None = None
 
     def check(self) -> "PolicyParams":
         for name, value in asdict(self).items():
+            if name == "project_shares":
+                if value is not None:
+                    shares_check(value)
+                continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise PolicyError(f"{name} must be an integer, not {value!r}")
         if not 1 <= self.epoch_seconds <= 366 * 86400:
@@ -101,12 +148,19 @@ class PolicyRecord:
     params: PolicyParams
 
     def as_data(self) -> dict:
+        params = asdict(self.params)
+        shares = params.pop("project_shares")
+        if shares is not None:  # absent, not null, so entries made before shares hash alike
+            params["project_shares"] = [[code, share] for code, share in shares]
         return {"version": self.version, "effective_from_epoch": self.effective_from_epoch,
-                "starts_at": self.starts_at_us, **asdict(self.params)}
+                "starts_at": self.starts_at_us, **params}
 
     @classmethod
     def from_data(cls, data: dict) -> "PolicyRecord":
-        params = PolicyParams(**{k: data[k] for k in PolicyParams.__dataclass_fields__})
+        params = PolicyParams(
+            **{k: data[k] for k in PolicyParams.__dataclass_fields__ if k != "project_shares"},
+            project_shares=(None if data.get("project_shares") is None
+                            else tuple(tuple(pair) for pair in data["project_shares"])))
         return cls(version=data["version"], effective_from_epoch=data["effective_from_epoch"],
                    starts_at_us=data["starts_at"], params=params)
 
@@ -238,3 +292,27 @@ def split_pro_rata(total: int, credits: list[tuple[str, int]]) -> dict[str, int]
     for code, _ in order[:remainder]:
         shares[code] += 1
     return {code: amount for code, amount in shares.items() if amount}
+
+
+def split_by_project(total: int, *, shares: Shares,
+                     credits: dict[str, list[tuple[str, int]]]) -> dict[str, int]:
+    """Split `total` by the operator's project shares, then within each project by credit.
+
+    `credits` maps a project code to its [(volunteer account, credit)] in the epoch.
+    Returns payouts per account, the treasury's included; they sum to `total` exactly.
+    """
+    if total < 0:
+        raise ValueError("cannot split a negative amount")
+    payouts: dict[str, int] = defaultdict(int)
+    allotted = 0
+    for code, share in shares:
+        allotment = total * share // SHARE_WHOLE
+        part = split_pro_rata(allotment, credits.get(code, []))
+        if not part:
+            continue  # no contributor: the allotment stays with the treasury
+        allotted += allotment
+        for account, amount in part.items():
+            payouts[account] += amount
+    if total - allotted:
+        payouts["treasury"] += total - allotted
+    return dict(payouts)

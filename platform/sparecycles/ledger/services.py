@@ -27,6 +27,8 @@ from .policy import (
     Schedule,
     configured_genesis,
     configured_params,
+    project_code,
+    split_by_project,
     split_pro_rata,
 )
 from .signals import epoch_closed
@@ -140,6 +142,8 @@ def _policy_append(head: ChainHead, record: PolicyRecord, *, note: str, now: dt.
         starts_at=from_us(record.starts_at_us), epoch_seconds=p.epoch_seconds,
         initial_emission_micro=p.initial_emission_micro, halving_epochs=p.halving_epochs,
         max_supply_micro=p.max_supply_micro, note=note, announced_at=now, entry=entry,
+        project_shares=(None if p.project_shares is None
+                        else [[code, share] for code, share in p.project_shares]),
     )
 
 
@@ -243,7 +247,11 @@ def epoch_close(*, index: int | None = None, now: dt.datetime | None = None
 
     emission_account = _system_account("emission")
     emission = schedule.emission(index, emitted_before=-emission_account.balance_micro)
-    if emission and not credits:
+    project_shares = window.policy.params.project_shares
+    by_project = _credit_by_project(epoch) if project_shares is not None else None
+    if by_project is not None:
+        shares = split_by_project(emission, shares=project_shares, credits=by_project)
+    elif emission and not credits:
         shares = {"treasury": emission}
     else:
         shares = split_pro_rata(emission, credits)
@@ -260,6 +268,9 @@ def epoch_close(*, index: int | None = None, now: dt.datetime | None = None
         "credits": [[code, credit] for code, credit in credits],
         "merkle_root": root, "recipients": len(leaves),
     }
+    if by_project is not None:  # what the verifier needs to redo the per-project split
+        data["projects"] = [[code, [[v, c] for v, c in rows]]
+                            for code, rows in sorted(by_project.items())]
     entry = _append_entry(head, kind=JournalEntry.Kind.EPOCH, at=now,
                           memo=f"Epoch {index}: {tokens_str(emission)} tokens", data=data,
                           lines=lines)
@@ -300,6 +311,19 @@ def _link_grants(epoch: Epoch, end: dt.datetime) -> int:
             f"SELECT %s, sub.id, sub.volunteer_id, sub.amount_micro FROM ({sql}) sub",
             [epoch.pk, *params])
         return cursor.rowcount
+
+
+def _credit_by_project(epoch: Epoch) -> dict[str, list[tuple[str, int]]]:
+    """The epoch's linked credit per project and volunteer, sorted by account code."""
+    rows = (EpochCredit.objects.filter(epoch=epoch)
+            .values("grant__project_id", "volunteer_id").annotate(credit=Sum("amount_micro"))
+            .order_by())
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row["credit"] > 0:
+            found.setdefault(project_code(row["grant__project_id"]), {})[
+                Account.volunteer_code(row["volunteer_id"])] = row["credit"]
+    return {code: sorted(per.items()) for code, per in found.items()}
 
 
 def _seal_epoch(epoch: Epoch, *, entry: JournalEntry, data: dict) -> None:

@@ -23,6 +23,7 @@ from .transitioner import Cancelled
 
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
 
+ELAPSED_MS_MAX = 2**31 - 1
 STORED_FIELDS = ["server_state", "received_at", "elapsed_ms", "outcome", "output",
                  "error_message", "validate_state", "pending"]
 
@@ -107,7 +108,10 @@ def results_store(reports: Sequence[Report]) -> Stored:
 def _store(replica: Replica, report: Report, *, now, invalid: bool) -> None:
     replica.server_state = S.OVER
     replica.received_at = now
-    replica.elapsed_ms = report.elapsed_ms
+    # The protocol allows up to 10^10 ms; the column holds 2^31 - 1 on PostgreSQL, and one
+    # out-of-range value would fail the whole batch. Credit clamps it to wall time anyway.
+    replica.elapsed_ms = None if report.elapsed_ms is None else min(report.elapsed_ms,
+                                                                     ELAPSED_MS_MAX)
     replica.pending = True
     replica.output = None
     replica.error_message = ""

@@ -154,16 +154,26 @@ def results_by_state(*, volunteer: Volunteer) -> list[tuple[str, int]]:
 
 
 def pending_credit_micro(*, volunteer: Volunteer) -> int:
-    """Credit the volunteer's returned, not yet validated results will earn if found valid."""
-    from sparecycles.credit.models import credit_micro_for_flops
+    """Credit the volunteer's returned, not yet validated results may earn if found valid:
+    each the time it reported (clamped to the wall time), bounded by its declared estimate
+    as granting bounds it (credit.normalisation.bounded_by_declaration). An estimate, not a
+    promise: validation normalises the time by the device's speed."""
+    from sparecycles.credit.claims import approved_flops, claim_of, reference_gflops
+    from sparecycles.credit.normalisation import bounded_by_declaration, micro_credit_for_ms
     from sparecycles.scheduler.models import Replica
 
     V = Replica.ValidateState
-    waiting = (Replica.objects.filter(volunteer=volunteer, outcome=Replica.Outcome.SUCCESS,
-                                      validate_state__in=[V.INIT, V.INCONCLUSIVE])
-               .values("workunit__app_version__flops_per_unit").annotate(n=Count("id")))
-    return sum(credit_micro_for_flops(row["workunit__app_version__flops_per_unit"]) * row["n"]
-               for row in waiting)
+    waiting = list(Replica.objects.filter(volunteer=volunteer, outcome=Replica.Outcome.SUCCESS,
+                                          validate_state__in=[V.INIT, V.INCONCLUSIVE])
+                   .select_related("workunit__app_version"))
+    approvals = approved_flops({r.workunit.app_version_id for r in waiting})
+    gflops = reference_gflops()
+    return sum(
+        bounded_by_declaration(
+            micro_credit_for_ms(claim_of(r).elapsed_ms or 0, reference_gflops=gflops),
+            declared_flops=r.workunit.app_version.flops_per_unit,
+            approved_flops=approvals.get(r.workunit.app_version_id))
+        for r in waiting)
 
 
 def credit_by_day(*, volunteer: Volunteer, days: int, today: dt.date) -> list[tuple[dt.date, int]]:

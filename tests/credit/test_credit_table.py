@@ -1,0 +1,25 @@
+"""manage.py credit_table: the docs' table is reproducible, and normalisation holds in it."""
+
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_slow_machine_earns_four_times_raw_and_the_same_normalised():
+    out = io.StringIO()
+    call_command("credit_table", units=3, apps="montecarlo", stdout=out)
+    row = next(line for line in out.getvalue().splitlines() if line.startswith("| montecarlo"))
+    cells = [c.strip().replace(",", "") for c in row.strip("|").split("|")]
+    raw_ratio, norm_ratio = float(cells[5]), float(cells[8])
+    assert 3.5 <= raw_ratio <= 4.5          # before: the slow machine claims ×4
+    assert 0.95 <= norm_ratio <= 1.05       # after: the same credit for the same work
+    assert int(cells[2]) == 15              # the manifest's declared estimate...
+    assert float(cells[9]) <= 15            # ...only lowers what is granted
+    assert re.search(r"reference device 1 GFLOPS", out.getvalue())
+    with pytest.raises(CommandError, match="throwaway"):
+        call_command("credit_table", units=3, apps="montecarlo", stdout=io.StringIO())
