@@ -13,6 +13,7 @@ from sparecycles.volunteers.models import Team, Volunteer
 from .averages import rac_now, rac_update
 from .models import MICRO, CreditGrant, VolunteerProjectCredit, credit_micro_for_flops
 from .notify import notify_credit_granted
+from .reversals import ReversalError, credit_reverse_many  # noqa: F401 (credit's one write API)
 
 
 def credit_grant(*, replica: Replica) -> CreditGrant | None:
