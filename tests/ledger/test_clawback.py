@@ -1,0 +1,272 @@
+"""Reversed credit in the books: out of an open epoch's basis, or clawed back from payouts.
+
+TEST_POLICY pays 1,000 tokens an epoch for epochs 0-3, 500 for 4-7.
+"""
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from sparecycles.credit.services import credit_reverse_many
+from sparecycles.ledger.chain import record_hash
+from sparecycles.ledger.clawback import clawback_tokens
+from sparecycles.ledger.models import (
+    Account,
+    ChainHead,
+    Epoch,
+    JournalEntry,
+    JournalLine,
+    ReversalClaim,
+)
+from sparecycles.ledger.selectors import entry_record, supply_summary
+from sparecycles.ledger.services import epoch_close, epochs_close_due
+from sparecycles.ledger.units import MICRO
+from sparecycles.ledger.verify import verify_ledger
+
+from .conftest import at
+
+pytestmark = pytest.mark.django_db
+
+T = MICRO  # one token, in micro-tokens
+
+
+def balance(volunteer) -> int:
+    return (Account.objects.filter(code=f"volunteer-{volunteer.pk}")
+            .values_list("balance_micro", flat=True).first() or 0)
+
+
+def clawbacks() -> list[JournalEntry]:
+    return list(JournalEntry.objects.filter(kind="clawback").order_by("seq"))
+
+
+def lines(entry: JournalEntry) -> dict[str, int]:
+    return dict(entry.lines.values_list("account__code", "amount_micro"))
+
+
+def assert_books_hold():
+    summary = supply_summary()
+    holders = (Account.objects.filter(kind__in=["volunteer", "treasury"])
+               .aggregate(s=Sum("balance_micro"))["s"] or 0)
+    assert summary["supply_micro"] == holders == summary["emitted_micro"] - summary["burned_micro"]
+    report = verify_ledger()
+    assert report.ok, report.problem
+    return report
+
+
+def test_credit_reversed_before_its_epoch_closes_leaves_the_basis(ledger, volunteers, grant):
+    honest, cheat = volunteers[:2]
+    grant(honest, 3 * MICRO, at(0, 10))
+    bad = grant(cheat, 1 * MICRO, at(0, 20))
+    assert credit_reverse_many(replica_ids=[bad.replica_id], reason="spot check failed") == 1
+    epoch_close(index=0, now=at(1))
+    epoch = Epoch.objects.get(index=0)
+    assert epoch.credit_micro == 3 * MICRO
+    assert balance(honest) == 1000 * T and balance(cheat) == 0
+    assert clawbacks() == []      # nothing was paid for it, so nothing is owed
+    claim = ReversalClaim.objects.get()
+    assert claim.kind == "basis" and claim.tokens_micro == 0 and claim.entry is None
+    assert_books_hold()
+
+
+def test_paid_credit_reversed_is_withheld_from_the_next_payout(ledger, volunteers, grant):
+    honest, cheat = volunteers[:2]
+    grant(honest, 1 * MICRO, at(0, 10))
+    bad = grant(cheat, 3 * MICRO, at(0, 20))
+    epoch_close(index=0, now=at(1))
+    assert balance(cheat) == 750 * T
+    credit_reverse_many(replica_ids=[bad.replica_id], reason="caught colluding")
+    assert balance(cheat) == 750 * T            # a reversal alone moves no tokens
+
+    grant(honest, 1 * MICRO, at(1, 10))
+    grant(cheat, 1 * MICRO, at(1, 20))           # earns 500 in epoch 1: all withheld
+    epoch_close(index=1, now=at(2))
+    [first] = clawbacks()
+    code = f"volunteer-{cheat.pk}"
+    assert first.seq == Epoch.objects.get(index=1).entry.seq + 1
+    assert lines(first) == {code: -500 * T, "treasury": 500 * T}
+    assert first.data == {"epoch": 1, "reversals": [[code, 0, 3 * MICRO, 750 * T]],
+                          "owed": [[code, 250 * T]]}
+    assert balance(cheat) == 750 * T            # +500 paid, -500 withheld
+    assert Account.objects.get(code="treasury").balance_micro == 500 * T
+    assert_books_hold()
+
+    # The 250 still owed carries over: epoch 2 pays the cheat 500, 250 of it withheld.
+    grant(honest, 1 * MICRO, at(2, 10))
+    grant(cheat, 1 * MICRO, at(2, 20))
+    epoch_close(index=2, now=at(3))
+    second = clawbacks()[1]
+    assert lines(second) == {code: -250 * T, "treasury": 250 * T}
+    assert second.data == {"epoch": 2, "reversals": [], "owed": [[code, 0]]}
+    assert balance(cheat) == 750 * T + 500 * T - 500 * T + 500 * T - 250 * T
+    # Nothing is owed any more: epoch 3 pays in full and writes no clawback.
+    grant(cheat, 1 * MICRO, at(3, 20))
+    epoch_close(index=3, now=at(4))
+    assert len(clawbacks()) == 2
+    report = assert_books_hold()
+    assert report.totals["clawed_back"] == 750 * T and report.totals["owed"] == 0
+    # The clawed-back tokens equal exactly what the reversed credit earned.
+    withheld = -(JournalLine.objects.filter(entry__kind="clawback", account__code=code)
+                 .aggregate(s=Sum("amount_micro"))["s"])
+    assert withheld == 750 * T
+
+
+def test_a_debt_waits_while_the_account_earns_nothing(ledger, volunteers, grant):
+    honest, cheat = volunteers[:2]
+    bad = grant(cheat, 2 * MICRO, at(0, 20))
+    grant(honest, 2 * MICRO, at(0, 10))
+    epoch_close(index=0, now=at(1))
+    credit_reverse_many(replica_ids=[bad.replica_id], reason="quarantined")
+    grant(honest, 1 * MICRO, at(1, 10))
+    epochs_close_due(now=at(3))                  # epochs 1 and 2: the cheat earns nothing
+    [registered] = clawbacks()                  # the debt is published at the first close
+    code = f"volunteer-{cheat.pk}"
+    assert registered.data["owed"] == [[code, 500 * T]] and lines(registered) == {}
+    assert balance(cheat) == 500 * T            # tokens held are never seized
+    grant(cheat, 1 * MICRO, at(3, 10))
+    epoch_close(index=3, now=at(4))              # pays the cheat 1000: 500 withheld
+    assert lines(clawbacks()[-1]) == {code: -500 * T, "treasury": 500 * T}
+    assert balance(cheat) == 1000 * T
+    assert_books_hold()
+
+
+def test_partial_reversals_claw_back_exactly_what_was_paid(ledger, volunteers, grant):
+    """Three thirds of one payout: floors are cumulative, so 333 + 333 + 334 = 1000."""
+    cheat, other = volunteers[:2]
+    thirds = [grant(cheat, MICRO, at(0, i)) for i in range(3)]
+    epoch_close(index=0, now=at(1))
+    assert balance(cheat) == 1000 * T
+    debts = []
+    for i, g in enumerate(thirds):
+        credit_reverse_many(replica_ids=[g.replica_id], reason="revalidated")
+        grant(other, MICRO, at(1 + i, 10))
+        epoch_close(index=1 + i, now=at(2 + i))
+        debts.append(clawbacks()[-1].data["reversals"][0][3])
+    assert debts == [333_333_333, 333_333_333, 333_333_334]
+    assert sum(debts) == 1000 * T
+    assert clawback_tokens(paid=1000, credit=3, reversed_before=0, reversed_now=3) == 1000
+    assert_books_hold()
+
+
+def test_a_reversal_is_claimed_once(ledger, volunteers, grant):
+    cheat, other = volunteers[:2]
+    bad = grant(cheat, MICRO, at(0))
+    epoch_close(index=0, now=at(1))
+    assert credit_reverse_many(replica_ids=[bad.replica_id], reason="x") == 1
+    assert credit_reverse_many(replica_ids=[bad.replica_id], reason="again") == 0
+    grant(other, MICRO, at(1))
+    epochs_close_due(now=at(4))
+    assert ReversalClaim.objects.count() == 1
+    assert [e.data["reversals"] for e in clawbacks()] == [[[f"volunteer-{cheat.pk}", 0,
+                                                            MICRO, 1000 * T]]]
+    claim = ReversalClaim.objects.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ReversalClaim.objects.create(reversal=claim.reversal, kind="debt",
+                                     closed_in=claim.closed_in, credit_epoch=claim.credit_epoch,
+                                     credit_micro=claim.credit_micro)
+    assert_books_hold()
+
+
+@pytest.fixture
+def clawed(ledger, volunteers, grant):
+    """Epoch 0 pays a cheat, its credit is reversed, epoch 1 withholds part of the debt."""
+    honest, cheat = volunteers[:2]
+    grant(honest, MICRO, at(0, 10))
+    bad = grant(cheat, 3 * MICRO, at(0, 20))
+    epoch_close(index=0, now=at(1))
+    credit_reverse_many(replica_ids=[bad.replica_id], reason="caught")
+    grant(honest, MICRO, at(1, 10))
+    grant(cheat, MICRO, at(1, 20))
+    epoch_close(index=1, now=at(2))
+    grant(honest, MICRO, at(2, 10))
+    epoch_close(index=2, now=at(3))
+    assert verify_ledger().ok
+    return honest, cheat, clawbacks()[0]
+
+
+def rehash_from(entry: JournalEntry) -> None:
+    """Recompute every hash from `entry` on, as a forger rewriting history would."""
+    prev = JournalEntry.objects.get(seq=entry.seq - 1).hash
+    for later in JournalEntry.objects.filter(seq__gte=entry.seq).order_by("seq"):
+        JournalEntry.objects.filter(pk=later.pk).update(prev_hash=prev)
+        later.refresh_from_db()
+        prev = record_hash(entry_record(later))
+        JournalEntry.objects.filter(pk=later.pk).update(hash=prev)
+    ChainHead.objects.update(hash=prev)
+
+
+def test_a_changed_clawback_amount_breaks_its_hash(clawed):
+    _, cheat, entry = clawed
+    JournalLine.objects.filter(entry=entry, account__code=f"volunteer-{cheat.pk}").update(
+        amount_micro=-1)
+    report = verify_ledger()
+    assert not report.ok and report.problem.seq == entry.seq
+
+
+def test_a_forged_smaller_clawback_fails_the_rules_even_rehashed(clawed):
+    _, cheat, entry = clawed
+    code = f"volunteer-{cheat.pk}"
+    JournalLine.objects.filter(entry=entry, account__code=code).update(amount_micro=-1)
+    JournalLine.objects.filter(entry=entry, account__code="treasury").update(amount_micro=1)
+    Account.objects.filter(code=code).update(balance_micro=balance(cheat) + 500 * T - 1)
+    Account.objects.filter(code="treasury").update(balance_micro=1)
+    rehash_from(entry)
+    report = verify_ledger()
+    assert not report.ok and report.problem.seq == entry.seq
+    assert "should withhold" in report.problem.message
+
+
+def test_a_forged_smaller_debt_fails_the_rules_even_rehashed(clawed):
+    _, cheat, entry = clawed
+    data = {**entry.data, "reversals": [[f"volunteer-{cheat.pk}", 0, 3 * MICRO, 1]]}
+    JournalEntry.objects.filter(pk=entry.pk).update(data=data)
+    rehash_from(entry)
+    report = verify_ledger()
+    assert not report.ok and report.problem.seq == entry.seq
+    assert "earned 750000000" in report.problem.message
+
+
+def test_a_removed_clawback_entry_is_missed_after_its_payout(clawed):
+    _, _, entry = clawed
+    ReversalClaim.objects.filter(entry=entry).update(entry=None)
+    JournalLine.objects.filter(entry=entry).delete()
+    entry.delete()
+    for later in JournalEntry.objects.filter(seq__gt=entry.seq).order_by("seq"):
+        JournalEntry.objects.filter(pk=later.pk).update(seq=later.seq - 1)
+    rehash_from(JournalEntry.objects.get(seq=entry.seq))
+    ChainHead.objects.update(seq=JournalEntry.objects.count())
+    report = verify_ledger()
+    assert not report.ok
+    # Without the clawback entry the debt is unknown to the journal, so a forger would
+    # also have to drop the reversal claim: the database check names it either way.
+    assert "clawback" in report.problem.message
+
+
+def test_a_claim_row_that_disagrees_with_its_entry_is_named(clawed):
+    _, _, entry = clawed
+    ReversalClaim.objects.filter(entry=entry).update(tokens_micro=1)
+    report = verify_ledger()
+    assert not report.ok and report.problem.seq == entry.seq
+    assert "reversal claims" in report.problem.message
+
+
+def test_a_basis_claim_for_credit_that_was_paid_is_named(ledger, volunteers, grant):
+    cheat, other = volunteers[:2]
+    bad = grant(cheat, MICRO, at(0))
+    epoch_close(index=0, now=at(1))
+    credit_reverse_many(replica_ids=[bad.replica_id], reason="x")
+    grant(other, MICRO, at(1))
+    epoch_close(index=1, now=at(2))
+    ReversalClaim.objects.update(kind="basis", entry=None)
+    report = verify_ledger()
+    assert not report.ok
+
+
+def test_pages_show_clawbacks_as_such(clawed, client):
+    _, cheat, entry = clawed
+    code = f"volunteer-{cheat.pk}"
+    page = client.get(f"/ledger/accounts/{code}/").content.decode()
+    assert "Clawback" in page and "-500" in page
+    page = client.get(f"/ledger/entries/{entry.seq}/").content.decode()
+    assert "Clawback" in page and "Reversed credit" in page and "750" in page
+    page = client.get("/ledger/epochs/1/").content.decode()
+    assert "Clawback" in page and f"#{entry.seq}" in page
