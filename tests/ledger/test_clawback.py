@@ -35,7 +35,7 @@ from sparecycles.ledger.services import (
 from sparecycles.ledger.units import MICRO
 from sparecycles.ledger.verify import verify_ledger
 
-from .conftest import GENESIS, TEST_POLICY, at
+from .conftest import GENESIS, TEST_POLICY, at, skip_on_sqlite
 
 pytestmark = pytest.mark.django_db
 
@@ -388,3 +388,91 @@ def test_reversals_keep_the_books_balanced(volunteers, grant, plan):
             raise Rollback
     except Rollback:
         pass
+
+
+# -- concurrency (PostgreSQL) --------------------------------------------------------------------
+
+@skip_on_sqlite
+@pytest.mark.django_db(transaction=True)
+def test_reversals_racing_epoch_closes_are_each_accounted_once(volunteers, grant):
+    """Closers and reversers at once: each reversal lands in exactly one claim, either out
+    of its epoch's basis or as a debt, and the books verify whatever the interleaving."""
+    import threading
+
+    from django.db import connection
+
+    ledger_init(params=TEST_POLICY, genesis=GENESIS, now=GENESIS)
+    grants = [grant(volunteers[i % 4], (i % 5 + 1) * MICRO, at(i % 6, i * 7 % 3600))
+              for i in range(48)]
+    epochs_close_due(now=at(2))
+    batches = [grants[i::4] for i in range(4)]
+    barrier = threading.Barrier(len(batches) + 3)
+    errors = []
+
+    def run(action):
+        try:
+            barrier.wait(timeout=30)
+            action()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    actions = [lambda b=b: credit_reverse_many(replica_ids=[g.replica_id for g in b],
+                                               reason="race") for b in batches]
+    actions += [lambda: epochs_close_due(now=at(6))] * 3
+    threads = [threading.Thread(target=run, args=(a,)) for a in actions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    epochs_close_due(now=at(8))     # anything reversed mid-close is claimed by a later one
+    assert Epoch.objects.count() == 8
+    assert ReversalClaim.objects.count() == 48
+    check_clawback_books()
+    # Epochs 0 and 1 had paid before any reversal: all their credit is debt.
+    early = sum(g.amount_micro for g in grants if g.granted_at < at(2))
+    assert (ReversalClaim.objects.filter(kind="debt").aggregate(s=Sum("credit_micro"))["s"]
+            >= early)
+
+
+def test_the_downloaded_journal_alone_recomputes_every_clawback(clawed, grant, client):
+    import json
+
+    from sparecycles.ledger.verify import verify_records
+
+    _, cheat, _ = clawed
+    grant(cheat, MICRO, at(3, 10))
+    epoch_close(index=3, now=at(4))            # pays the cheat 1000, withholds the 250 owed
+    body = b"".join(client.get("/ledger/api/journal.jsonl").streaming_content)
+    records = [json.loads(line) for line in body.splitlines()]
+    report = verify_records(records)
+    assert report.ok, report.problem
+    assert report.totals["clawed_back"] == 750 * T and report.totals["owed"] == 0
+
+    def rehashed(forged: list[dict], start: int) -> list[dict]:
+        for i in range(start, len(forged)):
+            forged[i] = {**forged[i], "seq": i + 1, "prev": forged[i - 1]["hash"]}
+            forged[i]["hash"] = record_hash(forged[i])
+        return forged
+
+    # A forger who drops the last clawback entry and rehashes: the payout to an account
+    # that owes is no longer followed by its clawback.
+    last = max(i for i, r in enumerate(records) if r["kind"] == "clawback")
+    report = verify_records(rehashed(records[:last] + records[last + 1:], last))
+    assert not report.ok and "no clawback entry follows" in report.problem.message
+    # One who keeps the first clawback entry but withholds nothing.
+    first = min(i for i, r in enumerate(records) if r["kind"] == "clawback")
+    forged = list(records)
+    forged[first] = {**forged[first], "lines": []}
+    report = verify_records(rehashed(forged, first))
+    assert not report.ok and report.problem.seq == first + 1
+    assert "should withhold" in report.problem.message
+
+
+def test_verify_ledger_command_reports_clawbacks(clawed, capsys):
+    from django.core.management import call_command
+
+    call_command("verify_ledger")
+    assert "clawed back 500, still owed 250" in capsys.readouterr().out
