@@ -4,6 +4,7 @@ TEST_POLICY pays 1,000 tokens an epoch for epochs 0-3, 500 for 4-7.
 """
 
 import datetime as dt
+import random
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -36,6 +37,7 @@ from sparecycles.ledger.units import MICRO
 from sparecycles.ledger.verify import verify_ledger
 
 from .conftest import GENESIS, TEST_POLICY, at, skip_on_sqlite
+from .test_tamper import flip_char, mutate_json
 
 pytestmark = pytest.mark.django_db
 
@@ -476,3 +478,41 @@ def test_verify_ledger_command_reports_clawbacks(clawed, capsys):
 
     call_command("verify_ledger")
     assert "clawed back 500, still owed 250" in capsys.readouterr().out
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(field=st.sampled_from(["kind", "memo", "data", "prev_hash", "hash", "at",
+                              "line_amount", "line_account"]),
+       seed=st.integers(min_value=0, max_value=2**32))
+def test_any_single_change_to_a_clawback_entry_is_named_at_it(clawed, field, seed):
+    """As test_tamper does for every entry: one changed byte of the clawback entry."""
+    rng = random.Random(seed)
+    _, _, entry = clawed
+    target = JournalEntry.objects.filter(pk=entry.pk)
+    try:
+        with transaction.atomic():
+            if field in ("kind", "memo", "prev_hash", "hash"):
+                value = getattr(entry, field)
+                target.update(**{field: flip_char(value, rng.randrange(len(value)))})
+            elif field == "data":
+                target.update(data=mutate_json(entry.data, rng))
+            elif field == "at":
+                target.update(at=entry.at + dt.timedelta(microseconds=1 << rng.randrange(40)))
+            else:
+                line = rng.choice(list(JournalLine.objects.filter(entry=entry)))
+                if field == "line_amount":
+                    amount = line.amount_micro ^ (1 << rng.randrange(40))
+                    JournalLine.objects.filter(pk=line.pk).update(
+                        amount_micro=amount or line.amount_micro + 1)
+                else:
+                    used = set(JournalLine.objects.filter(entry=entry)
+                               .values_list("account_id", flat=True))
+                    spare = Account.objects.exclude(pk__in=used).order_by("?").first()
+                    JournalLine.objects.filter(pk=line.pk).update(account=spare)
+            report = verify_ledger()
+            assert not report.ok
+            assert report.problem.seq == entry.seq, (field, report.problem)
+            raise Rollback
+    except Rollback:
+        pass
