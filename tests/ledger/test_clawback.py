@@ -98,7 +98,7 @@ def test_paid_credit_reversed_is_withheld_from_the_next_payout(ledger, volunteer
     code = f"volunteer-{cheat.pk}"
     assert first.seq == Epoch.objects.get(index=1).entry.seq + 1
     assert lines(first) == {code: -500 * T, "treasury": 500 * T}
-    assert first.data == {"epoch": 1, "reversals": [[code, 0, 3 * MICRO, 750 * T]],
+    assert first.data == {"epoch": 1, "reversals": [[code, 0, 3 * MICRO, 750 * T, code]],
                           "owed": [[code, 250 * T]]}
     assert balance(cheat) == 750 * T            # +500 paid, -500 withheld
     assert Account.objects.get(code="treasury").balance_micro == 500 * T
@@ -143,6 +143,34 @@ def test_a_debt_waits_while_the_account_earns_nothing(ledger, volunteers, grant)
     assert_books_hold()
 
 
+def test_a_claimed_volunteers_debt_is_withheld_from_the_account_it_joined(ledger, volunteers,
+                                                                           grant):
+    """Cheat anonymously, get paid, claim the device into an account (the tokens move
+    there), be found out: the account's payouts repay the debt."""
+    from sparecycles.volunteers.services import volunteer_merge
+
+    anonymous, account, other = volunteers[:3]
+    bad = grant(anonymous, MICRO, at(0, 10))
+    grant(other, MICRO, at(0, 20))
+    epoch_close(index=0, now=at(1))
+    with transaction.atomic():
+        volunteer_merge(source=anonymous, target=account)
+    assert balance(anonymous) == 0 and balance(account) == 500 * T
+    credit_reverse_many(replica_ids=[bad.replica_id], reason="colluder")
+    grant(account, MICRO, at(1, 10))
+    epoch_close(index=1, now=at(2))              # pays the account 1000: 500 withheld
+    [entry] = clawbacks()
+    paid, charged = f"volunteer-{anonymous.pk}", f"volunteer-{account.pk}"
+    assert entry.data["reversals"] == [[paid, 0, MICRO, 500 * T, charged]]
+    assert lines(entry) == {charged: -500 * T, "treasury": 500 * T}
+    assert balance(account) == 1000 * T
+    assert_books_hold()
+    # Charging the debt to anyone else is caught against the database.
+    ReversalClaim.objects.update(charged=Account.objects.get(code=f"volunteer-{other.pk}"))
+    report = verify_ledger()
+    assert not report.ok
+
+
 def test_partial_reversals_claw_back_exactly_what_was_paid(ledger, volunteers, grant):
     """Three thirds of one payout: floors are cumulative, so 333 + 333 + 334 = 1000."""
     cheat, other = volunteers[:2]
@@ -170,8 +198,8 @@ def test_a_reversal_is_claimed_once(ledger, volunteers, grant):
     grant(other, MICRO, at(1))
     epochs_close_due(now=at(4))
     assert ReversalClaim.objects.count() == 1
-    assert [e.data["reversals"] for e in clawbacks()] == [[[f"volunteer-{cheat.pk}", 0,
-                                                            MICRO, 1000 * T]]]
+    code = f"volunteer-{cheat.pk}"
+    assert [e.data["reversals"] for e in clawbacks()] == [[[code, 0, MICRO, 1000 * T, code]]]
     claim = ReversalClaim.objects.get()
     with pytest.raises(IntegrityError), transaction.atomic():
         ReversalClaim.objects.create(reversal=claim.reversal, kind="debt",
@@ -231,7 +259,8 @@ def test_a_forged_smaller_clawback_fails_the_rules_even_rehashed(clawed):
 
 def test_a_forged_smaller_debt_fails_the_rules_even_rehashed(clawed):
     _, cheat, entry = clawed
-    data = {**entry.data, "reversals": [[f"volunteer-{cheat.pk}", 0, 3 * MICRO, 1]]}
+    data = {**entry.data, "reversals": [[f"volunteer-{cheat.pk}", 0, 3 * MICRO, 1,
+                                           f"volunteer-{cheat.pk}"]]}
     JournalEntry.objects.filter(pk=entry.pk).update(data=data)
     rehash_from(entry)
     report = verify_ledger()

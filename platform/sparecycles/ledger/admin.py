@@ -55,11 +55,12 @@ class PolicyVersionAdmin(ReadOnlyAdmin):
 class ReversalClaimAdmin(ReadOnlyAdmin):
     """How each credit reversal was accounted: out of an open epoch's basis, or a debt."""
 
-    list_display = ["reversal", "kind", "account", "credit_epoch", "closed_in", "credit",
-                    "tokens", "entry"]
+    list_display = ["reversal", "kind", "account", "charged", "credit_epoch", "closed_in",
+                    "credit", "tokens", "entry"]
     list_filter = ["kind"]
     search_fields = ["account__code"]
-    list_select_related = ["account", "credit_epoch", "closed_in", "entry", "reversal"]
+    list_select_related = ["account", "charged", "credit_epoch", "closed_in", "entry",
+                           "reversal"]
 
     @admin.display(description="Credit reversed", ordering="credit_micro")
     def credit(self, obj):

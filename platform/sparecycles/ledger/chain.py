@@ -240,15 +240,17 @@ class ChainVerifier:
             raise Broken("a clawback entry must directly follow the payout of its epoch")
         items = data["reversals"]
         if not isinstance(items, list) or not all(
-                isinstance(i, list) and len(i) == 4 and isinstance(i[0], str)
-                and i[0].startswith("volunteer-") and ACCOUNT_CODE.match(i[0])
-                and all(_is_int(v) for v in i[1:]) and i[2] > 0 for i in items):
-            raise Broken("reversals must be [volunteer account, epoch, credit, tokens] items")
+                isinstance(i, list) and len(i) == 5
+                and all(isinstance(c, str) and c.startswith("volunteer-")
+                        and ACCOUNT_CODE.match(c) for c in (i[0], i[4]))
+                and all(_is_int(v) for v in i[1:4]) and i[2] > 0 for i in items):
+            raise Broken("reversals must be [paid volunteer account, epoch, credit, tokens, "
+                         "charged volunteer account] items")
         keys = [(i[0], i[1]) for i in items]
         if keys != sorted(set(keys)):
             raise Broken("reversals must name distinct (account, epoch) pairs, sorted")
         touched = set()
-        for code, index, credit, tokens in items:
+        for code, index, credit, tokens, charged in items:
             if not 0 <= index < self.last_epoch or index not in self.epoch_books:
                 raise Broken(f"credit of epoch {index} cannot be clawed back after epoch "
                              f"{self.last_epoch}: only credit of an earlier, paid epoch")
@@ -263,8 +265,8 @@ class ChainVerifier:
                 raise Broken(f"{credit} µcredit of {code} in epoch {index} earned {expected} "
                              f"µ, not {tokens}")
             self.reversed[(code, index)] += credit
-            self.owed[code] += tokens
-            touched.add(code)
+            self.owed[charged] += tokens
+            touched.add(charged)
         taken = withheld(owed={c: d for c, d in self.owed.items() if d > 0}, payouts=payouts)
         expected_lines = {code: -amount for code, amount in taken.items()}
         if taken:

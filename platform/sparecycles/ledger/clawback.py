@@ -16,9 +16,13 @@ verifier (chain.ChainVerifier), so anyone can recompute every clawback from the 
 - Credit reversed before its epoch closed never earned anything: the grant is linked to
   its epoch with no credit, so the epoch's basis is smaller and nothing is owed.
 
-The clawback entry's data: {"epoch": i, "reversals": [[account, epoch, credit, tokens]],
-"owed": [[account, owed after this entry]]} — reversals summed per (account, epoch),
-sorted; owed for every account named in reversals or lines, sorted.
+- The debt is withheld from the account that was paid, or, if that volunteer was since
+  claimed into an account (volunteer_merge moved its tokens there), from that account:
+  the "charged" account.
+
+The clawback entry's data: {"epoch": i, "reversals": [[paid account, epoch, credit,
+tokens, charged account]], "owed": [[account, owed after this entry]]} — reversals summed
+per (paid account, epoch), sorted; owed for every account charged or withheld from, sorted.
 """
 
 CLAWBACK_KEYS = {"epoch", "reversals", "owed"}

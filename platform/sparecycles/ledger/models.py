@@ -206,8 +206,13 @@ class ReversalClaim(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices)
     closed_in = models.ForeignKey(Epoch, on_delete=models.PROTECT, related_name="reversal_claims")
     credit_epoch = models.ForeignKey(Epoch, on_delete=models.PROTECT, related_name="+")
+    # The account the reversed credit was paid to, and the one the debt is withheld from:
+    # the same, unless that volunteer was claimed into an account (volunteer_merge moved
+    # its tokens there), whose payouts then repay it.
     account = models.ForeignKey(Account, null=True, on_delete=models.PROTECT,
                                 related_name="reversal_claims")
+    charged = models.ForeignKey(Account, null=True, on_delete=models.PROTECT,
+                                related_name="charged_claims")
     credit_micro = models.BigIntegerField()   # the credit reversed
     tokens_micro = models.BigIntegerField(default=0)   # the debt it created
     entry = models.ForeignKey(JournalEntry, null=True, on_delete=models.PROTECT,
@@ -215,7 +220,8 @@ class ReversalClaim(models.Model):
 
     class Meta:
         ordering = ["reversal"]
-        indexes = [models.Index(fields=["account", "credit_epoch"])]
+        indexes = [models.Index(fields=["account", "credit_epoch"]),
+                   models.Index(fields=["charged", "kind"])]
         constraints = [
             models.CheckConstraint(condition=Q(credit_micro__gte=0) & Q(tokens_micro__gte=0),
                                    name="ledger_claim_not_negative"),

@@ -288,8 +288,8 @@ def clawback_rows(entry: JournalEntry) -> dict:
     return {
         "epoch": data.get("epoch"),
         "reversals": [{"account": code, "epoch": index, "credit_micro": credit,
-                       "tokens_micro": tokens}
-                      for code, index, credit, tokens in data.get("reversals", [])],
+                       "tokens_micro": tokens, "charged": charged}
+                      for code, index, credit, tokens, charged in data.get("reversals", [])],
         "owed": [{"account": code, "withheld_micro": -withheld.get(code, 0),
                   "owed_micro": owed} for code, owed in data.get("owed", [])],
         "withheld_micro": -sum(withheld.values()),
@@ -300,7 +300,7 @@ def account_owed_micro(code: str) -> int:
     """Tokens the account still owes for reversed credit (withheld from its next payouts)."""
     from .models import ReversalClaim
 
-    claimed = (ReversalClaim.objects.filter(account__code=code, kind=ReversalClaim.Kind.DEBT)
+    claimed = (ReversalClaim.objects.filter(charged__code=code, kind=ReversalClaim.Kind.DEBT)
                .aggregate(s=Sum("tokens_micro"))["s"] or 0)
     withheld = (JournalLine.objects.filter(account__code=code,
                                            entry__kind=JournalEntry.Kind.CLAWBACK,

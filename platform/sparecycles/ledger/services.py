@@ -446,7 +446,8 @@ def _clawback_step(head: ChainHead, *, epoch: Epoch, payouts: dict[str, int],
         elif index < epoch.index and volunteer_id is not None:
             debts.setdefault((Account.volunteer_code(volunteer_id), index), []).append(
                 (pk, credit))
-    accounts = _accounts_for(sorted({code for code, _ in debts}))
+    charged_code = _charged_codes({code for code, _ in debts})
+    accounts = _accounts_for(sorted({code for code, _ in debts} | set(charged_code.values())))
     epochs = {e.index: e for e in Epoch.objects.filter(index__in={i for _, i in debts})
               .select_related("entry")}
     items = []
@@ -464,19 +465,21 @@ def _clawback_step(head: ChainHead, *, epoch: Epoch, payouts: dict[str, int],
                                      reversed_before=before, reversed_now=credit)
             claims.append(ReversalClaim(reversal_id=pk, kind=ReversalClaim.Kind.DEBT,
                                         closed_in=epoch, credit_epoch=paid_epoch,
-                                        account=accounts[code], credit_micro=credit,
+                                        account=accounts[code],
+                                        charged=accounts[charged_code[code]],
+                                        credit_micro=credit,
                                         tokens_micro=tokens))
             before += credit
             credit_sum += credit
             tokens_sum += tokens
-        items.append([code, index, credit_sum, tokens_sum])
+        items.append([code, index, credit_sum, tokens_sum, charged_code[code]])
 
-    owed = _clawback_owed(extra={code: sum(i[3] for i in items if i[0] == code)
-                                 for code, *_ in items})
+    owed = _clawback_owed(extra={code: sum(i[3] for i in items if i[4] == code)
+                                 for *_, code in items})
     taken = withheld(owed=owed, payouts=payouts)
     entry = None
     if items or taken:
-        touched = sorted({i[0] for i in items} | set(taken))
+        touched = sorted({i[4] for i in items} | set(taken))
         holders = _accounts_for(sorted(set(taken) | {DESTINATION}))
         lines = {holders[code]: -amount for code, amount in taken.items()}
         if taken:
@@ -499,8 +502,8 @@ def _clawback_owed(*, extra: dict[str, int]) -> dict[str, int]:
     owed = dict(extra)
     for code, tokens in (ReversalClaim.objects.filter(kind=ReversalClaim.Kind.DEBT,
                                                       tokens_micro__gt=0)
-                         .values("account__code").annotate(s=Sum("tokens_micro"))
-                         .values_list("account__code", "s")):
+                         .values("charged__code").annotate(s=Sum("tokens_micro"))
+                         .values_list("charged__code", "s")):
         owed[code] = owed.get(code, 0) + tokens
     for code, amount in (JournalLine.objects.filter(entry__kind=JournalEntry.Kind.CLAWBACK,
                                                     amount_micro__lt=0,
@@ -509,3 +512,21 @@ def _clawback_owed(*, extra: dict[str, int]) -> dict[str, int]:
                          .values_list("account__code", "s")):
         owed[code] += amount
     return owed
+
+
+def _charged_codes(codes: set[str]) -> dict[str, str]:
+    """For each paid volunteer account, the account its debts are withheld from.
+
+    A volunteer claimed into an account (volunteer_merge) has its tokens moved there
+    and is paid nothing more itself, so its debts follow it, hop by hop.
+    """
+    merged = dict(Volunteer.objects.filter(merged_into__isnull=False)
+                  .values_list("pk", "merged_into_id"))
+    result = {}
+    for code in codes:
+        volunteer_id, seen = int(code.removeprefix("volunteer-")), set()
+        while volunteer_id in merged and volunteer_id not in seen:
+            seen.add(volunteer_id)
+            volunteer_id = merged[volunteer_id]
+        result[code] = Account.volunteer_code(volunteer_id)
+    return result

@@ -144,10 +144,10 @@ def _check_epoch_row(epoch: Epoch | None, record: dict) -> str | None:
 def _check_claim_rows(entry: JournalEntry, record: dict) -> str | None:
     """The claims a clawback entry published are exactly the rows that point at it."""
     rows = (ReversalClaim.objects.filter(entry=entry)
-            .values("account__code", "credit_epoch__index")
+            .values("account__code", "credit_epoch__index", "charged__code")
             .annotate(credit=Sum("credit_micro"), tokens=Sum("tokens_micro")).order_by())
-    stored = sorted([r["account__code"], r["credit_epoch__index"], r["credit"], r["tokens"]]
-                    for r in rows)
+    stored = sorted([r["account__code"], r["credit_epoch__index"], r["credit"], r["tokens"],
+                     r["charged__code"]] for r in rows)
     if stored != record["data"]["reversals"]:
         return (f"the reversal claims of clawback entry #{entry.seq} differ from what it "
                 "published")
@@ -166,11 +166,29 @@ def _check_claims() -> str | None:
             or debts.exclude(account__volunteer_id=F(
                 "reversal__grant__ledger_epoch_credit__volunteer_id")).exists():
         return "a debt names another epoch or account than its reversed grant was paid in"
+    for paid, charged in debts.exclude(charged=F("account")).values_list(
+            "account__volunteer_id", "charged__volunteer_id").distinct():
+        if not _merged_into(paid, charged):
+            return (f"a debt of volunteer-{paid} is charged to volunteer-{charged}, which "
+                    "it was not claimed into")
     basis = claims.filter(kind=ReversalClaim.Kind.BASIS)
     if basis.exclude(reversal__grant__ledger_epoch_credit__amount_micro=0).exists() \
             or basis.exclude(entry__isnull=True).exists():
         return "reversed credit said to have left its epoch's basis was counted in it"
     return None
+
+
+def _merged_into(volunteer_id: int | None, target_id: int | None) -> bool:
+    from sparecycles.volunteers.models import Volunteer
+
+    seen = set()
+    while volunteer_id is not None and volunteer_id not in seen:
+        seen.add(volunteer_id)
+        volunteer_id = (Volunteer.objects.filter(pk=volunteer_id)
+                        .values_list("merged_into_id", flat=True).first())
+        if volunteer_id == target_id:
+            return True
+    return False
 
 
 def _check_policy_row(policy: PolicyVersion | None, record: dict) -> str | None:
