@@ -545,3 +545,35 @@ def test_any_single_change_to_a_clawback_entry_is_named_at_it(clawed, field, see
             raise Rollback
     except Rollback:
         pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_killed_after_its_clawback_leaves_no_trace(volunteers, grant, tmp_path):
+    """SIGKILL inside the closing transaction, right after the clawback step: neither the
+    payout nor the clawback nor the claims survive; the restart withholds once."""
+    import signal
+
+    from .processes import result, spawn
+    from .test_crash import wait_for
+
+    ledger_init(params=TEST_POLICY, genesis=GENESIS, now=GENESIS)
+    cheat, other = volunteers[:2]
+    bad = grant(cheat, MICRO, at(0, 10))
+    grant(other, MICRO, at(0, 20))
+    epoch_close(index=0, now=at(1))
+    credit_reverse_many(replica_ids=[bad.replica_id], reason="caught")
+    grant(cheat, MICRO, at(1, 10))
+    marker = tmp_path / "inside"
+    victim = spawn("crash", "_clawback_step", at(2).isoformat(), marker)
+    wait_for(marker, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert Epoch.objects.count() == 1 and not clawbacks()
+    assert not ReversalClaim.objects.exists()
+    assert result(spawn("close", at(2).isoformat(), 0))["closed"] == [1]
+    [entry] = clawbacks()
+    code = f"volunteer-{cheat.pk}"
+    assert lines(entry) == {code: -500 * T, "treasury": 500 * T}
+    assert ReversalClaim.objects.get().entry == entry
+    assert balance(cheat) == 500 * T + 1000 * T - 500 * T
+    assert_books_hold()
