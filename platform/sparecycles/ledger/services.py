@@ -520,13 +520,12 @@ def _charged_codes(codes: set[str]) -> dict[str, str]:
     A volunteer claimed into an account (volunteer_merge) has its tokens moved there
     and is paid nothing more itself, so its debts follow it, hop by hop.
     """
-    merged = dict(Volunteer.objects.filter(merged_into__isnull=False)
-                  .values_list("pk", "merged_into_id"))
-    result = {}
-    for code in codes:
-        volunteer_id, seen = int(code.removeprefix("volunteer-")), set()
-        while volunteer_id in merged and volunteer_id not in seen:
-            seen.add(volunteer_id)
-            volunteer_id = merged[volunteer_id]
-        result[code] = Account.volunteer_code(volunteer_id)
-    return result
+    owner = {code: int(code.removeprefix("volunteer-")) for code in codes}
+    for _ in range(8):   # a merge folds an anonymous volunteer into an account: one hop
+        hops = dict(Volunteer.objects.filter(pk__in=set(owner.values()),
+                                             merged_into__isnull=False)
+                    .values_list("pk", "merged_into_id"))
+        if not hops:
+            break
+        owner = {code: hops.get(pk, pk) for code, pk in owner.items()}
+    return {code: Account.volunteer_code(pk) for code, pk in owner.items()}
