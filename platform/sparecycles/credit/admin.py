@@ -1,7 +1,8 @@
-"""Admin for credit approvals: who let which app version's FLOPs estimate stand, and when.
+"""Admin for credit approvals (who let which app version's FLOPs estimate stand, and when)
+and a read-only view of credit reversals: credit changes only through credit.services.
 
-Only superusers see or add them; rows are never changed or deleted (a revocation is a new
-row). Adding goes through credit.services.flops_approve, which records who and when.
+Only superusers see or add approvals; rows are never changed or deleted (a revocation is a
+new row). Adding goes through credit.services.flops_approve, which records who and when.
 """
 
 from django import forms
@@ -9,7 +10,7 @@ from django.contrib import admin
 
 from sparecycles.projects.models import AppVersion
 
-from .models import FlopsApproval
+from .models import MICRO, CreditReversal, FlopsApproval
 from .services import flops_approval_revoke, flops_approve
 
 
@@ -77,3 +78,27 @@ class FlopsApprovalAdmin(admin.ModelAdmin):
                                   note=data.get("note") or "")
         obj.pk = saved.pk
         obj.approved_by, obj.approved_at = saved.approved_by, saved.approved_at
+
+
+
+@admin.register(CreditReversal)
+class CreditReversalAdmin(admin.ModelAdmin):
+    list_display = ["grant", "replica", "volunteer", "project", "team", "credit", "reason",
+                    "reversed_at"]
+    list_filter = ["project"]
+    search_fields = ["reason", "volunteer__name"]
+    list_select_related = ["grant", "replica", "volunteer", "project", "team"]
+    date_hierarchy = "reversed_at"
+
+    @admin.display(description="Credit reversed", ordering="amount_micro")
+    def credit(self, obj):
+        return f"{obj.amount_micro / MICRO:.6f}"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -43,3 +43,18 @@ def rac_key(*, rac: float, rac_time: float | None) -> float:
     if rac_time is None or rac <= 0:
         return KEY_FLOOR
     return math.log(rac) + rac_time * math.log(2) / HALF_LIFE_S
+
+
+def rac_withdraw(*, rac: float, rac_time: float | None, credit: float, granted: float,
+                 now: float) -> float:
+    """The average as of `now` without one earlier grant of `credit` made at `granted`.
+
+    A grant adds credit·ln2/half-life per day to the average (the steady-state form of
+    update_average), then decays like the rest of it; so what it still contributes at
+    `now` is that, decayed since `granted` — the same term a device's RAC is summed from
+    (credit.stats_export.device_rac). Never below zero.
+    """
+    current = rac_now(rac=rac, rac_time=rac_time, now=now)
+    rate = math.log(2) / HALF_LIFE_S
+    share = credit * rate * SECONDS_PER_DAY * math.exp(-max(0.0, now - granted) * rate)
+    return max(0.0, current - share)

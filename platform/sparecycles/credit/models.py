@@ -124,3 +124,46 @@ class FlopsApproval(models.Model):
     def __str__(self) -> str:
         verb = "revoked" if self.revoked else f"approved {self.flops_per_unit:g} FLOPs"
         return f"{self.app_version}: {verb} by {self.approved_by}"
+class CreditReversal(models.Model):
+    """Credit taken back from one grant, by credit.services.credit_reverse_many.
+
+    The grant row is never edited or deleted: a reversal is a row of its own beside it,
+    for the grant's full amount. The OneToOne on grant is what makes a second reversal of
+    the same grant impossible, whatever the code above it does. The ledger reads these
+    rows at each epoch close (ledger.clawback): a reversed grant not yet in a closed epoch
+    leaves that epoch's credit basis; one already paid becomes a debt of the account it
+    was paid to, deducted from its next payouts.
+    """
+
+    grant = models.OneToOneField(CreditGrant, on_delete=models.PROTECT, related_name="reversal")
+    # Copied from the grant (grants never change) so totals need no join.
+    replica = models.OneToOneField(
+        "scheduler.Replica", on_delete=models.PROTECT, related_name="credit_reversal"
+    )
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="+")
+    # The volunteer whose totals were reduced: the grant's, or the account it was merged into.
+    volunteer = models.ForeignKey(
+        "volunteers.Volunteer", on_delete=models.PROTECT, related_name="credit_reversals"
+    )
+    device = models.ForeignKey(
+        "volunteers.Device", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The team whose total was reduced: the volunteer's team when the reversal was made
+    # (grants do not record the team they counted for).
+    team = models.ForeignKey(
+        "volunteers.Team", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    amount_micro = models.BigIntegerField()  # the credit taken back: the grant's amount
+    reason = models.CharField(max_length=200)
+    reversed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-reversed_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_micro__gte=0),
+                                   name="credit_reversal_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return (f"−{self.amount_micro / MICRO:.6f} credit of {self.volunteer_id} "
+                f"(grant {self.grant_id})")

@@ -15,6 +15,7 @@ from .averages import rac_now, rac_update
 from .claims import replicas_credit_micro
 from .models import MICRO, CreditGrant, FlopsApproval, VolunteerProjectCredit
 from .notify import notify_credit_granted
+from .reversals import ReversalError, credit_reverse_many  # noqa: F401 (credit's one write API)
 
 
 def credit_grant(*, replica: Replica) -> CreditGrant | None:

@@ -60,8 +60,8 @@ def team_rows() -> Iterator[dict]:
 
 def host_rows() -> Iterator[dict]:
     now = time.time()
-    totals = dict(CreditGrant.objects.values("device_id").annotate(s=Sum("amount_micro"))
-                  .values_list("device_id", "s"))
+    totals = dict(CreditGrant.objects.filter(reversal__isnull=True).values("device_id")
+                  .annotate(s=Sum("amount_micro")).values_list("device_id", "s"))
     for d in Device.objects.order_by("pk").iterator(chunk_size=CHUNK):
         caps = d.capabilities or {}
         yield {"id": d.pk, "userid": d.volunteer_id,
@@ -79,8 +79,8 @@ def device_rac(*, device_id: int, now: float) -> float:
     rate = math.log(2) / HALF_LIFE_S
     total = 0.0
     for amount, granted in CreditGrant.objects.filter(
-            device_id=device_id, granted_at__gte=_dt(since)).values_list("amount_micro",
-                                                                         "granted_at"):
+            device_id=device_id, granted_at__gte=_dt(since),
+            reversal__isnull=True).values_list("amount_micro", "granted_at"):
         total += amount / MICRO * math.exp(-(now - granted.timestamp()) * rate)
     return total * rate * 86400
 

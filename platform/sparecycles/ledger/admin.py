@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Account, Epoch, JournalEntry, PolicyVersion
+from .models import Account, Epoch, JournalEntry, PolicyVersion, ReversalClaim
 from .units import tokens_str
 
 
@@ -49,3 +49,23 @@ class EpochAdmin(ReadOnlyAdmin):
 class PolicyVersionAdmin(ReadOnlyAdmin):
     list_display = ["version", "effective_from_epoch", "starts_at", "epoch_seconds",
                     "initial_emission_micro", "halving_epochs", "max_supply_micro", "announced_at"]
+
+
+@admin.register(ReversalClaim)
+class ReversalClaimAdmin(ReadOnlyAdmin):
+    """How each credit reversal was accounted: out of an open epoch's basis, or a debt."""
+
+    list_display = ["reversal", "kind", "account", "charged", "credit_epoch", "closed_in",
+                    "credit", "tokens", "entry"]
+    list_filter = ["kind"]
+    search_fields = ["account__code"]
+    list_select_related = ["account", "charged", "credit_epoch", "closed_in", "entry",
+                           "reversal"]
+
+    @admin.display(description="Credit reversed", ordering="credit_micro")
+    def credit(self, obj):
+        return tokens_str(obj.credit_micro)
+
+    @admin.display(description="Tokens owed (clawback)", ordering="tokens_micro")
+    def tokens(self, obj):
+        return tokens_str(obj.tokens_micro)

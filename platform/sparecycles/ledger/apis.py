@@ -203,7 +203,8 @@ def account(request: HttpRequest, code: str) -> JsonResponse:
     history = selectors.account_history(code, before=before, limit=limit)
     return JsonResponse({
         "account": {"code": view.code, "kind": view.kind, "name": view.title,
-                    **money("balance", view.balance_micro)},
+                    **money("balance", view.balance_micro),
+                    **money("owed", selectors.account_owed_micro(view.code))},
         "history": [{"seq": h.seq, "kind": h.kind, "at": h.at.isoformat(), "memo": h.memo,
                      "epoch": h.epoch, **money("amount", h.amount_micro),
                      **money("balance_after", h.balance_after_micro), "entry_hash": h.entry_hash}

@@ -9,7 +9,9 @@ A record is one entry as published in journal.jsonl:
 `ChainVerifier` replays records in order with nothing but the journal: hashes
 and links, balanced lines, no negative balance, policy announcements only for
 future epochs, each epoch's emission and pro-rata split recomputed from the
-policy and the published credits, and each epoch's Merkle root.
+policy and the published credits, each epoch's Merkle root, and each clawback
+recomputed from the payouts and credits of the epochs it reverses (clawback.py):
+an account that owes tokens and is paid must have them withheld right after.
 """
 
 import re
@@ -17,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .canonical import ZERO_HASH, canonical_json, sha256_hex
+from .clawback import CLAWBACK_KEYS, DESTINATION, clawback_tokens, withheld
 from .merkle import leaf_bytes, leaf_hash, merkle_root
 from .policy import (
     PROJECT_CODE,
@@ -82,6 +85,14 @@ class ChainVerifier:
     emitted: int = 0
     burned: int = 0
     entries: int = 0
+    # Clawback state: each paid epoch's volunteer payouts and credits, what was reversed
+    # of them so far, what each account still owes, and the last entry's payouts.
+    epoch_books: dict = field(default_factory=dict)
+    reversed: dict = field(default_factory=lambda: defaultdict(int))
+    owed: dict = field(default_factory=lambda: defaultdict(int))
+    clawed_back: int = 0
+    last_payouts: dict | None = None
+    clawback_due: int | None = None
 
     @property
     def schedule(self) -> Schedule:
@@ -132,12 +143,18 @@ class ChainVerifier:
         if self.expected_seq == 1 and record["kind"] != "policy":
             raise Broken("the first entry must announce the genesis policy")
         kind = record["kind"]
+        if self.clawback_due is not None and kind != "clawback":
+            raise Broken(f"epoch {self.clawback_due} paid accounts that owe tokens, but no "
+                         "clawback entry follows its payout")
+        payouts, self.last_payouts = self.last_payouts, None
         if kind == "policy":
             self._check_policy(record)
         elif kind == "epoch":
             self._check_epoch(record)
         elif kind in ("transfer", "burn"):
             self._check_movement(record)
+        elif kind == "clawback":
+            self._check_clawback(record, payouts)
         else:
             raise Broken(f"unknown kind {kind!r}")
 
@@ -236,6 +253,73 @@ class ChainVerifier:
             raise Broken(f"epoch {index}'s Merkle root should be {root}")
         self.last_epoch = index
         self.emitted += emission
+        paid = {line["account"]: line["amount"] for line in record["lines"]
+                if line["amount"] > 0 and line["account"].startswith("volunteer-")}
+        self.epoch_books[index] = (paid, {c[0]: c[1] for c in credits})
+        self.last_payouts = paid
+        if any(self.owed[code] > 0 for code in paid):
+            self.clawback_due = index
+
+    def _check_clawback(self, record: dict, payouts: dict | None) -> None:
+        data = record["data"]
+        if set(data) != CLAWBACK_KEYS:
+            raise Broken(f"clawback data has exactly the keys {sorted(CLAWBACK_KEYS)}")
+        if payouts is None or data["epoch"] != self.last_epoch:
+            raise Broken("a clawback entry must directly follow the payout of its epoch")
+        items = data["reversals"]
+        if not isinstance(items, list) or not all(
+                isinstance(i, list) and len(i) == 5
+                and all(isinstance(c, str) and c.startswith("volunteer-")
+                        and ACCOUNT_CODE.match(c) for c in (i[0], i[4]))
+                and all(_is_int(v) for v in i[1:4]) and i[2] > 0 for i in items):
+            raise Broken("reversals must be [paid volunteer account, epoch, credit, tokens, "
+                         "charged volunteer account] items")
+        keys = [(i[0], i[1]) for i in items]
+        if keys != sorted(set(keys)):
+            raise Broken("reversals must name distinct (account, epoch) pairs, sorted")
+        touched = set()
+        for code, index, credit, tokens, charged in items:
+            if not 0 <= index < self.last_epoch or index not in self.epoch_books:
+                raise Broken(f"credit of epoch {index} cannot be clawed back after epoch "
+                             f"{self.last_epoch}: only credit of an earlier, paid epoch")
+            paid, credits = self.epoch_books[index]
+            before = self.reversed[(code, index)]
+            if before + credit > credits.get(code, 0):
+                raise Broken(f"{code} had {credits.get(code, 0)} µcredit in epoch {index}; "
+                             f"{before + credit} cannot be reversed")
+            expected = clawback_tokens(paid=paid.get(code, 0), credit=credits[code],
+                                       reversed_before=before, reversed_now=credit)
+            if tokens != expected:
+                raise Broken(f"{credit} µcredit of {code} in epoch {index} earned {expected} "
+                             f"µ, not {tokens}")
+            self.reversed[(code, index)] += credit
+            self.owed[charged] += tokens
+            touched.add(charged)
+        taken = withheld(owed={c: d for c, d in self.owed.items() if d > 0}, payouts=payouts)
+        expected_lines = {code: -amount for code, amount in taken.items()}
+        if taken:
+            expected_lines[DESTINATION] = sum(taken.values())
+        actual = {line["account"]: line["amount"] for line in record["lines"]}
+        if actual != expected_lines:
+            raise Broken(f"epoch {self.last_epoch}'s clawback should withhold {taken} "
+                         "(what each account owes, up to its payout) for the treasury")
+        if not items and not taken:
+            raise Broken("an empty clawback entry")
+        for code, amount in taken.items():
+            self.owed[code] -= amount
+            touched.add(code)
+        self.clawed_back += sum(taken.values())
+        if data["owed"] != [[code, self.owed[code]] for code in sorted(touched)]:
+            raise Broken("owed does not match the debts claimed and withheld so far")
+        self.clawback_due = None
+
+    def finish(self) -> Problem | None:
+        """A problem only visible at the end of the journal, or None."""
+        if self.clawback_due is not None:
+            return Problem(seq=self.expected_seq, message=(
+                f"epoch {self.clawback_due} paid accounts that owe tokens, but no clawback "
+                "entry follows its payout"))
+        return None
 
     @staticmethod
     def _project_credits(projects, credits) -> dict[str, list[tuple[str, int]]]:
@@ -285,4 +369,5 @@ class ChainVerifier:
         holders = sum(v for k, v in self.balances.items() if k.startswith(HOLDERS))
         return {"entries": self.entries, "emitted": self.emitted, "burned": self.burned,
                 "supply": holders, "head_seq": self.expected_seq - 1, "head_hash": self.prev_hash,
-                "epochs": self.last_epoch + 1}
+                "epochs": self.last_epoch + 1, "clawed_back": self.clawed_back,
+                "owed": sum(d for d in self.owed.values() if d > 0)}

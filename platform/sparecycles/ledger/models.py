@@ -69,6 +69,8 @@ class JournalEntry(models.Model):
         EPOCH = "epoch", "Epoch payout"
         TRANSFER = "transfer", "Transfer"
         BURN = "burn", "Burn"
+        # Follows an epoch's payout: tokens withheld from it for reversed credit (clawback.py).
+        CLAWBACK = "clawback", "Clawback"
 
     seq = models.PositiveBigIntegerField(unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -186,3 +188,48 @@ class EpochCredit(models.Model):
 
     def __str__(self) -> str:
         return f"grant {self.grant_id} in epoch {self.epoch_id}"
+
+
+class ReversalClaim(models.Model):
+    """How the ledger accounted one credit reversal, exactly once (ledger.clawback).
+
+    At each epoch close every new credit.CreditReversal is claimed: if its grant was linked
+    to the closing epoch without its credit (the reversal came first), it simply left that
+    epoch's credit basis (BASIS); if its grant's epoch had already paid, it is a DEBT of the
+    account that was paid, worth the tokens that credit earned, published in the clawback
+    entry (`entry`) that follows the payout and deducted from this and later payouts.
+    """
+
+    class Kind(models.TextChoices):
+        BASIS = "basis", "Left the epoch's credit basis"
+        DEBT = "debt", "Debt from a paid epoch"
+
+    reversal = models.OneToOneField(
+        "credit.CreditReversal", on_delete=models.PROTECT, related_name="ledger_claim"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    closed_in = models.ForeignKey(Epoch, on_delete=models.PROTECT, related_name="reversal_claims")
+    credit_epoch = models.ForeignKey(Epoch, on_delete=models.PROTECT, related_name="+")
+    # The account the reversed credit was paid to, and the one the debt is withheld from:
+    # the same, unless that volunteer was claimed into an account (volunteer_merge moved
+    # its tokens there), whose payouts then repay it.
+    account = models.ForeignKey(Account, null=True, on_delete=models.PROTECT,
+                                related_name="reversal_claims")
+    charged = models.ForeignKey(Account, null=True, on_delete=models.PROTECT,
+                                related_name="charged_claims")
+    credit_micro = models.BigIntegerField()   # the credit reversed
+    tokens_micro = models.BigIntegerField(default=0)   # the debt it created
+    entry = models.ForeignKey(JournalEntry, null=True, on_delete=models.PROTECT,
+                              related_name="reversal_claims")
+
+    class Meta:
+        ordering = ["reversal"]
+        indexes = [models.Index(fields=["account", "credit_epoch"]),
+                   models.Index(fields=["charged", "kind"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(credit_micro__gte=0) & Q(tokens_micro__gte=0),
+                                   name="ledger_claim_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} claim of reversal {self.reversal_id} in epoch {self.closed_in_id}"

@@ -195,6 +195,7 @@ class HistoryRow:
     balance_after_micro: int
     epoch: int | None
     entry_hash: str
+    clawback_epoch: int | None = None   # a clawback entry: the epoch whose payout it follows
 
 
 def account_history(code: str, *, before: int | None = None, limit: int = 50
@@ -218,7 +219,9 @@ def account_history(code: str, *, before: int | None = None, limit: int = 50
             seq=entry.seq, kind=entry.kind, at=entry.at, memo=entry.memo,
             amount_micro=line.amount_micro, balance_after_micro=balance,
             epoch=entry.data.get("epoch") if entry.kind == JournalEntry.Kind.EPOCH else None,
-            entry_hash=entry.hash))
+            entry_hash=entry.hash,
+            clawback_epoch=entry.data.get("epoch")
+            if entry.kind == JournalEntry.Kind.CLAWBACK else None))
         balance -= line.amount_micro
     return history
 
@@ -265,3 +268,42 @@ def journal_jsonl(*, chunk: int = CHUNK) -> Iterator[bytes]:
     for batch in journal_chunks(upto=upto, chunk=chunk):
         yield b"".join(canonical_json(record) + b"\n" for _, record in batch)
 
+
+
+# -- clawbacks ---------------------------------------------------------------------------------
+
+def epoch_clawback(epoch: Epoch) -> JournalEntry | None:
+    """The clawback entry that follows this epoch's payout, if anything was clawed back."""
+    if epoch.entry is None:
+        return None
+    return JournalEntry.objects.filter(kind=JournalEntry.Kind.CLAWBACK,
+                                       seq=epoch.entry.seq + 1).first()
+
+
+def clawback_rows(entry: JournalEntry) -> dict:
+    """A clawback entry for people: debts it registered, tokens withheld, what is owed."""
+    withheld = dict(entry.lines.filter(amount_micro__lt=0)
+                    .values_list("account__code", "amount_micro"))
+    data = entry.data
+    return {
+        "epoch": data.get("epoch"),
+        "reversals": [{"account": code, "epoch": index, "credit_micro": credit,
+                       "tokens_micro": tokens, "charged": charged}
+                      for code, index, credit, tokens, charged in data.get("reversals", [])],
+        "owed": [{"account": code, "withheld_micro": -withheld.get(code, 0),
+                  "owed_micro": owed} for code, owed in data.get("owed", [])],
+        "withheld_micro": -sum(withheld.values()),
+    }
+
+
+def account_owed_micro(code: str) -> int:
+    """Tokens the account still owes for reversed credit (withheld from its next payouts)."""
+    from .models import ReversalClaim
+
+    claimed = (ReversalClaim.objects.filter(charged__code=code, kind=ReversalClaim.Kind.DEBT)
+               .aggregate(s=Sum("tokens_micro"))["s"] or 0)
+    withheld = (JournalLine.objects.filter(account__code=code,
+                                           entry__kind=JournalEntry.Kind.CLAWBACK,
+                                           amount_micro__lt=0)
+                .aggregate(s=Sum("amount_micro"))["s"] or 0)
+    return claimed + withheld

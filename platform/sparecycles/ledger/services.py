@@ -10,16 +10,26 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, Max, OuterRef, Sum
+from django.db.models import BigIntegerField, Case, Exists, F, Max, OuterRef, Sum, Value, When
 from django.utils import timezone
 
-from sparecycles.credit.models import CreditGrant
+from sparecycles.credit.models import CreditGrant, CreditReversal
 from sparecycles.volunteers.models import Volunteer
 
 from .canonical import canonical_json, from_us, sha256_hex, to_us
 from .chain import ACCOUNT_CODE, payout_leaves
+from .clawback import DESTINATION, clawback_tokens, withheld
 from .merkle import merkle_root
-from .models import Account, ChainHead, Epoch, EpochCredit, JournalEntry, JournalLine, PolicyVersion
+from .models import (
+    Account,
+    ChainHead,
+    Epoch,
+    EpochCredit,
+    JournalEntry,
+    JournalLine,
+    PolicyVersion,
+    ReversalClaim,
+)
 from .policy import (
     PolicyError,
     PolicyParams,
@@ -275,6 +285,7 @@ def epoch_close(*, index: int | None = None, now: dt.datetime | None = None
                           memo=f"Epoch {index}: {tokens_str(emission)} tokens", data=data,
                           lines=lines)
     _seal_epoch(epoch, entry=entry, data=data)
+    _clawback_step(head, epoch=epoch, payouts=shares, now=now)
     volunteer_ids = [int(code.removeprefix("volunteer-")) for code in shares
                      if code.startswith("volunteer-")]
     transaction.on_commit(lambda: epoch_closed.send(sender=Epoch, index=index,
@@ -298,17 +309,21 @@ def _link_grants(epoch: Epoch, end: dt.datetime) -> int:
     """Link every grant not yet in an epoch and granted before `end` to this epoch.
 
     A grant that commits late (granted_at before the end of an epoch already
-    closed) is simply not linked yet, so it falls into the next epoch.
+    closed) is simply not linked yet, so it falls into the next epoch. A grant
+    reversed already is linked with no credit: it leaves the epoch's basis.
     """
+    reversed_ = Exists(CreditReversal.objects.filter(grant_id=OuterRef("pk")))
     unlinked = (CreditGrant.objects.filter(granted_at__lt=end)
                 .filter(~Exists(EpochCredit.objects.filter(grant_id=OuterRef("pk"))))
-                .order_by().values_list("id", "volunteer_id", "amount_micro"))
+                .annotate(counted=Case(When(reversed_, then=Value(0)), default=F("amount_micro"),
+                                      output_field=BigIntegerField()))
+                .order_by().values_list("id", "volunteer_id", "counted"))
     sql, params = unlinked.query.sql_with_params()
     table = connection.ops.quote_name(EpochCredit._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (epoch_id, grant_id, volunteer_id, amount_micro) "
-            f"SELECT %s, sub.id, sub.volunteer_id, sub.amount_micro FROM ({sql}) sub",
+            f"SELECT %s, sub.id, sub.volunteer_id, sub.counted FROM ({sql}) sub",
             [epoch.pk, *params])
         return cursor.rowcount
 
@@ -420,3 +435,121 @@ def tokens_burn(*, source: str, amount_micro: int, memo: str = "",
     src = _check_funds(_holder(source, create=False), source, amount_micro, "to burn")
     return _append_entry(head, kind=JournalEntry.Kind.BURN, at=now, memo=memo,
                          lines={src: -amount_micro, _system_account("burn"): amount_micro})
+
+
+# -- clawback (see clawback.py) ----------------------------------------------------------------
+
+def _clawback_step(head: ChainHead, *, epoch: Epoch, payouts: dict[str, int],
+                   now: dt.datetime) -> JournalEntry | None:
+    """Right after an epoch's payout: claim new credit reversals, withhold what is owed.
+
+    Every reversal not claimed yet whose grant is linked to this epoch or an earlier
+    one is claimed once (the OneToOne on ReversalClaim.reversal; the chain-head lock
+    serialises closers). A grant linked here without credit left this epoch's basis;
+    one linked to an earlier epoch, which paid, is a debt of the account it was paid
+    to. Then each indebted account gives up min(owed, its payout here) to the
+    treasury. One "clawback" entry publishes both, or none if nothing happened. A
+    reversal of a grant this very epoch counted (it committed after the grants were
+    linked) waits for the next close, when this epoch has paid.
+    """
+    link = "grant__ledger_epoch_credit__"
+    rows = list(
+        CreditReversal.objects.filter(~Exists(ReversalClaim.objects.filter(
+            reversal_id=OuterRef("pk"))))
+        .filter(**{f"{link}epoch__index__lte": epoch.index})
+        .order_by("pk")
+        .values_list("pk", "amount_micro", f"{link}epoch_id", f"{link}epoch__index",
+                     f"{link}amount_micro", f"{link}volunteer_id"))
+    claims: list[ReversalClaim] = []
+    debts: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for pk, credit, epoch_id, index, counted, volunteer_id in rows:
+        if counted == 0:
+            claims.append(ReversalClaim(reversal_id=pk, kind=ReversalClaim.Kind.BASIS,
+                                        closed_in=epoch, credit_epoch_id=epoch_id,
+                                        credit_micro=credit))
+        elif index < epoch.index and volunteer_id is not None:
+            debts.setdefault((Account.volunteer_code(volunteer_id), index), []).append(
+                (pk, credit))
+    charged_code = _charged_codes({code for code, _ in debts})
+    accounts = _accounts_for(sorted({code for code, _ in debts} | set(charged_code.values())))
+    epochs = {e.index: e for e in Epoch.objects.filter(index__in={i for _, i in debts})
+              .select_related("entry")}
+    items = []
+    for (code, index), reversals in sorted(debts.items()):
+        paid_epoch = epochs[index]
+        paid = (JournalLine.objects.filter(entry_id=paid_epoch.entry_id, account__code=code)
+                .values_list("amount_micro", flat=True).first() or 0)
+        credit_total = dict(map(tuple, paid_epoch.entry.data["credits"])).get(code, 0)
+        before = (ReversalClaim.objects.filter(kind=ReversalClaim.Kind.DEBT, account__code=code,
+                                               credit_epoch=paid_epoch)
+                  .aggregate(s=Sum("credit_micro"))["s"] or 0)
+        credit_sum = tokens_sum = 0
+        for pk, credit in reversals:   # one by one: each claim row carries its own share
+            tokens = clawback_tokens(paid=max(paid, 0), credit=credit_total,
+                                     reversed_before=before, reversed_now=credit)
+            claims.append(ReversalClaim(reversal_id=pk, kind=ReversalClaim.Kind.DEBT,
+                                        closed_in=epoch, credit_epoch=paid_epoch,
+                                        account=accounts[code],
+                                        charged=accounts[charged_code[code]],
+                                        credit_micro=credit,
+                                        tokens_micro=tokens))
+            before += credit
+            credit_sum += credit
+            tokens_sum += tokens
+        items.append([code, index, credit_sum, tokens_sum, charged_code[code]])
+
+    owed = _clawback_owed(extra={code: sum(i[3] for i in items if i[4] == code)
+                                 for *_, code in items})
+    taken = withheld(owed=owed, payouts=payouts)
+    entry = None
+    if items or taken:
+        touched = sorted({i[4] for i in items} | set(taken))
+        holders = _accounts_for(sorted(set(taken) | {DESTINATION}))
+        lines = {holders[code]: -amount for code, amount in taken.items()}
+        if taken:
+            lines[holders[DESTINATION]] = sum(taken.values())
+        data = {"epoch": epoch.index, "reversals": items,
+                "owed": [[code, owed.get(code, 0) - taken.get(code, 0)] for code in touched]}
+        memo = (f"Clawback after epoch {epoch.index}: {tokens_str(sum(taken.values()))} "
+                f"tokens withheld for reversed credit")
+        entry = _append_entry(head, kind=JournalEntry.Kind.CLAWBACK, at=now, memo=memo,
+                              data=data, lines=lines)
+        for claim in claims:
+            if claim.kind == ReversalClaim.Kind.DEBT:
+                claim.entry = entry
+    ReversalClaim.objects.bulk_create(claims, batch_size=CHUNK)
+    return entry
+
+
+def _clawback_owed(*, extra: dict[str, int]) -> dict[str, int]:
+    """What each account owes: debts claimed (plus `extra`, claimed now) minus withheld."""
+    owed = dict(extra)
+    for code, tokens in (ReversalClaim.objects.filter(kind=ReversalClaim.Kind.DEBT,
+                                                      tokens_micro__gt=0)
+                         .values("charged__code").annotate(s=Sum("tokens_micro"))
+                         .values_list("charged__code", "s")):
+        owed[code] = owed.get(code, 0) + tokens
+    for code, amount in (JournalLine.objects.filter(entry__kind=JournalEntry.Kind.CLAWBACK,
+                                                    amount_micro__lt=0,
+                                                    account__code__in=list(owed))
+                         .values("account__code").annotate(s=Sum("amount_micro"))
+                         .values_list("account__code", "s")):
+        owed[code] += amount
+    return owed
+
+
+def _charged_codes(codes: set[str]) -> dict[str, str]:
+    """For each paid volunteer account, the account its debts are withheld from.
+
+    A volunteer claimed into an account (volunteer_merge) has its tokens moved there
+    and is paid nothing more itself, so its debts follow it, hop by hop.
+    """
+    owner = {code: int(code.removeprefix("volunteer-")) for code in codes}
+    for _ in range(8):   # a merge folds an anonymous volunteer into an account: one hop
+        hops = dict(Volunteer.objects.filter(pk__in=set(owner.values()),
+                                             merged_into__isnull=False)
+                    .values_list("pk", "merged_into_id"))
+        if not hops:
+            break
+        owner = {code: hops.get(pk, pk) for code, pk in owner.items()}
+    return {code: Account.volunteer_code(pk) for code, pk in owner.items()}

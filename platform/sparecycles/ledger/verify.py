@@ -10,12 +10,20 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from .canonical import to_us
 from .chain import ChainVerifier, Problem
-from .models import Account, ChainHead, Epoch, EpochCredit, JournalEntry, PolicyVersion
+from .models import (
+    Account,
+    ChainHead,
+    Epoch,
+    EpochCredit,
+    JournalEntry,
+    PolicyVersion,
+    ReversalClaim,
+)
 from .selectors import chain_head, journal_chunks, policy_records
 
 ATTEMPTS = 5
@@ -42,7 +50,8 @@ def verify_records(records) -> VerifyReport:
         problem = verifier.feed(record)
         if problem:
             return VerifyReport(ok=False, problem=problem, totals=verifier.totals())
-    return VerifyReport(ok=True, problem=None, totals=verifier.totals())
+    problem = verifier.finish()
+    return VerifyReport(ok=problem is None, problem=problem, totals=verifier.totals())
 
 
 def verify_ledger() -> VerifyReport:
@@ -76,11 +85,19 @@ def _verify_once() -> VerifyReport:
             elif entry.kind == JournalEntry.Kind.POLICY:
                 seen_policies += 1
                 message = _check_policy_row(policies.get(entry.pk), record)
+            elif entry.kind == JournalEntry.Kind.CLAWBACK:
+                message = _check_claim_rows(entry, record)
             else:
                 message = None
             if message:
                 return fail(Problem(seq=entry.seq, message=message))
 
+    problem = verifier.finish()
+    if problem:
+        return fail(problem)
+    message = _check_claims()
+    if message:
+        return fail(Problem(seq=None, message=message))
     totals = verifier.totals()
     head = ChainHead.objects.filter(pk=1).first()
     head_state = (head.seq, head.hash) if head else (0, totals["head_hash"])
@@ -122,6 +139,56 @@ def _check_epoch_row(epoch: Epoch | None, record: dict) -> str | None:
     if linked != {code: credit for code, credit in data["credits"]}:
         return f"epoch {data['epoch']}'s linked credit grants do not add up to its credits"
     return None
+
+
+def _check_claim_rows(entry: JournalEntry, record: dict) -> str | None:
+    """The claims a clawback entry published are exactly the rows that point at it."""
+    rows = (ReversalClaim.objects.filter(entry=entry)
+            .values("account__code", "credit_epoch__index", "charged__code")
+            .annotate(credit=Sum("credit_micro"), tokens=Sum("tokens_micro")).order_by())
+    stored = sorted([r["account__code"], r["credit_epoch__index"], r["credit"], r["tokens"],
+                     r["charged__code"]] for r in rows)
+    if stored != record["data"]["reversals"]:
+        return (f"the reversal claims of clawback entry #{entry.seq} differ from what it "
+                "published")
+    return None
+
+
+def _check_claims() -> str | None:
+    """Every claim matches its reversal, and every debt was published in a clawback entry."""
+    claims = ReversalClaim.objects.all()
+    if claims.exclude(credit_micro=F("reversal__amount_micro")).exists():
+        return "a reversal claim's credit differs from the reversal it claims"
+    debts = claims.filter(kind=ReversalClaim.Kind.DEBT)
+    if debts.filter(Q(entry__isnull=True) | ~Q(entry__kind=JournalEntry.Kind.CLAWBACK)).exists():
+        return "a debt from reversed credit is not published in a clawback entry"
+    if debts.exclude(credit_epoch=F("reversal__grant__ledger_epoch_credit__epoch")).exists() \
+            or debts.exclude(account__volunteer_id=F(
+                "reversal__grant__ledger_epoch_credit__volunteer_id")).exists():
+        return "a debt names another epoch or account than its reversed grant was paid in"
+    for paid, charged in debts.exclude(charged=F("account")).values_list(
+            "account__volunteer_id", "charged__volunteer_id").distinct():
+        if not _merged_into(paid, charged):
+            return (f"a debt of volunteer-{paid} is charged to volunteer-{charged}, which "
+                    "it was not claimed into")
+    basis = claims.filter(kind=ReversalClaim.Kind.BASIS)
+    if basis.exclude(reversal__grant__ledger_epoch_credit__amount_micro=0).exists() \
+            or basis.exclude(entry__isnull=True).exists():
+        return "reversed credit said to have left its epoch's basis was counted in it"
+    return None
+
+
+def _merged_into(volunteer_id: int | None, target_id: int | None) -> bool:
+    from sparecycles.volunteers.models import Volunteer
+
+    seen = set()
+    while volunteer_id is not None and volunteer_id not in seen:
+        seen.add(volunteer_id)
+        volunteer_id = (Volunteer.objects.filter(pk=volunteer_id)
+                        .values_list("merged_into_id", flat=True).first())
+        if volunteer_id == target_id:
+            return True
+    return False
 
 
 def _check_policy_row(policy: PolicyVersion | None, record: dict) -> str | None:

@@ -9,7 +9,7 @@ from . import selectors
 from .canonical import canonical_json, from_us, to_us
 from .charts import schedule_chart
 from .merkle import LEAF_PREFIX, NODE_PREFIX
-from .models import Account
+from .models import Account, JournalEntry
 from .params import BadParam, in_range, int_param
 from .policy import DEFAULT_PARAMS
 from .verify import verify_ledger_cached
@@ -97,8 +97,10 @@ def epoch_detail(request: HttpRequest, index: int) -> HttpResponse:
     page = payouts[offset:offset + PAGE]
     credit_total = epoch.credit_micro or 1
     rows = [{"payout": p, "share": p.credit_micro * 100 / credit_total} for p in page]
+    clawback = selectors.epoch_clawback(epoch)
     return render(request, "ledger/epoch.html", {
-        "epoch": epoch, "rows": rows, "count": len(payouts),
+        "epoch": epoch, "rows": rows, "count": len(payouts), "clawback": clawback,
+        "clawback_rows": selectors.clawback_rows(clawback) if clawback else None,
         "newer": offset - PAGE if offset >= PAGE else None,
         "older": offset + PAGE if offset + PAGE < len(payouts) else None,
         "first": offset + 1, "last": offset + len(page),
@@ -124,6 +126,7 @@ def account_detail(request: HttpRequest, code: str) -> HttpResponse:
     older = history[-1].seq if len(history) == PAGE else None
     return render(request, "ledger/account.html", {
         "account": account, "history": history, "older": older, "before": before,
+        "owed_micro": selectors.account_owed_micro(code),
     })
 
 
@@ -139,6 +142,8 @@ def entry_detail(request: HttpRequest, seq: int) -> HttpResponse:
     return render(request, "ledger/entry.html", {
         "entry": entry, "record": record, "canonical": content,
         "lines": record["lines"], "next_seq": entry.seq + 1 if entry.seq < head_seq else None,
+        "clawback": selectors.clawback_rows(entry)
+        if entry.kind == JournalEntry.Kind.CLAWBACK else None,
     })
 
 

@@ -216,7 +216,8 @@ def project_top_contributors(*, project: Project, limit: int = 10) -> list[dict[
     """Volunteers with the most credit granted for this project's work."""
     from sparecycles.credit.models import MICRO, CreditGrant
 
-    rows = (CreditGrant.objects.filter(project=project).values("volunteer")
+    rows = (CreditGrant.objects.filter(project=project, reversal__isnull=True)
+            .values("volunteer")
             .annotate(credit=Sum("amount_micro"), results=Count("id"))
             .order_by("-credit", "volunteer")[:limit])
     rows = list(rows)

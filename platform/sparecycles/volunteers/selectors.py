@@ -125,7 +125,8 @@ def device_rows(*, volunteer: Volunteer, now: float | None = None) -> list[Devic
     now = now if now is not None else time.time()
     devices = list(volunteer.devices.filter(revoked=False).order_by("-last_seen", "-pk"))
     ids = [d.pk for d in devices]
-    credit = dict(CreditGrant.objects.filter(device_id__in=ids).values("device_id")
+    credit = dict(CreditGrant.objects.filter(device_id__in=ids, reversal__isnull=True)
+                  .values("device_id")
                   .annotate(s=Sum("amount_micro")).values_list("device_id", "s"))
     results = {row["device_id"]: row for row in Replica.objects.filter(
         device_id__in=ids, received_at__isnull=False).values("device_id").annotate(
@@ -181,7 +182,8 @@ def credit_by_day(*, volunteer: Volunteer, days: int, today: dt.date) -> list[tu
     from sparecycles.credit.models import CreditGrant
 
     first = today - dt.timedelta(days=days - 1)
-    per_day = dict(CreditGrant.objects.filter(volunteer=volunteer, granted_at__date__gte=first)
+    per_day = dict(CreditGrant.objects.filter(volunteer=volunteer, granted_at__date__gte=first,
+                                              reversal__isnull=True)
                    .annotate(day=TruncDate("granted_at")).values("day")
                    .annotate(s=Sum("amount_micro")).values_list("day", "s"))
     return [(first + dt.timedelta(days=i), per_day.get(first + dt.timedelta(days=i)) or 0)

@@ -35,7 +35,8 @@ class Command(BaseCommand):
                 f"Ledger OK: {totals['entries']} entries, {totals['epochs']} epochs, "
                 f"head #{totals['head_seq']} {totals['head_hash']}; "
                 f"emitted {tokens_str(totals['emitted'])}, burned {tokens_str(totals['burned'])}, "
-                f"supply {tokens_str(totals['supply'])} tokens."))
+                f"supply {tokens_str(totals['supply'])} tokens; clawed back "
+                f"{tokens_str(totals['clawed_back'])}, still owed {tokens_str(totals['owed'])}."))
         else:
             self.stderr.write(self.style.ERROR(f"Ledger BROKEN at {report.problem}"))
         if not report.ok:
