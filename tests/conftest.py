@@ -77,7 +77,9 @@ def _test_settings(settings, tmp_path):
     settings.SPARECYCLES = {**settings.SPARECYCLES, "EMBEDDED_HOUSEKEEPING": False,
                             "STATS_DIR": str(tmp_path / "stats"),
                             # Tie-breakers go to any device unless a test says otherwise.
-                            "RELIABLE_RETRY_WAIT_S": 0}
+                            "RELIABLE_RETRY_WAIT_S": 0,
+                            # Known answers for slow bundled apps (primes): a few seconds.
+                            "KNOWN_ANSWER_BUDGET_S": 5}
 
 
 @pytest.fixture(scope="session")

@@ -489,6 +489,9 @@ class ReplicaCountsSerializer(serializers.Serializer):
 
 class BatchStatusSerializer(CountsSerializer):
     replicas = ReplicaCountsSerializer()
+    revalidated = serializers.IntegerField(
+        help_text="Work units sent back to validation because a device that helped settle "
+                  "them was caught later; their canonical result was derived again.")
     failure_reasons = ReasonSerializer(many=True)
     replica_errors = ReplicaErrorSerializer(many=True)
 
@@ -632,7 +635,8 @@ class WorkUnitOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WorkUnit
-        fields = ["seq", "state", "input", "output", "error_reason", "completed_at"]
+        fields = ["seq", "state", "input", "output", "error_reason", "completed_at",
+                  "revalidated_at"]
 
 
 class BatchWorkUnitListApi(OwnerListApi):
@@ -657,6 +661,13 @@ class ResultOutputSerializer(serializers.Serializer):
     input = serializers.JSONField()
     output = serializers.JSONField(source="canonical_output")
     completed_at = serializers.DateTimeField()
+    revalidated = serializers.SerializerMethodField(
+        help_text="True if validation derived this result again after catching a device "
+                  "that had helped settle it (see revalidated_at).")
+    revalidated_at = serializers.DateTimeField(allow_null=True)
+
+    def get_revalidated(self, row) -> bool:
+        return row["revalidated_at"] is not None
 
 
 class BatchResultListApi(OwnerListApi):
