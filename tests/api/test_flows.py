@@ -224,8 +224,8 @@ def test_submit_jsonl_then_watch_progress_and_fetch_results(api, app_version):
     assert exported["Content-Type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(b"".join(exported.streaming_content).decode())))
     assert table[0] == ["seq", "n", "square", "revalidated"]
-    assert table[1:] == [["1", "1", "1", "false"], ["2", "2", "4", "false"], ["3", "3", "9", "false"],
-                         ["5", "5", "25", "false"]]
+    assert table[1:] == [["1", "1", "1", "false"], ["2", "2", "4", "false"],
+                         ["3", "3", "9", "false"], ["5", "5", "25", "false"]]
 
 
 def test_failed_work_units_carry_their_reason(api, app_version):

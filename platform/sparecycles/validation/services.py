@@ -22,7 +22,7 @@ from sparecycles.db.bulk import rows_update
 from sparecycles.db.retry import deadlock_retry
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.models import Replica
-from sparecycles.volunteers.models import Device
+from sparecycles.volunteers.models import Device, Volunteer
 
 from .models import DeviceCredibility, ValidationAudit
 from .transitioner import Transition, workunits_transition
@@ -125,7 +125,7 @@ def workunits_revalidate(*, workunit_ids: list[int], device_ids: list[int]) -> i
             ids = [w.pk for w in workunits]
             replicas = list(Replica.objects.select_for_update(no_key=True)
                             .filter(workunit_id__in=ids).order_by("pk"))
-            thrown, again = [], []
+            thrown, again, vouched = [], [], []
             for replica in replicas:
                 if replica.spot_check or replica.outcome != O.SUCCESS:
                     continue
@@ -135,9 +135,17 @@ def workunits_revalidate(*, workunit_ids: list[int], device_ids: list[int]) -> i
                     replica.validate_state = V.INVALID
                     again.append(replica)
                 elif replica.validate_state in (V.VALID, V.INVALID):
+                    if replica.validate_state == V.VALID and replica.device_id:
+                        vouched.append(replica.device_id)
                     replica.validate_state = V.INCONCLUSIVE
                     again.append(replica)
             rows_update(Replica, again, ["validate_state"])
+            # Lock order: volunteers before credibility rows, projects and teams.
+            list(Volunteer.objects.select_for_update(no_key=True).order_by("pk")
+                 .filter(pk__in={r.volunteer_id for r in again} - {None})
+                 .values_list("pk", flat=True))
+            # A confirmation given by a device caught later proves nothing: take it back.
+            _confirmations_withdraw(vouched)
             for workunit in workunits:
                 workunit.state = WorkUnit.State.OPEN
                 workunit.canonical_replica = None
@@ -159,6 +167,17 @@ def workunits_revalidate(*, workunit_ids: list[int], device_ids: list[int]) -> i
             return len(workunits)
 
     return deadlock_retry(run, what=f"revalidating {len(workunit_ids)} work units")
+
+
+def _confirmations_withdraw(device_ids: list[int]) -> None:
+    counts: dict[int, int] = {}
+    for device_id in device_ids:
+        counts[device_id] = counts.get(device_id, 0) + 1
+    rows = list(DeviceCredibility.objects.select_for_update(no_key=True)
+                .filter(device_id__in=list(counts)).order_by("pk"))
+    for row in rows:
+        row.confirmed = max(0, row.confirmed - counts[row.device_id])
+    rows_update(DeviceCredibility, rows, ["confirmed"])
 
 
 def devices_spot_check_passed(*, device_ids: list[int]) -> list[int]:

@@ -98,7 +98,8 @@ class Command(BaseCommand):
                 f"| {row['share']:.0%} {row['kind']}s | {row['completed']} | "
                 f"{row['wrong']} ({row['wrong_share']:.1%}) | {row['failed']} "
                 f"({row['failed_share']:.1%}) | {row['open']} | {row['bad_credit']:.1%} | "
-                f"{row['tasks_per_completed']:.2f} ({row['steady']:.2f}) | {row['caught']} of {row['bad']} | "
+                f"{row['tasks_per_completed']:.2f} ({row['steady']:.2f}) | "
+                f"{row['caught']} of {row['bad']} | "
                 f"{row['max_meetings']} (mean {row['mean_meetings']:.2f}) |")
 
     def scenario(self, *, kind, share, workunits, devices, seed, old_rules, index):
