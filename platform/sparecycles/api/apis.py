@@ -275,8 +275,8 @@ class AppOutputSerializer(serializers.ModelSerializer):
         model = App
         fields = ["name", "project", "title", "description", "validator", "validator_options",
                   "validate_code", "adaptive_replication", "adaptive_threshold",
-                  "spot_check_rate", "min_memory_mb", "allow_mobile", "output_view",
-                  "latest_version", "created_at"]
+                  "spot_check_rate", "credibility_threshold", "min_memory_mb", "allow_mobile",
+                  "output_view", "latest_version", "created_at"]
 
     def get_latest_version(self, obj) -> int | None:
         version = obj.latest_version()
@@ -297,6 +297,8 @@ class AppSettingsSerializer(serializers.Serializer):
                                                   required=False)
     spot_check_rate = serializers.FloatField(min_value=0, max_value=1, required=False,
                                              validators=[finite])
+    credibility_threshold = serializers.FloatField(min_value=0.5, max_value=0.999999,
+                                                   required=False, validators=[finite])
     min_memory_mb = serializers.IntegerField(min_value=0, max_value=10_000_000, required=False)
     allow_mobile = serializers.BooleanField(required=False)
     output_view = serializers.ChoiceField(choices=OutputView.choices, required=False,

@@ -148,7 +148,8 @@ class AppAdmin(OwnedMixin, admin.ModelAdmin):
                         "description": "How replicas' outputs are compared before a result "
                                        "is accepted."}),
         ("Scheduling", {"fields": ["adaptive_replication", "adaptive_threshold",
-                                   "spot_check_rate", "min_memory_mb", "allow_mobile"]}),
+                                   "spot_check_rate", "credibility_threshold",
+                                   "min_memory_mb", "allow_mobile"]}),
         ("Public page", {"fields": ["output_view"]}),
     ]
 

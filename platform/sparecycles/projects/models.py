@@ -75,7 +75,9 @@ class App(models.Model):
     )
     spot_check_rate = models.FloatField(
         default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)],
-        help_text="Share of tasks that are known-answer spot checks (0 to 1).",
+        help_text="At least this share of tasks are known-answer spot checks (0 to 1). "
+                  "Automatic spot checks run anyway: half of a new device's tasks, "
+                  "falling to 2% as its credibility grows.",
     )
     credibility_threshold = models.FloatField(
         default=0.99, validators=[MinValueValidator(0.5), MaxValueValidator(0.999999)],

@@ -21,4 +21,9 @@ class Migration(migrations.Migration):
             name='revalidated_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.AlterField(
+            model_name='app',
+            name='spot_check_rate',
+            field=models.FloatField(default=0.0, help_text="At least this share of tasks are known-answer spot checks (0 to 1). Automatic spot checks run anyway: half of a new device's tasks, falling to 2% as its credibility grows.", validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)]),
+        ),
     ]
