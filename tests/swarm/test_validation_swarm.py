@@ -2,6 +2,8 @@
 the swarm's colluders, random cheaters and honest volunteers, all new and connecting at
 once. Judged from the database, every canonical result recomputed natively."""
 
+import os
+
 import pytest
 from django.db.models import Sum
 
@@ -58,7 +60,11 @@ def honest_results_never_invalid(runner, expected):
             assert replica.validate_state != V.INVALID, (replica.workunit.seq, replica.pk)
 
 
-@pytest.mark.parametrize("seed", [11, 12])
+# CI runs two; VALIDATION_SWARM_RUNS=10 repeats the judge's run ten times.
+RUNS = int(os.environ.get("VALIDATION_SWARM_RUNS", "2"))
+
+
+@pytest.mark.parametrize("seed", range(11, 11 + RUNS))
 def test_an_adversarial_majority_never_wins_at_the_defaults(live_server_factory, seed):
     # The judge's run: 3 honest, 2 random cheaters, 2 colluders, all new, connecting
     # together, the manifest quorum of 2. Before: up to 10 of 29 canonical results wrong,
