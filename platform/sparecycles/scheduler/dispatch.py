@@ -158,7 +158,6 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         runtimes = {str(r) for r in caps.get("runtimes", ["pyodide"])}
         memory_mb, mobile = int(caps.get("memory_mb") or 0), bool(caps.get("mobile"))
         volunteer_id, network = device.volunteer_id, networks[device_id]
-        # Versions it was sent today first (their code is loaded), then the rest.
         recent = {v for (d, v), h in hosts.items()
                   if d == device_id and h.quota_day == today and h.jobs_today}
         picked = 0
