@@ -30,6 +30,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from sparecycles.credit.models import CreditGrant
 from sparecycles.projects.models import App, Project, WorkUnit
@@ -125,12 +126,12 @@ class Command(BaseCommand):
         bad_ids = {d.pk for d, bad in fleet if bad}
         sent = Replica.objects.filter(workunit__app_version__app=app, sent_at__isnull=False)
         finished = batch.workunits.filter(state=WorkUnit.State.COMPLETED)
-        mark = None  # (tasks, completed) when half the work was done: steady state after it
+        mark = None  # when half the work was done: steady state after it
         for _ in range(workunits * 4):  # rounds, bounded
             if not batch.workunits.filter(state=WorkUnit.State.OPEN).exists():
                 break
             if mark is None and finished.count() >= workunits // 2:
-                mark = (sent.count(), finished.count())
+                mark = timezone.now()
             honest = [item for item in fleet if not item[1]]
             bad = [item for item in fleet if item[1]]
             rng.shuffle(honest)
@@ -157,8 +158,13 @@ class Command(BaseCommand):
                                        sent_at__isnull=False).count()
         meetings = pair_meetings(app_id=app.pk)
         steady = 0.0
-        if mark is not None and len(done) > mark[1]:
-            steady = (tasks - mark[0]) / (len(done) - mark[1])
+        if mark is not None:
+            # Units completed after the mark: their own replicas, plus the spot checks sent
+            # after it (spot checks belong to no unit of the batch).
+            later = [u.pk for u in done if u.completed_at > mark]
+            if later:
+                steady = (sent.filter(workunit_id__in=later, spot_check=False).count()
+                          + sent.filter(spot_check=True, sent_at__gt=mark).count()) / len(later)
         return {
             "kind": kind, "share": share, "completed": len(done), "wrong": wrong,
             "wrong_share": wrong / len(done) if done else 0.0,
