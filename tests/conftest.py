@@ -118,7 +118,9 @@ def _test_settings(settings, tmp_path):
     settings.SPARECYCLES = {**settings.SPARECYCLES, "EMBEDDED_HOUSEKEEPING": False,
                             "STATS_DIR": str(tmp_path / "stats"),
                             # Tie-breakers go to any device unless a test says otherwise.
-                            "RELIABLE_RETRY_WAIT_S": 0}
+                            "RELIABLE_RETRY_WAIT_S": 0,
+                            # Known answers for slow bundled apps (primes): a few seconds.
+                            "KNOWN_ANSWER_BUDGET_S": 5}
 
 
 @pytest.fixture(scope="session")
@@ -128,3 +130,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     settings.DATABASES["default"].setdefault("TEST", {})
+
+
+@pytest.fixture
+def establish(db):
+    """Give devices an established record (as if spot checks and established peers had
+    confirmed `confirmed` of their results): validation lets them settle a quorum."""
+    from sparecycles.validation.models import DeviceCredibility
+
+    def make(*devices, confirmed=20):
+        for device in devices:
+            DeviceCredibility.objects.update_or_create(device=device,
+                                                       defaults={"confirmed": confirmed})
+        return devices[0] if len(devices) == 1 else devices
+    return make

@@ -39,6 +39,11 @@ def envint(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def envfloat(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -77,6 +82,7 @@ INSTALLED_APPS = [
     "sparecycles.projects",
     "sparecycles.volunteers",
     "sparecycles.scheduler",
+    "sparecycles.validation",
     "sparecycles.credit",
     "sparecycles.leaderboards",
     "sparecycles.ledger",
@@ -329,6 +335,26 @@ SPARECYCLES = {
     # second of its measured work earns 1000 MFLOPS x 200 / 86400 s credit by default
     # (BOINC's unit). See credit/normalisation.py.
     "CREDIT_REFERENCE_MFLOPS": envint("SPARECYCLES_CREDIT_REFERENCE_MFLOPS", 1000),
+    # Validation (validation/): Sarmenta's credibility. The share of saboteurs assumed
+    # when estimating how likely a result is correct (f); a device becomes "established"
+    # after this many results confirmed by spot checks or by established devices.
+    "ASSUMED_SABOTEUR_SHARE": envfloat("SPARECYCLES_ASSUMED_SABOTEUR_SHARE", 0.3),
+    "ESTABLISHED_AFTER": envint("SPARECYCLES_ESTABLISHED_AFTER", 2),
+    # Automatic spot checks: a new device gets this share of known-answer tasks, falling as
+    # 1/(1 + confirmed results) down to the floor (per app, App.spot_check_rate raises it).
+    "SPOT_CHECK_NEW": envfloat("SPARECYCLES_SPOT_CHECK_NEW", 0.5),
+    "SPOT_CHECK_MIN": envfloat("SPARECYCLES_SPOT_CHECK_MIN", 0.02),
+    # Known answers the catalogue loader computes natively for a bundled app that has none
+    # (main.py runs in CPython), within this many seconds.
+    "KNOWN_ANSWERS": envint("SPARECYCLES_KNOWN_ANSWERS", 8),
+    "KNOWN_ANSWER_BUDGET_S": envfloat("SPARECYCLES_KNOWN_ANSWER_BUDGET_S", 20),
+    # Settled work units in which a device was in the minority (since its last clean
+    # check) before it is quarantined like a device that failed a spot check.
+    "MINORITY_LIMIT": envint("SPARECYCLES_MINORITY_LIMIT", 2),
+    # Pair diversity: two devices that already met in this many work units over the window
+    # are not paired again while another work unit is available.
+    "PAIR_MAX_MEETINGS": envint("SPARECYCLES_PAIR_MAX_MEETINGS", 2),
+    "PAIR_WINDOW_S": envint("SPARECYCLES_PAIR_WINDOW_S", 86400),
 }
 
 # --- the custom-validator sandbox (sandbox/, docs/sandbox.md) ------------------------

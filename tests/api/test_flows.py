@@ -217,13 +217,15 @@ def test_submit_jsonl_then_watch_progress_and_fetch_results(api, app_version):
     assert jsonl["Content-Type"] == "application/jsonl"
     rows = [json.loads(line) for line in b"".join(jsonl.streaming_content).splitlines()]
     assert [r["seq"] for r in rows] == [1, 2, 3, 5]
-    assert rows[-1] == {"seq": 5, "input": {"n": 5}, "output": {"n": 5, "square": 25}}
+    assert rows[-1] == {"seq": 5, "input": {"n": 5}, "output": {"n": 5, "square": 25},
+                        "revalidated": False}
 
     exported = api.get(f"/api/v1/batches/{batch['id']}/results.csv")
     assert exported["Content-Type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(b"".join(exported.streaming_content).decode())))
-    assert table[0] == ["seq", "n", "square"]
-    assert table[1:] == [["1", "1", "1"], ["2", "2", "4"], ["3", "3", "9"], ["5", "5", "25"]]
+    assert table[0] == ["seq", "n", "square", "revalidated"]
+    assert table[1:] == [["1", "1", "1", "false"], ["2", "2", "4", "false"],
+                         ["3", "3", "9", "false"], ["5", "5", "25", "false"]]
 
 
 def test_failed_work_units_carry_their_reason(api, app_version):

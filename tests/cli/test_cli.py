@@ -94,7 +94,8 @@ def test_submit_watch_and_download_results(cli, logged_in, tmp_path):
     target = tmp_path / "results.csv"
     assert cli("results", batch.pk, "--format", "csv", "-o", target)[0] == 0
     table = list(csv.reader(target.open()))
-    assert table[0] == ["seq", "n", "square"] and table[7] == ["7", "7", "49"]
+    assert table[0] == ["seq", "n", "square", "revalidated"]
+    assert table[7] == ["7", "7", "49", "false"]
 
     code, out, _ = cli("results", batch.pk)   # to standard output
     assert code == 0 and out.count("\n") == 7

@@ -133,7 +133,8 @@ def test_an_owner_creating_a_project_owns_it_and_cannot_pick_owners(owner_admin,
 def test_validator_settings_are_checked(owner_admin, app):
     data = {"title": "Squares", "description": "", "validator": "tolerance",
             "validator_options": '{"abs_tol": -1}', "validate_code": "",
-            "adaptive_threshold": 10, "spot_check_rate": 0, "min_memory_mb": 0,
+            "adaptive_threshold": 10, "spot_check_rate": 0, "credibility_threshold": 0.99,
+            "min_memory_mb": 0,
             "allow_mobile": "on", "output_view": "", "versions-TOTAL_FORMS": 0,
             "versions-INITIAL_FORMS": 0}
     response = owner_admin.post(f"/admin/projects/app/{app.pk}/change/", data)

@@ -56,10 +56,11 @@ def test_a_device_may_ask_once_per_batch(make_device):
 def test_a_device_the_window_cannot_serve_falls_back_to_its_own_query(
         make_batch, owner, settings, monkeypatch):
     settings.SPARECYCLES = {**settings.SPARECYCLES, "MAX_INFLIGHT": 40, "DAILY_QUOTA_START": 100}
-    make_batch(count=25, min_quorum=2, target_nresults=2)
+    make_batch(count=20, min_quorum=2, target_nresults=2)
     first = device_connect(token=None, user=owner).device
     [taken] = tasks_dispatch_many([Ask(device_id=first.pk, slots=20)], rng=RNG)
     assert len({r.workunit_id for r in taken.replicas}) == 20
+    make_batch(count=5, min_quorum=2, target_nresults=2)  # later work, after those in id order
     # The volunteer's other device asks for one: the window (4 × 1 + 16 = 20 unsent rows)
     # holds only the second copies of those 20 units, which it may not have.
     second = device_connect(token=None, user=owner).device

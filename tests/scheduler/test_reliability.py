@@ -41,16 +41,18 @@ def test_low_reputation_volunteer_never_works_alone(make_batch, make_device, app
     assert WorkUnit.objects.get().state == WorkUnit.State.OPEN
 
 
-def test_valid_results_build_consecutive_valid_and_invalid_resets_it(make_batch, make_device):
-    make_batch(count=3, min_quorum=2, target_nresults=2)
-    honest, other = make_device().device, make_device().device
-    for _ in range(2):
+def test_valid_results_build_consecutive_valid_and_invalid_resets_it(make_batch, make_device,
+                                                                    establish):
+    honest, other = establish(make_device().device), make_device().device
+    for _ in range(2):  # one work unit at a time: assignment is random
+        make_batch(count=1, min_quorum=2, target_nresults=2)
         run(honest)
         run(other)
     host = HostAppVersion.objects.get(device=honest)
     assert (host.n_valid, host.consecutive_valid) == (2, 2)
     assert host.turnaround_avg_s is not None
     liar = make_device().device
+    make_batch(count=1, min_quorum=2, target_nresults=2)
     run(honest)
     run(liar, output={"ok": False})
     run(make_device().device)  # the tie-breaker agrees with the honest device
@@ -130,18 +132,17 @@ def test_capabilities_decide_which_apps_a_device_gets(make_batch, app):
     assert len(tasks_dispatch(device=big.device, slots=1).replicas) == 1
 
 
-def test_tie_breakers_go_to_devices_with_a_valid_record(make_batch, make_device, settings):
+def test_tie_breakers_go_to_established_devices(make_batch, make_device, settings, establish):
     settings.SPARECYCLES = {**settings.SPARECYCLES, "RELIABLE_RETRY_WAIT_S": 120}
-    make_batch(count=2, min_quorum=2, target_nresults=2)
+    make_batch(count=1, min_quorum=2, target_nresults=2)
     run(make_device().device, output={"x": 1})
     run(make_device().device, output={"x": 2})  # inconclusive: one tie-breaker is created
     assert WorkUnit.objects.filter(replicas__validate_state="inconclusive").exists()
+    make_batch(count=1, min_quorum=2, target_nresults=2)  # and fresh work beside it
     fresh = make_device().device
     got = tasks_dispatch(device=fresh, slots=4).replicas
     assert all(not r.workunit.replicas.filter(validate_state="inconclusive").exists()
                for r in got)
-    veteran = make_device().device
-    HostAppVersion.objects.create(device=veteran, app_version=WorkUnit.objects.first().app_version,
-                                  consecutive_valid=3, max_jobs_per_day=100)
+    veteran = establish(make_device().device)
     got = tasks_dispatch(device=veteran, slots=4).replicas
     assert any(r.workunit.replicas.filter(validate_state="inconclusive").exists() for r in got)

@@ -283,8 +283,8 @@ class AppOutputSerializer(serializers.ModelSerializer):
         model = App
         fields = ["name", "project", "title", "description", "validator", "validator_options",
                   "validate_code", "adaptive_replication", "adaptive_threshold",
-                  "spot_check_rate", "min_memory_mb", "allow_mobile", "output_view",
-                  "latest_version", "created_at"]
+                  "spot_check_rate", "credibility_threshold", "min_memory_mb", "allow_mobile",
+                  "output_view", "latest_version", "created_at"]
 
     def get_latest_version(self, obj) -> int | None:
         version = obj.latest_version()
@@ -305,6 +305,8 @@ class AppSettingsSerializer(serializers.Serializer):
                                                   required=False)
     spot_check_rate = serializers.FloatField(min_value=0, max_value=1, required=False,
                                              validators=[finite])
+    credibility_threshold = serializers.FloatField(min_value=0.5, max_value=0.999999,
+                                                   required=False, validators=[finite])
     min_memory_mb = serializers.IntegerField(min_value=0, max_value=10_000_000, required=False)
     allow_mobile = serializers.BooleanField(required=False)
     output_view = serializers.ChoiceField(choices=OutputView.choices, required=False,
@@ -546,6 +548,9 @@ class ReplicaCountsSerializer(serializers.Serializer):
 
 class BatchStatusSerializer(CountsSerializer):
     replicas = ReplicaCountsSerializer()
+    revalidated = serializers.IntegerField(
+        help_text="Work units sent back to validation because a device that helped settle "
+                  "them was caught later; their canonical result was derived again.")
     failure_reasons = ReasonSerializer(many=True)
     replica_errors = ReplicaErrorSerializer(many=True)
 
@@ -689,7 +694,8 @@ class WorkUnitOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WorkUnit
-        fields = ["seq", "state", "input", "output", "error_reason", "completed_at"]
+        fields = ["seq", "state", "input", "output", "error_reason", "completed_at",
+                  "revalidated_at"]
 
 
 class BatchWorkUnitListApi(OwnerListApi):
@@ -714,6 +720,13 @@ class ResultOutputSerializer(serializers.Serializer):
     input = serializers.JSONField()
     output = serializers.JSONField(source="canonical_output")
     completed_at = serializers.DateTimeField()
+    revalidated = serializers.SerializerMethodField(
+        help_text="True if validation derived this result again after catching a device "
+                  "that had helped settle it (see revalidated_at).")
+    revalidated_at = serializers.DateTimeField(allow_null=True)
+
+    def get_revalidated(self, row) -> bool:
+        return row["revalidated_at"] is not None
 
 
 class BatchResultListApi(OwnerListApi):

@@ -1,9 +1,11 @@
 """Validated results of a batch as JSONL or CSV, streamed in chunks (keyset on seq).
 
 JSONL: one object per validated work unit, in order:
-    {"seq": 1, "input": {...}, "output": {...}}
+    {"seq": 1, "input": {...}, "output": {...}, "revalidated": false}
 CSV: a header `seq` plus every top-level key of the outputs (the union over the
-batch, sorted), one row per validated work unit. A string cell is written as is,
+batch, sorted) and a last column `revalidated`, one row per validated work unit.
+`revalidated` is true when validation derived the result again after catching a
+device that had helped settle it. A string cell is written as is,
 unless it would read back as JSON (e.g. "12"), then it is JSON-quoted; other values
 are JSON (numbers, true/false, lists, objects); a missing key is an empty cell —
 the same rule the CSV upload reads. Outputs that are not objects go in one
@@ -44,7 +46,8 @@ def _output_keys(batch: Batch) -> list[str]:
 
 def _jsonl(rows: list[dict]) -> bytes:
     return "".join(
-        json.dumps({"seq": r["seq"], "input": r["input"], "output": r["canonical_output"]},
+        json.dumps({"seq": r["seq"], "input": r["input"], "output": r["canonical_output"],
+                    "revalidated": r["revalidated_at"] is not None},
                    separators=(",", ":"), ensure_ascii=False) + "\n" for r in rows
     ).encode("utf-8")
 
@@ -67,13 +70,14 @@ def _csv_rows(rows: list[dict], keys: list[str]) -> bytes:
     for r in rows:
         output = r["canonical_output"]
         values = output if isinstance(output, dict) else {"output": output}
-        writer.writerow([r["seq"], *(csv_cell(values[k]) if k in values else "" for k in keys)])
+        writer.writerow([r["seq"], *(csv_cell(values[k]) if k in values else "" for k in keys),
+                         csv_cell(r["revalidated_at"] is not None)])
     return buffer.getvalue().encode("utf-8")
 
 
 def _csv_header(keys: list[str]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(["seq", *keys])
+    csv.writer(buffer, lineterminator="\n").writerow(["seq", *keys, "revalidated"])
     return buffer.getvalue().encode("utf-8")
 
 

@@ -20,7 +20,8 @@ from django.conf import settings
 
 from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
 from sparecycles.scheduler.intake import Ack, Report, results_store
-from sparecycles.scheduler.services import _rng, task_payload, workunits_validate
+from sparecycles.scheduler.services import _rng, task_payload
+from sparecycles.validation.services import workunits_validate
 
 logger = logging.getLogger(__name__)
 

@@ -148,7 +148,8 @@ class AppAdmin(OwnedMixin, admin.ModelAdmin):
                         "description": "How replicas' outputs are compared before a result "
                                        "is accepted."}),
         ("Scheduling", {"fields": ["adaptive_replication", "adaptive_threshold",
-                                   "spot_check_rate", "min_memory_mb", "allow_mobile"]}),
+                                   "spot_check_rate", "credibility_threshold",
+                                   "min_memory_mb", "allow_mobile"]}),
         ("Public page", {"fields": ["output_view"]}),
     ]
 
@@ -384,6 +385,10 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
         replicas = status["replicas"]
         summary = (f"{replicas['in_progress']} tasks out now; {replicas['errors']} errors, "
                    f"{replicas['timed_out']} timed out, {replicas['invalid']} invalid results.")
+        if status["revalidated"]:
+            summary += (f" {status['revalidated']} result(s) revalidated: a device that helped "
+                        "settle them was caught later, so they were derived again (marked "
+                        "in the downloads).")
         if not rows:
             return format_html("None. {}", summary)
         return format_html("{}<ul>{}</ul>", summary, format_html_join(
@@ -558,13 +563,13 @@ class ReplicaInline(admin.TabularInline):
 class WorkUnitAdmin(OwnedMixin, admin.ModelAdmin):
     owner_path = "batch__app_version__app__project__owners"
     list_display = ["__str__", "state", "app_version", "min_quorum", "target_nresults",
-                    "error_reason", "completed_at"]
+                    "error_reason", "completed_at", "revalidated_at"]
     list_filter = ["state", ("batch", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["batch", "app_version__app"]
     readonly_fields = ["batch", "app_version", "seq", "input", "state", "canonical_output",
                        "canonical_replica", "error_reason", "min_quorum", "target_nresults",
                        "max_error_results", "max_total_results", "max_success_results",
-                       "delay_bound", "created_at", "completed_at"]
+                       "delay_bound", "created_at", "completed_at", "revalidated_at"]
     inlines = [ReplicaInline]
 
     def has_add_permission(self, request):

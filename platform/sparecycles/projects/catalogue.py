@@ -13,6 +13,8 @@ paints the app's validated outputs as a picture.
 
 import importlib.util
 import json
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,20 +159,77 @@ def bundled_app_install(bundled: BundledApp, *, project: Project | None = None) 
 
 def bundled_batch_create(name: str, *, count: int, seed: int = 0,
                          quorum: QuorumParams | None = None, created_by=None) -> Batch:
-    """Install bundled app `name` and create a batch of `count` work units from its inputs.py."""
+    """Install bundled app `name` and create a batch of `count` work units from its inputs.py.
+
+    At quorum 2 or more, an app with no known answers yet also gets a few, computed here by
+    its own main.py (bundled_known_answers): they let spot checks establish the first
+    devices, so a fresh site validates without a manual step.
+    """
     if count < 1:
         raise ValidationError("count must be at least 1.")
     bundled = bundled_app_read(name)
+    quorum = quorum or bundled.quorum
+    known = []
+    if quorum.min_quorum >= 2 and not _has_known_answers(bundled.name):
+        wanted = settings.SPARECYCLES["KNOWN_ANSWERS"]
+        # Inputs from the same series, just past the batch: they look like its neighbours.
+        extra = bundled.generate_inputs(count + wanted, seed)[count:]
+        known = bundled_known_answers(bundled, extra,
+                                      budget_s=settings.SPARECYCLES["KNOWN_ANSWER_BUDGET_S"])
     inputs = bundled.generate_inputs(count, seed)
     with transaction.atomic():
         version = bundled_app_install(bundled)
+        if known and not _has_known_answers(bundled.name):
+            spot_check_batch_create(app_version=version, known=known)
         return batch_create(
             app_version=version,
             name=f"{bundled.title}: {len(inputs)} units (seed {seed})",
             inputs=inputs,
-            quorum=quorum or bundled.quorum,
+            quorum=quorum,
             created_by=created_by,
         )
+
+
+def _has_known_answers(app_name: str) -> bool:
+    from .models import WorkUnit
+
+    return WorkUnit.objects.filter(app_version__app__name=app_name,
+                                   known_output__isnull=False).exists()
+
+
+_KNOWN_ANSWER_SCRIPT = """
+import json, runpy, sys
+entry = runpy.run_path(sys.argv[1])[sys.argv[2]]
+for line in sys.stdin:
+    print(json.dumps(entry(json.loads(line))), flush=True)
+"""
+
+
+def bundled_known_answers(bundled: BundledApp, inputs: list[dict], *, budget_s: float
+                          ) -> list[tuple[dict, Any]]:
+    """(input, output) pairs computed natively by the app's main.py, in a child process
+    that is stopped after `budget_s` seconds: whatever finished by then is kept (a slow
+    app gets fewer known answers, never a stalled load). Python apps only."""
+    main = bundled.path / "main.py"
+    if bundled.runtime != Runtime.PYODIDE or not main.exists() or not inputs:
+        return []
+    payload = "".join(json.dumps(value) + "\n" for value in inputs)
+    try:
+        done = subprocess.run([sys.executable, "-c", _KNOWN_ANSWER_SCRIPT, str(main),
+                               bundled.entry], input=payload, capture_output=True, text=True,
+                              timeout=budget_s, check=False)
+        lines = done.stdout.splitlines()
+    except subprocess.TimeoutExpired as stopped:
+        out = stopped.stdout or b""
+        text = out.decode() if isinstance(out, bytes) else out
+        lines = text.split("\n")[:-1]  # the last piece was cut off by the stop (or is empty)
+    known = []
+    for value, line in zip(inputs, lines, strict=False):
+        try:
+            known.append((value, json.loads(line)))
+        except ValueError:
+            break
+    return known
 
 
 def bundled_spot_checks_create(name: str, *, count: int, seed: int = 1_000_003) -> Batch:

@@ -75,7 +75,15 @@ class App(models.Model):
     )
     spot_check_rate = models.FloatField(
         default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)],
-        help_text="Share of tasks that are known-answer spot checks (0 to 1).",
+        help_text="At least this share of tasks are known-answer spot checks (0 to 1). "
+                  "Automatic spot checks run anyway: half of a new device's tasks, "
+                  "falling to 2% as its credibility grows.",
+    )
+    credibility_threshold = models.FloatField(
+        default=0.99, validators=[MinValueValidator(0.5), MaxValueValidator(0.999999)],
+        help_text="Accept a canonical result when the estimated probability that it is "
+                  "correct (from the agreeing devices' credibility) reaches this; otherwise "
+                  "issue more replicas. 1 − the error rate you accept.",
     )
     min_memory_mb = models.PositiveIntegerField(
         default=0, help_text="Devices reporting less memory get no tasks of this app (0: any)."
@@ -231,6 +239,9 @@ class WorkUnit(QuorumPolicy):
     error_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When validation last sent it back because a device that helped settle it was caught:
+    # owners see it on the batch page, in the API and in downloads.
+    revalidated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "seq"]

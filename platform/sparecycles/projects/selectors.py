@@ -125,6 +125,7 @@ def batch_status(*, batch: Batch, reasons: int = 10) -> dict[str, Any]:
         timed_out=Count("id", filter=Q(outcome=Replica.Outcome.NO_REPLY)),
         invalid=Count("id", filter=Q(validate_state=Replica.ValidateState.INVALID)),
     )
+    revalidated = batch.workunits.filter(revalidated_at__isnull=False).count()
     finished = progress["completed"] + progress["failed"] + progress["cancelled"]
     failed_units = list(
         # Failed work units, and open ones whose validation waits on a broken validator.
@@ -140,6 +141,9 @@ def batch_status(*, batch: Batch, reasons: int = 10) -> dict[str, Any]:
         **progress,
         "fraction_done": round(finished / progress["total"], 4) if progress["total"] else 0.0,
         "replicas": {key: value or 0 for key, value in replicas.items()},
+        # Work units validation sent back because a device that helped settle them was
+        # caught cheating later (their canonical result was derived again).
+        "revalidated": revalidated,
         "failure_reasons": [{"reason": row["error_reason"] or "unknown", "count": row["count"]}
                             for row in failed_units],
         "replica_errors": [{"error": row["error_message"] or "unspecified", "count": row["count"]}
@@ -159,9 +163,10 @@ def workunits_completed(*, batch: Batch) -> QuerySet[WorkUnit]:
 
 
 def batch_results(*, batch: Batch) -> QuerySet:
-    """(seq, input, canonical output) of the batch's validated work units, in order."""
+    """(seq, input, canonical output) of the batch's validated work units, in order, with
+    when validation last sent each back (a device that helped settle it was caught)."""
     return workunits_completed(batch=batch).values("seq", "input", "canonical_output",
-                                                    "completed_at")
+                                                    "completed_at", "revalidated_at")
 
 
 # --- public project pages ------------------------------------------------------------------

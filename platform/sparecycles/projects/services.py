@@ -149,8 +149,8 @@ def app_validator_check(*, validator: str, options: Any, code: str) -> None:
 
 
 APP_FIELDS = ("title", "description", "validator", "validator_options", "validate_code",
-              "adaptive_replication", "adaptive_threshold", "spot_check_rate", "min_memory_mb",
-              "allow_mobile", "output_view")
+              "adaptive_replication", "adaptive_threshold", "spot_check_rate",
+              "credibility_threshold", "min_memory_mb", "allow_mobile", "output_view")
 
 
 @transaction.atomic

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from sparecycles.db.bulk import rows_update
@@ -31,7 +31,13 @@ from sparecycles.volunteers.models import Device
 
 from .models import HostAppVersion, Replica
 from .reliability import host_quota_left, starting_quota
-from .spot_checks import spot_check_apps, spot_check_issue
+
+
+def _validation():
+    # validation sits above the scheduler: imported when first needed.
+    from sparecycles.validation import credibility, spot_checks
+
+    return credibility, spot_checks
 
 S, V = Replica.ServerState, Replica.ValidateState
 # Adaptive replication also needs the volunteer's overall reputation (volunteers.reputation).
@@ -129,6 +135,17 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         if network:
             taken_by_network.add((workunit_id, network))
 
+    credibility, spot_checks_module = _validation()
+    standing = credibility.standings(wants)
+    holders: dict[int, set[int]] = defaultdict(set)  # work unit -> devices holding a replica
+    for workunit_id, device_id in (
+            Replica.objects.filter(workunit_id__in={c.workunit_id for c in window},
+                                   device_id__isnull=False, spot_check=False)
+            .values_list("workunit_id", "device_id")):
+        holders[workunit_id].add(device_id)
+    meetings = pair_meetings(list(wants), {d for h in holders.values() for d in h})
+    pair_max = settings.SPARECYCLES["PAIR_MAX_MEETINGS"]
+
     retry_wait = dt.timedelta(seconds=settings.SPARECYCLES["RELIABLE_RETRY_WAIT_S"])
     used: set[int] = set()
     claims: list[tuple[int, int, dt.datetime, bool]] = []  # replica, device, deadline, solo
@@ -141,11 +158,22 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         runtimes = {str(r) for r in caps.get("runtimes", ["pyodide"])}
         memory_mb, mobile = int(caps.get("memory_mb") or 0), bool(caps.get("mobile"))
         volunteer_id, network = device.volunteer_id, networks[device_id]
-        # Versions it was sent today first (their code is loaded), then the rest.
         recent = {v for (d, v), h in hosts.items()
                   if d == device_id and h.quota_day == today and h.jobs_today}
         picked = 0
-        for c in sorted(window, key=lambda c: c.version_id not in recent):
+        mine = standing.get(device_id)
+
+        def crowded(c: Candidate, device_id=device_id) -> bool:
+            """Would this pair devices that already met too often (pair diversity)?"""
+            return any(meetings.get((device_id, other), 0) >= pair_max
+                       for other in holders.get(c.workunit_id, ()))
+
+        # Versions it was sent today first (their code is loaded); among those, work units
+        # whose holders it has not met too often, in random order: devices that ask
+        # together are not paired again and again.
+        order = sorted(window, key=lambda c: (c.version_id not in recent, crowded(c),
+                                              rng.random()))
+        for c in order:
             if picked == want:
                 break
             if (c.id in used or (c.workunit_id, volunteer_id) in taken_by_volunteer
@@ -155,14 +183,17 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
                     or (mobile and not c.allow_mobile)):
                 continue
             host = hosts.get((device_id, c.version_id))
-            if c.retry and (host is None or host.consecutive_valid == 0) and (
+            if c.retry and not (mine and mine.established) and (
                     now - c.created_at < retry_wait):
-                continue  # a tie-breaker waits a while for a device with a valid record
+                continue  # a tie-breaker waits a while for an established device
             left = host_quota_left(host, today=today) if host else starting_quota()
             if left - sent[(device_id, c.version_id)] <= 0:
                 continue  # daily quota for this app version is spent
-            if c.spot_rate and rng.random() < c.spot_rate:
-                spot = spot_check_issue(device=device, app_id=c.app_id, rng=rng)
+            rate = spot_checks_module.device_spot_check_rate(
+                confirmed=mine.confirmed if mine else 0, app_rate=c.spot_rate)
+            if rng.random() < rate:
+                spot = spot_checks_module.spot_check_issue(device=device, app_id=c.app_id,
+                                                           rng=rng, network=network)
                 if spot is not None:
                     spot_checks[device_id].append(spot.pk)
                     sent[(device_id, c.version_id)] += 1
@@ -172,6 +203,10 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
                         and device.volunteer.reputation >= ADAPTIVE_MIN_REPUTATION
                         and rng.random() < 1 - 1 / host.consecutive_valid)
             used.add(c.id)
+            for other in holders[c.workunit_id]:
+                meetings[(device_id, other)] = meetings.get((device_id, other), 0) + 1
+                meetings[(other, device_id)] = meetings.get((other, device_id), 0) + 1
+            holders[c.workunit_id].add(device_id)
             taken_by_volunteer.add((c.workunit_id, volunteer_id))
             if network:
                 taken_by_network.add((c.workunit_id, network))
@@ -200,6 +235,19 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         claimed.setdefault(device_id, []).extend(ids)
     hosts_sent(hosts, {k: n for k, n in counts.items() if n}, today=today)
     return claimed, short
+
+
+def pair_meetings(devices: list[int], others: set[int]) -> dict[tuple[int, int], int]:
+    """How many work units each (asking device, other device) pair shared lately."""
+    if not devices or not others:
+        return {}
+    since = timezone.now() - dt.timedelta(seconds=settings.SPARECYCLES["PAIR_WINDOW_S"])
+    rows = (Replica.objects.filter(device_id__in=devices, sent_at__gte=since, spot_check=False,
+                                   workunit__replicas__device_id__in=others,
+                                   workunit__replicas__spot_check=False)
+            .values_list("device_id", "workunit__replicas__device_id")
+            .annotate(n=Count("workunit_id", distinct=True)).order_by())
+    return {(a, b): n for a, b, n in rows if a != b}
 
 
 def _claims_write(claims, *, devices, networks, now) -> dict[int, list[int]]:
@@ -313,7 +361,8 @@ def _choose(asks: list[Ask], *, rng: random.Random) -> dict[int, list[int]]:
             if want <= 0:
                 continue
             if device.quarantined:
-                chosen[device.pk] += _spot_checks_only(device=device, want=want, rng=rng)
+                chosen[device.pk] += _spot_checks_only(device=device, want=want, rng=rng,
+                                                       network=ask.network)
             else:
                 wants[device.pk], networks[device.pk] = want, ask.network
         if wants:
@@ -341,16 +390,19 @@ def _go_solo(*, workunit_id: int, replica_id: int) -> None:
     others.delete()
 
 
-def _spot_checks_only(*, device: Device, want: int, rng: random.Random) -> list[int]:
+def _spot_checks_only(*, device: Device, want: int, rng: random.Random, network: str = ""
+                      ) -> list[int]:
     """A quarantined device gets known-answer tasks and nothing else."""
+    _, spot_checks = _validation()
     runtimes = [str(r) for r in (device.capabilities or {}).get("runtimes", ["pyodide"])]
-    apps = spot_check_apps(device=device, runtimes=runtimes)
+    apps = spot_checks.spot_check_apps(device=device, runtimes=runtimes)
     rng.shuffle(apps)
     issued = []
     for app_id in apps:
         if len(issued) == want:
             break
-        spot = spot_check_issue(device=device, app_id=app_id, rng=rng)
+        spot = spot_checks.spot_check_issue(device=device, app_id=app_id, rng=rng,
+                                            network=network)
         if spot is not None:
             issued.append(spot.pk)
     return issued

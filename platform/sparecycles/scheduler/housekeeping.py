@@ -16,10 +16,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sparecycles.projects.models import WorkUnit
+from sparecycles.validation.services import transition_announce as _announce
+from sparecycles.validation.services import workunits_validate
+from sparecycles.validation.transitioner import pending_workunit_ids, workunit_transition
 
 from .models import Replica
-from .services import _announce, workunits_validate
-from .transitioner import pending_workunit_ids, workunit_transition
 
 logger = logging.getLogger(__name__)
 S, O = Replica.ServerState, Replica.Outcome

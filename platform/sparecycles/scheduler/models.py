@@ -69,6 +69,11 @@ class Replica(models.Model):
     # Set with the report, cleared under the work unit's lock by the transitioner; a
     # sweep in housekeeping picks up any left behind by a crash.
     pending = models.BooleanField(default=False)
+    # A known-answer task (Sarmenta's spot check): a fresh replica of a work unit whose
+    # answer is known — an owner's known answer or an already validated canonical result.
+    # Looks like any other task on the wire; judged against that answer, never part of a
+    # quorum.
+    spot_check = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["workunit", "id"]

@@ -8,18 +8,14 @@ import random
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
-from sparecycles.db.retry import deadlock_retry
-from sparecycles.projects.models import Validator, WorkUnit
-from sparecycles.sandbox.pool import pool
+from sparecycles.validation.services import transition_announce as _announce  # noqa: F401
+from sparecycles.validation.services import workunits_validate
 from sparecycles.volunteers.models import Device
 
 from .dispatch import Ask, Dispatch, tasks_dispatch_many
 from .intake import Ack, Report, results_store
 from .models import Replica
-from .notify import notify_cancelled
-from .transitioner import Transition, workunits_transition
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +38,7 @@ def network_of(address: str | None) -> str:
     except ValueError:
         return ""
     if ip.is_loopback:
-        # Local swarms and tests. Behind a proxy in TRUSTED_PROXIES, the edge gives real addresses.
+        # Local swarms and tests. Behind a proxy, daphne's --proxy-headers gives real addresses.
         return ""
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
@@ -97,39 +93,6 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
     return dataclasses.replace(ack, cancelled=transition.cancelled)
 
 
-def workunits_validate(*, workunit_ids) -> Transition:
-    """Run the transitioner over these work units in one transaction, and announce.
-
-    A deadlock the database broke is retried; if it persists the work units stay
-    pending for the housekeeping sweep.
-    """
-    _custom_validators_warm(workunit_ids)
-
-    def run() -> Transition:
-        with transaction.atomic():
-            transition = workunits_transition(workunit_ids)
-            transaction.on_commit(lambda: _announce(transition))
-        return transition
-
-    return deadlock_retry(run, what=f"validating {len(workunit_ids)} work units")
-
-
-def _custom_validators_warm(workunit_ids) -> None:
-    """Start the sandboxes these work units' custom validators need before any row is
-    locked: a cold start takes seconds, a warm comparison microseconds."""
-    codes = set(WorkUnit.objects.filter(pk__in=list(workunit_ids),
-                                        app_version__app__validator=Validator.CUSTOM)
-                .values_list("app_version__app__validate_code", flat=True))
-    for code in codes:
-        pool.warm(code)
-
-
-def _announce(transition) -> None:
-    notify_cancelled(transition.cancelled)
-    for workunit_id in transition.revalidate:
-        workunit_revalidate(workunit_id=workunit_id)
-
-
 def workunit_revalidate(*, workunit_id: int) -> None:
-    """Run the transitioner again on one work unit, in its own transaction."""
+    """Run validation again on one work unit, in its own transaction."""
     workunits_validate(workunit_ids=[workunit_id])

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ValidationConfig(AppConfig):
+    name = "sparecycles.validation"
+    verbose_name = "Validation (quorum, credibility, spot checks)"
