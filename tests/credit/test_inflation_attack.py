@@ -29,6 +29,7 @@ from sparecycles.projects.models import App, AppVersion, Project, WorkUnit
 from sparecycles.projects.services import QuorumParams, batch_create
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.validation.models import DeviceCredibility
 from sparecycles.volunteers.models import Volunteer
 from sparecycles.volunteers.services import device_connect
 from tests.api.conftest import token_client
@@ -48,9 +49,13 @@ def _fresh_throttles():
 
 
 def devices(speeds):
-    """Devices with a slowness factor each (1 = fast, 4 = four times slower)."""
-    return [(device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device, s)
-            for s in speeds]
+    """Established devices (validation lets them settle a quorum, as if spot checks had
+    confirmed them) with a slowness factor each (1 = fast, 4 = four times slower)."""
+    fleet = [(device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device, s)
+             for s in speeds]
+    for device, _ in fleet:
+        DeviceCredibility.objects.update_or_create(device=device, defaults={"confirmed": 20})
+    return fleet
 
 
 def run(version, fleet, *, count, elapsed=None, quorum=2):
@@ -99,11 +104,12 @@ def test_declaring_1e24_flops_through_the_api_earns_only_the_measured_work(owner
     batch = run(version, fleet, count=12)
 
     grants = CreditGrant.objects.filter(workunit__batch=batch)
-    assert grants.count() == 24
-    # Bounded by measured work: no result is worth more than a second of the reference
-    # device (the slowest report is 2.4 s on a device four times slower than the fastest).
-    bound = micro_credit_for_ms(1000, reference_gflops=1.0)
-    assert all(0 < g.amount_micro <= bound for g in grants)
+    assert grants.count() >= 24  # two per unit, more where validation asked for a third
+    # Bounded by measured work: no result is worth more than a few seconds of the reference
+    # device. The units differ up to 3x in size and dispatch is random, so a device's median
+    # unit varies: 3 reference-seconds is the honest ceiling here (the old code: 2.3e12 credit).
+    bound = micro_credit_for_ms(3000, reference_gflops=1.0)
+    assert all(0 < g.amount_micro <= bound for g in grants), [g.amount_micro for g in grants]
     assert max(v.credit_micro for v in Volunteer.objects.all()) < MICRO   # not 2.3e12 credit
     # Both replicas of a work unit get the same (canonical) credit.
     for unit in WorkUnit.objects.filter(batch=batch):
