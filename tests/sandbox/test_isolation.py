@@ -35,7 +35,7 @@ def test_without_a_sandbox_nothing_runs(settings, tmp_path, change, message):
 
 @pytest.mark.django_db
 def test_without_a_sandbox_results_wait_with_the_reason(settings, app, make_batch,
-                                                        make_device):
+                                                        make_device, establish):
     from sparecycles.scheduler.services import replica_report, tasks_dispatch
 
     app.validator, app.validate_code = "custom", "def equivalent(a, b):\n    return True\n"
@@ -43,7 +43,7 @@ def test_without_a_sandbox_results_wait_with_the_reason(settings, app, make_batc
     settings.SANDBOX = {**settings.SANDBOX, "ISOLATION": "none"}
     make_batch(count=1, min_quorum=2, target_nresults=2)
     for _ in range(2):
-        device = make_device().device
+        device = establish(make_device().device)  # devices validation lets settle a quorum
         [replica] = tasks_dispatch(device=device, slots=1).replicas
         replica_report(device=device, task_id=replica.task_id, ok=True, output={"x": 1})
     unit = WorkUnit.objects.get()

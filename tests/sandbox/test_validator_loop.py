@@ -26,6 +26,7 @@ from sparecycles.scheduler.housekeeping import workunits_unstick
 from sparecycles.scheduler.intake import Report, results_store
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.models import DeviceCredibility
 from sparecycles.volunteers.services import device_connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,6 +55,8 @@ def report_all_pending(output=lambda unit: {"n": unit.input["n"]}):
     """Honest volunteers return every task; results are stored, not yet validated."""
     for _ in range(50):
         device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+        # Established (as if spot checks had confirmed it): validation lets it settle.
+        DeviceCredibility.objects.create(device=device, confirmed=20)
         replicas = tasks_dispatch(device=device, slots=4).replicas
         if not replicas:
             return
