@@ -42,7 +42,9 @@ def test_low_reputation_volunteer_never_works_alone(make_batch, make_device, app
 
 
 def test_valid_results_build_consecutive_valid_and_invalid_resets_it(make_batch, make_device,
-                                                                    establish):
+                                                                    establish, settings):
+    # Reliability only: no automatic spot checks, so each task is the work unit made here.
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "SPOT_CHECK_NEW": 0.0, "SPOT_CHECK_MIN": 0.0}
     honest, other = establish(make_device().device), make_device().device
     for _ in range(2):  # one work unit at a time: assignment is random
         make_batch(count=1, min_quorum=2, target_nresults=2)
