@@ -20,6 +20,7 @@ comparison.
 Use a throwaway database:  SPARECYCLES_VAR_DIR=$(mktemp -d) python manage.py sabotage_table
 """
 
+import datetime as dt
 import random
 from collections import Counter
 from dataclasses import replace
@@ -145,8 +146,12 @@ class Command(BaseCommand):
                         answer = {"y": -answer["y"] - 1}
                     elif is_bad:
                         answer = {"y": rng.randrange(10**12)}
+                    # Credit is measured work: each task "took" a second of the minute
+                    # since it was sent (the wall time bounds the reported time).
+                    Replica.objects.filter(pk=replica.pk).update(
+                        sent_at=timezone.now() - dt.timedelta(minutes=1))
                     replica_report(device=device, task_id=replica.task_id, ok=True,
-                                   output=answer)
+                                   output=answer, elapsed_ms=1000)
         units = batch.workunits.all()
         done = [wu for wu in units if wu.state == WorkUnit.State.COMPLETED]
         wrong = sum(1 for wu in done if wu.canonical_output != correct(wu.input))
