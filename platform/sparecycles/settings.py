@@ -45,6 +45,12 @@ SECRET_KEY = envstr("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 SITE_NAME = envstr("SITE_NAME", "Spare Cycles")
+# Owners' code runs in a sandboxed frame served from here (web/compute.py). Empty: this site
+# serves it (still sandboxed, an opaque origin). In production a registrable domain of its
+# own, e.g. https://compute.example-usercontent.org (add its host to ALLOWED_HOSTS), and
+# SITE_ORIGIN the origin of the volunteer page that embeds it, e.g. https://example.org.
+COMPUTE_ORIGIN = envstr("COMPUTE_ORIGIN", "").rstrip("/")
+SITE_ORIGIN = envstr("SITE_ORIGIN", "").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",
@@ -76,6 +82,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "sparecycles.web.middleware.ContentSecurityPolicyMiddleware",
+    "sparecycles.web.middleware.ComputeOriginMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -209,8 +216,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # --- owners' REST API (sparecycles.api; authentication, permissions and throttles are set
-# on its views, so other DRF views keep DRF's defaults) --------------------------------------
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+# on its views). Any DRF view authenticates by token only unless it says otherwise: a session
+# cookie rides along with every request a page of this site makes, a token never does. -------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spare Cycles owners' API",
     "DESCRIPTION": "Create apps and versions, submit batches of work units, follow their "

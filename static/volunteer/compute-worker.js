@@ -1,12 +1,20 @@
 // Spare Cycles compute worker: one Pyodide runtime, one task at a time.
 //
-// A *module* worker (new Worker(url, {type: "module"})): current Pyodide ships
-// an ES module and importScripts() cannot load it. Cancelling a task means the
-// page terminates this worker and starts a fresh one, so nothing here needs to
-// be interruptible.
+// It loads Pyodide (an ES module; importScripts() cannot load it) and its helpers with
+// import(), so it runs as a module worker (bench_wasm) or as a classic one: the compute
+// frame's, since Chromium refuses module workers from a blob: URL of an opaque origin.
+// Cancelling a task means terminating this worker and starting a fresh one, so nothing
+// here needs to be interruptible.
 //
-// Page -> worker:  {type: "init", pyodideBase, lockFileURL?}
-//                  {type: "run", task}             (a task exactly as in PROTOCOL.md)
+// On the volunteer page it runs inside the sandboxed compute frame (compute-frame.js,
+// served by web/compute.py): an opaque origin whose CSP allows no network at all. There
+// the page hands everything in: the runtime's bytes (init.runtime), each task's verified
+// code and wheels (run.task.code, run.task.wheels) and the URLs of our helper modules
+// (init.modules, blob: URLs made by the frame). Used on its own (bench_wasm) it fetches
+// the same things from the site instead.
+//
+// Page -> worker:  {type: "init", pyodideBase, lockFileURL?, runtime?, modules?}
+//                  {type: "run", task}             (a task as in PROTOCOL.md, + code/wheels)
 // Worker -> page:  {type: "stage", stage}          (runtime loading progress)
 //                  {type: "ready", loadMs, python}
 //                  {type: "init-error", message}
@@ -17,10 +25,11 @@
 // splices the text straight into the result frame.
 //
 // Tasks of runtime "wasm" run in wasm-runtime.js (no Pyodide involved); wheels an app
-// lists in its packages are fetched, checked and unpacked by wheels.js.
+// lists in its packages are checked and unpacked by wheels.js.
 
-import { runWasmTask } from "./wasm-runtime.js";
-import { installWheels, splitPackages } from "./wheels.js";
+let runWasmTask = null;
+let installWheels = null;
+let splitPackages = null;
 
 let pyodide = null;
 let runTask = null;   // the Python helper below, as a callable proxy
@@ -71,12 +80,56 @@ const APP_JS_GLOBALS = Object.freeze({
   clearTimeout: clearTimeout.bind(self),
 });
 
-async function init({ pyodideBase, lockFileURL }) {
+function blobModule(bytes) {
+  return URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
+}
+
+/**
+ * Pyodide fetches its wasm and standard library with fetch(): answer those two URLs from
+ * the bytes the page handed over. Anything else goes to the real fetch, which the compute
+ * frame's CSP (connect-src 'none') refuses.
+ */
+function serveRuntimeFiles(indexURL, runtime) {
+  const files = new Map([
+    [`${indexURL}pyodide.asm.wasm`, [runtime.wasm, "application/wasm"]],
+    [`${indexURL}python_stdlib.zip`, [runtime.stdlib, "application/zip"]],
+  ]);
+  const realFetch = self.fetch.bind(self);
+  self.fetch = (resource, options) => {
+    const url = resource instanceof Request ? resource.url : String(resource);
+    const file = files.get(url);
+    if (!file) return realFetch(resource, options);
+    files.delete(url);   // each is read once; let the bytes go after that
+    return Promise.resolve(new Response(file[0], {
+      status: 200, headers: { "Content-Type": file[1] } }));
+  };
+}
+
+async function loadHelpers(modules) {
+  const wasm = await import(modules.wasmRuntime || "./wasm-runtime.js");
+  const wheels = await import(modules.wheels || "./wheels.js");
+  runWasmTask = wasm.runWasmTask;
+  installWheels = wheels.installWheels;
+  splitPackages = wheels.splitPackages;
+}
+
+async function init({ pyodideBase, lockFileURL, runtime, modules }) {
   const started = performance.now();
+  await loadHelpers(modules || {});
   post({ type: "stage", stage: "Downloading the Python runtime…" });
-  const { loadPyodide } = await import(`${pyodideBase}pyodide.mjs`);
+  const options = {};
+  let loadPyodide;
+  if (runtime) {
+    // Handed over by the page (from its service worker's cache): nothing is downloaded here.
+    ({ loadPyodide } = await import(blobModule(runtime.pyodideMjs)));
+    options.createPyodideModule = (await import(blobModule(runtime.asmMjs))).default;
+    options.lockFileContents = JSON.parse(new TextDecoder().decode(runtime.lock));
+    serveRuntimeFiles(pyodideBase, runtime);
+  } else {
+    ({ loadPyodide } = await import(`${pyodideBase}pyodide.mjs`));
+  }
   post({ type: "stage", stage: "Starting the Python runtime…" });
-  const options = {
+  Object.assign(options, {
     indexURL: pyodideBase,
     // Without packageBaseUrl Pyodide falls back to a CDN for packages: never.
     packageBaseUrl: pyodideBase,
@@ -84,8 +137,8 @@ async function init({ pyodideBase, lockFileURL }) {
     // App output goes to the browser console, not to the page.
     stdout: (line) => console.log("[app]", line),
     stderr: (line) => console.warn("[app]", line),
-  };
-  if (lockFileURL) {
+  });
+  if (lockFileURL && !runtime) {
     // A lock file of our own (pyodide lockfile add-wheels ... --wheel-url /static/wheels/):
     // its wheels are found relative to it.
     options.lockFileURL = lockFileURL;
@@ -124,13 +177,25 @@ class TaskError extends Error {
   }
 }
 
-// Fetch and verify an app's code once per name+version; a failed fetch or a
+async function verifiedText(app, bytes) {
+  const actual = await sha256Hex(bytes);
+  if (actual !== String(app.sha256).toLowerCase()) {
+    const error = new TaskError("code hash mismatch", "hash_mismatch");
+    error.expected = app.sha256;
+    error.actual = actual;
+    throw error;
+  }
+  return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+}
+
+// Fetch (or take from the page) and verify an app's code once per name+version; a failed fetch or a
 // mismatch is not cached, so a later task tries again.
-function appSource(app) {
+function appSource(app, code) {
   const key = `${app.name}/${app.version}`;
   let promise = codeCache.get(key);
   if (!promise) {
     promise = (async () => {
+      if (code) return verifiedText(app, new Uint8Array(code));
       let response;
       try {
         response = await fetch(app.code_url, { credentials: "same-origin" });
@@ -140,15 +205,7 @@ function appSource(app) {
       if (!response.ok) {
         throw new TaskError(`could not download the app code: HTTP ${response.status}`, "fetch");
       }
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      const actual = await sha256Hex(bytes);
-      if (actual !== String(app.sha256).toLowerCase()) {
-        const error = new TaskError("code hash mismatch", "hash_mismatch");
-        error.expected = app.sha256;
-        error.actual = actual;
-        throw error;
-      }
-      return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      return verifiedText(app, new Uint8Array(await response.arrayBuffer()));
     })();
     codeCache.set(key, promise);
     promise.catch(() => codeCache.delete(key));
@@ -156,9 +213,12 @@ function appSource(app) {
   return promise;
 }
 
-async function loadPackages(packages) {
+async function loadPackages(packages, given) {
   if (!packages || packages.length === 0) return;
   const { names, wheels } = splitPackages(packages);
+  // Wheels the page already downloaded come with their bytes (matched by hash).
+  const bytes = new Map((given || []).map((wheel) => [wheel.sha256, wheel.bytes]));
+  for (const wheel of wheels) if (bytes.has(wheel.sha256)) wheel.bytes = bytes.get(wheel.sha256);
   await installWheels(pyodide, wheels, sha256Hex);
   if (names.length === 0) return;
   const errors = [];
@@ -181,8 +241,8 @@ async function run(task) {
     if (app.runtime !== "pyodide") {
       throw new TaskError("runtime not supported by this client yet", "runtime");
     }
-    const source = await appSource(app);
-    await loadPackages(app.packages);
+    const source = await appSource(app, task.code);
+    await loadPackages(app.packages, task.wheels);
     const entry = app.entry || "main";
     const answer = runTask(
       `${app.name}/${app.version}`, source, `<${app.name} v${app.version}>`, entry,

@@ -1,7 +1,8 @@
 // Spare Cycles volunteer page: the UI and the protocol client (PROTOCOL.md v1).
 //
 // Pieces:
-//   ComputeSlot  one module worker running Pyodide (compute-worker.js), one task at a time
+//   ComputeSlot  one compute worker running Pyodide (compute-worker.js), one task at a time,
+//                inside a sandboxed frame of its own (compute-host.js: ComputeFrame)
 //   ComputePool  the slots, as many as the volunteer's "Workers" setting
 //   VolunteerClient  the WebSocket conversation: hello/welcome, request/tasks,
 //                result/ack, cancel, ping/pong, reconnects and resends; and the
@@ -11,8 +12,10 @@
 //                the pure rules, the browser APIs, the IndexedDB outbox, the settings form
 //
 // Nothing is fetched from anywhere but this server: the runtime comes from
-// /static/pyodide/<version>/, app code from the task's code_url, both same-origin.
+// /static/pyodide/<version>/, app code from the task's code_url, both same-origin, both
+// fetched by this page and handed to the compute frame, which reaches nothing itself.
 
+import { ComputeFrame } from "./compute-host.js";
 import { DeviceState, WakeLockKeeper } from "./device.js";
 import { Outbox } from "./outbox.js";
 import { SettingsPanel } from "./panel.js";
@@ -155,10 +158,10 @@ class ComputeSlot {
     return this.restUntil > Date.now();
   }
 
-  /** Start a fresh worker and load Pyodide; resolves when it can run tasks. */
+  /** Start a fresh compute frame and load Pyodide in it; resolves when it can run tasks. */
   start() {
     this.stop();
-    const worker = new Worker(this.config.workerUrl, { type: "module", name: `compute-${this.index}` });
+    const worker = new ComputeFrame(this.config, this.index + 1);
     this.worker = worker;
     this.state = "loading";
     return new Promise((resolve, reject) => {
@@ -203,8 +206,7 @@ class ComputeSlot {
                         kind: "internal", elapsed_ms: 0 });
         }
       };
-      worker.postMessage({ type: "init", pyodideBase: this.config.pyodideBase,
-                           lockFileURL: this.config.pyodideLockUrl || null });
+      worker.postMessage({ type: "init" });
     });
   }
 

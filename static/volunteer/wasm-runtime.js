@@ -9,7 +9,8 @@
 //                                  then n bytes of UTF-8: output JSON, or an error message
 //   imports  none
 //
-// The module's bytes come from the task's code_url and must hash to its sha256 (as for
+// The module's bytes come from the task's code_url (fetched by the page and handed in as
+// task.code, or fetched here) and must hash to its sha256 (as for
 // Python code). Each compiled module is cached per app version; every task gets a fresh
 // instance, so a module's allocator never needs to free and one task can't leave state
 // behind for the next.
@@ -82,7 +83,8 @@ export async function runModule(module, entry, inputJson) {
   return JSON.stringify(output);
 }
 
-async function fetchModule(app, sha256Hex) {
+async function fetchModule(app, sha256Hex, code) {
+  if (code) return compileVerified(app, new Uint8Array(code), sha256Hex);
   let response;
   try {
     response = await fetch(app.code_url, { credentials: "same-origin" });
@@ -92,7 +94,10 @@ async function fetchModule(app, sha256Hex) {
   if (!response.ok) {
     throw new WasmTaskError(`could not download the module: HTTP ${response.status}`, "fetch");
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
+  return compileVerified(app, new Uint8Array(await response.arrayBuffer()), sha256Hex);
+}
+
+async function compileVerified(app, bytes, sha256Hex) {
   const actual = await sha256Hex(bytes);
   if (actual !== String(app.sha256).toLowerCase()) {
     const error = new WasmTaskError("code hash mismatch", "hash_mismatch");
@@ -108,11 +113,11 @@ async function fetchModule(app, sha256Hex) {
 }
 
 /** The verified, compiled module of a task's app; a failure is not cached. */
-export function appModule(app, sha256Hex) {
+export function appModule(app, sha256Hex, code = null) {
   const key = `${app.name}/${app.version}`;
   let promise = modules.get(key);
   if (!promise) {
-    promise = fetchModule(app, sha256Hex);
+    promise = fetchModule(app, sha256Hex, code);
     modules.set(key, promise);
     promise.catch(() => modules.delete(key));
   }
@@ -128,7 +133,7 @@ export async function runWasmTask(task, { sha256Hex }) {
   const elapsed = () => Math.round(performance.now() - started);
   const app = task.app || {};
   try {
-    const module = await appModule(app, sha256Hex);
+    const module = await appModule(app, sha256Hex, task.code);
     const inputJson = JSON.stringify(task.input === undefined ? null : task.input);
     const outputJson = await runModule(module, app.entry || "run", inputJson);
     return { type: "result", task_id: task.task_id, status: "ok", outputJson,

@@ -5,7 +5,7 @@
 // names of packages in Pyodide's own lock file and go to pyodide.loadPackage as before.
 //
 // We don't use micropip (it is not in the npm pyodide package, and would want an index):
-// the worker downloads the wheel, checks its SHA-256 like app code, and unpacks it into
+// the page (or, used on its own, the worker) downloads the wheel, the worker checks its SHA-256 like app code, and unpacks it into
 // site-packages with Python's zipfile. A wheel is installed once per worker; installing a
 // new one drops already imported modules of the same top-level packages, so the next
 // import sees the new files.
@@ -63,20 +63,24 @@ export function splitPackages(packages) {
   return { names, wheels };
 }
 
-/** Download, check and unpack each wheel not installed yet. */
+async function download(wheel) {
+  let response;
+  try {
+    response = await fetch(wheel.url, { credentials: "same-origin" });
+  } catch (error) {
+    throw new WheelError(`could not download ${wheel.filename}: ${error.message}`);
+  }
+  if (!response.ok) {
+    throw new WheelError(`could not download ${wheel.filename}: HTTP ${response.status}`);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Check and unpack each wheel not installed yet (its bytes given, or downloaded). */
 export async function installWheels(pyodide, wheels, sha256Hex) {
   for (const wheel of wheels) {
     if (installed.has(wheel.sha256)) continue;
-    let response;
-    try {
-      response = await fetch(wheel.url, { credentials: "same-origin" });
-    } catch (error) {
-      throw new WheelError(`could not download ${wheel.filename}: ${error.message}`);
-    }
-    if (!response.ok) {
-      throw new WheelError(`could not download ${wheel.filename}: HTTP ${response.status}`);
-    }
-    const bytes = new Uint8Array(await response.arrayBuffer());
+    const bytes = wheel.bytes ? new Uint8Array(wheel.bytes) : await download(wheel);
     const actual = await sha256Hex(bytes);
     if (actual !== wheel.sha256) {
       const error = new WheelError(`${wheel.filename}: hash mismatch`, "hash_mismatch");

@@ -21,7 +21,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -76,7 +76,9 @@ def finite(value: float) -> None:
 
 
 class OwnerApiMixin:
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    # Tokens only, never the session cookie: a page of this site (or code that got hold of
+    # one) could otherwise act as a logged-in owner. Browsers never send a token by themselves.
+    authentication_classes = [TokenAuthentication]
     permission_classes = [IsProjectOwner]
     throttle_classes = [OwnerRateThrottle]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
@@ -136,7 +138,7 @@ class ApiRootApi(APIView):
 class TokenApi(APIView):
     """Trade a username and password for an API token (the CLI's `login`), or revoke it."""
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [TokenAuthentication]   # no session: see OwnerApiMixin
     permission_classes = [AllowAny]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 

@@ -9,4 +9,5 @@ urlpatterns = [
     path("sw.js", views.service_worker, name="service-worker"),
     path("manifest.webmanifest", views.web_manifest, name="web-manifest"),
     path("offline/", views.offline_page, name="offline"),
+    path("compute/frame/", views.compute_frame, name="compute-frame"),
 ]

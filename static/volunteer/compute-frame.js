@@ -1,0 +1,80 @@
+// The compute frame's own script: runs in <iframe sandbox="allow-scripts"> (an opaque
+// origin, on COMPUTE_ORIGIN in production), inlined into the frame's document by
+// web/compute.py and allowed there by its hash. It owns one compute worker and relays:
+//
+//   page -> frame   {type: "init", pyodideBase, runtime}   start a fresh worker, load Pyodide
+//                   {type: "run", task}                     one task (code and wheels included)
+//   frame -> page   {type: "frame-ready"}                   this document listens now
+//                   whatever the worker posts               the page checks every message
+//                   {type: "worker-error", message}         the worker died
+//
+// The frame and its worker can reach nothing: the document's CSP has connect-src 'none'
+// (the worker inherits it), and an opaque origin has no cookies, storage or caches. The page
+// holds the socket and the device token; the frame gets inputs and gives outputs.
+
+const config = JSON.parse(document.getElementById("compute-config").textContent);
+const parentOrigin = config.parentOrigin;
+
+function moduleUrl(text) {
+  return URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
+}
+
+// Our helper modules as blob: URLs (an opaque origin may not start a worker from any other).
+const modules = Object.freeze({
+  wasmRuntime: moduleUrl(config.sources.wasmRuntime),
+  wheels: moduleUrl(config.sources.wheels),
+});
+const workerUrl = moduleUrl(config.sources.worker);
+let worker = null;
+
+function toPage(message) {
+  window.parent.postMessage(message, parentOrigin);
+}
+
+/** Buffers in a message, moved to the worker rather than copied. */
+function buffers(value, found = [], depth = 0) {
+  if (value instanceof ArrayBuffer) {
+    if (!found.includes(value)) found.push(value);
+  } else if (ArrayBuffer.isView(value)) {
+    buffers(value.buffer, found, depth);
+  } else if (value && typeof value === "object" && depth < 4) {
+    for (const item of Object.values(value)) buffers(item, found, depth + 1);
+  }
+  return found;
+}
+
+function startWorker(message) {
+  if (worker) worker.terminate();
+  // A classic worker (it loads its modules with import()): Chromium refuses module workers
+  // from a blob: URL of an opaque origin.
+  const current = new Worker(workerUrl, { name: "compute" });
+  worker = current;
+  current.onmessage = (event) => {
+    if (worker === current) toPage(event.data);
+  };
+  current.onmessageerror = () => {
+    if (worker === current) toPage({ type: "worker-error", message: "unreadable message" });
+  };
+  current.onerror = (event) => {
+    event.preventDefault();
+    if (worker === current) {
+      toPage({ type: "worker-error", message: String(event.message || "the worker failed") });
+    }
+  };
+  current.postMessage({ type: "init", pyodideBase: message.pyodideBase,
+                        runtime: message.runtime, modules }, buffers(message.runtime));
+}
+
+window.addEventListener("message", (event) => {
+  // Only the page that embeds us gives orders.
+  if (event.source !== window.parent || event.origin !== parentOrigin) return;
+  const message = event.data;
+  if (!message || typeof message !== "object") return;
+  if (message.type === "init") {
+    startWorker(message);
+  } else if (message.type === "run" && worker) {
+    worker.postMessage({ type: "run", task: message.task }, buffers(message.task));
+  }
+});
+
+toPage({ type: "frame-ready" });

@@ -1,0 +1,276 @@
+// The page's side of the compute frame (issue 14: owners' code is untrusted).
+//
+// A ComputeFrame looks to volunteer.js like a Worker (postMessage, onmessage, onerror,
+// terminate), but the worker it stands for runs inside <iframe sandbox="allow-scripts">:
+// an opaque origin (on COMPUTE_ORIGIN in production) whose CSP allows no network. So:
+//
+//   - only the page talks to the server and only the page holds the device token;
+//   - the page fetches the runtime (from its service worker's cache), each app's code and
+//     wheels, checks their SHA-256, and hands the bytes in;
+//   - every message from the frame is treated as hostile: only known types, only a result
+//     for the task this frame was given (once), output valid JSON within maxOutputBytes;
+//     anything else is dropped or turned into an error result.
+//
+// Page -> frame: {type: "init", pyodideBase, runtime: {pyodideMjs, asmMjs, wasm, stdlib, lock}}
+//                {type: "run", task: {task_id, app, input, code, wheels: [{sha256, bytes}]}}
+// Frame -> page: {type: "frame-ready"} | {type: "worker-error", message}
+//                and the worker's own: stage, ready, init-error, result (compute-worker.js)
+
+import { splitPackages } from "./wheels.js";
+
+const RUNTIME_FILES = Object.freeze({
+  pyodideMjs: "pyodide.mjs", asmMjs: "pyodide.asm.mjs", wasm: "pyodide.asm.wasm",
+  stdlib: "python_stdlib.zip", lock: "pyodide-lock.json",
+});
+const MAX_STAGE_CHARS = 200;
+const MAX_ERROR_CHARS = 2_000;
+const CODE_CACHE_LIMIT = 32;
+// Kinds of error the frame may name; they decide what the page does next.
+const FRAME_KINDS = new Set(["python", "wasm", "app", "runtime", "internal", "fetch"]);
+
+let runtimePromise = null;
+const codeCache = new Map();    // "name/version" -> Promise<ArrayBuffer> (verified)
+const wheelCache = new Map();   // sha256 -> Promise<ArrayBuffer> (verified)
+let container = null;
+
+class HostError extends Error {
+  constructor(message, kind) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+/** The runtime's files, fetched once per page through the service worker (its cache). */
+export function runtimeBytes(config) {
+  if (!runtimePromise) {
+    runtimePromise = (async () => {
+      const entries = await Promise.all(Object.entries(RUNTIME_FILES).map(async ([key, file]) => {
+        const response = await fetch(`${config.pyodideBase}${file}`, { credentials: "same-origin" });
+        if (!response.ok) throw new Error(`could not download ${file}: HTTP ${response.status}`);
+        return [key, await response.arrayBuffer()];
+      }));
+      return Object.fromEntries(entries);
+    })();
+    runtimePromise.catch(() => { runtimePromise = null; });
+  }
+  return runtimePromise;
+}
+
+function canHash() {
+  return Boolean(self.crypto && self.crypto.subtle);
+}
+
+async function sha256Hex(buffer) {
+  const digest = await self.crypto.subtle.digest("SHA-256", buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Download and (where the browser can hash) verify; a failure is not cached. */
+function verifiedBytes(cache, key, url, expected, what) {
+  let promise = cache.get(key);
+  if (!promise) {
+    promise = (async () => {
+      let response;
+      try {
+        response = await fetch(url, { credentials: "same-origin" });
+      } catch (error) {
+        throw new HostError(`could not download ${what}: ${error.message}`, "fetch");
+      }
+      if (!response.ok) throw new HostError(`could not download ${what}: HTTP ${response.status}`, "fetch");
+      const bytes = await response.arrayBuffer();
+      if (canHash() && (await sha256Hex(bytes)) !== String(expected).toLowerCase()) {
+        throw new HostError(what === "the app code" ? "code hash mismatch" : `${what}: hash mismatch`,
+                            "hash_mismatch");
+      }
+      return bytes;
+    })();
+    cache.set(key, promise);
+    promise.catch(() => cache.delete(key));
+    while (cache.size > CODE_CACHE_LIMIT) cache.delete(cache.keys().next().value);
+  }
+  return promise;
+}
+
+async function taskForFrame(task) {
+  const app = task.app || {};
+  const code = await verifiedBytes(codeCache, `${app.name}/${app.version}`, app.code_url,
+                                   app.sha256, "the app code");
+  const { wheels } = splitPackages(app.packages || []);
+  const given = await Promise.all(wheels.map(async (wheel) => ({
+    sha256: wheel.sha256,
+    bytes: await verifiedBytes(wheelCache, wheel.sha256, wheel.url, wheel.sha256, wheel.filename),
+  })));
+  return {
+    task_id: task.task_id,
+    app: { name: app.name, version: app.version, runtime: app.runtime, entry: app.entry,
+           sha256: app.sha256, packages: app.packages || [] },
+    input: task.input === undefined ? null : task.input,
+    code,
+    wheels: given,
+  };
+}
+
+function frameContainer() {
+  if (!container || !container.isConnected) {
+    container = document.createElement("div");
+    container.hidden = true;
+    container.id = "compute-frames";
+    document.body.append(container);
+  }
+  return container;
+}
+
+function text(value, limit) {
+  return typeof value === "string" ? value.slice(0, limit) : "";
+}
+
+/**
+ * The only checks between the frame and a result frame on the socket: a result for the
+ * task we handed in, status ok with outputJson valid JSON within the size limit, or an
+ * error with a message.
+ */
+export function checkedResult(message, { taskId, maxOutputBytes, elapsedMs, pageHashed }) {
+  const base = { type: "result", task_id: taskId, elapsed_ms: elapsedMs };
+  if (message.status === "ok") {
+    if (typeof message.outputJson !== "string") {
+      return { ...base, status: "error", error: "the app's output is missing", kind: "app" };
+    }
+    const bytes = new TextEncoder().encode(message.outputJson).length;
+    if (bytes > maxOutputBytes) {
+      return { ...base, status: "error", kind: "app",
+               error: `output too large (${bytes} bytes; the limit is ${maxOutputBytes})` };
+    }
+    try {
+      JSON.parse(message.outputJson);
+    } catch {
+      return { ...base, status: "error", error: "the app's output is not valid JSON", kind: "app" };
+    }
+    return { ...base, status: "ok", outputJson: message.outputJson };
+  }
+  let kind = FRAME_KINDS.has(message.kind) ? message.kind : "app";
+  // Only when the page could not check the hash itself is the frame's word taken for it.
+  if (message.kind === "hash_mismatch" && !pageHashed) kind = "hash_mismatch";
+  return { ...base, status: "error", kind,
+           error: text(message.error, MAX_ERROR_CHARS) || "unknown error" };
+}
+
+export class ComputeFrame {
+  constructor(config, name) {
+    this.config = config;
+    this.onmessage = null;
+    this.onerror = null;
+    this.ready = false;        // the frame's document listens
+    this.loaded = false;       // the worker said "ready"
+    this.outbox = [];          // messages posted before the frame was ready
+    this.current = null;       // {taskId, started}: the one result we wait for
+    this.closed = false;
+    this.iframe = document.createElement("iframe");
+    this.iframe.setAttribute("sandbox", "allow-scripts");
+    this.iframe.setAttribute("title", `Compute sandbox ${name}`);
+    this.iframe.setAttribute("aria-hidden", "true");
+    this.iframe.tabIndex = -1;
+    this.iframe.referrerPolicy = "no-referrer";
+    this.iframe.src = config.computeFrameUrl;
+    this.listener = (event) => this.receive(event);
+    window.addEventListener("message", this.listener);
+    frameContainer().append(this.iframe);
+  }
+
+  postMessage(message) {
+    if (this.closed) return;
+    if (message.type === "init") this.init();
+    else if (message.type === "run") this.run(message.task);
+  }
+
+  send(message) {
+    if (this.closed) return;
+    if (!this.ready) {
+      this.outbox.push(message);
+      return;
+    }
+    // "*": the frame's origin is opaque and has no name; it holds nothing secret of ours.
+    this.iframe.contentWindow.postMessage(message, "*");
+  }
+
+  emit(message) {
+    if (!this.closed && this.onmessage) this.onmessage({ data: message });
+  }
+
+  fail(message) {
+    if (this.closed || !this.onerror) return;
+    this.onerror({ message, preventDefault() {} });
+  }
+
+  init() {
+    runtimeBytes(this.config).then((runtime) => {
+      const pyodideBase = new URL(this.config.pyodideBase, window.location.href).href;
+      this.send({ type: "init", pyodideBase, runtime });
+    }, (error) => this.emit({ type: "init-error", message: error.message }));
+  }
+
+  run(task) {
+    const taskId = task.task_id;
+    this.current = { taskId, started: performance.now(), pageHashed: canHash() };
+    taskForFrame(task).then((given) => {
+      if (this.current && this.current.taskId === taskId) this.send({ type: "run", task: given });
+    }, (error) => {
+      if (!this.current || this.current.taskId !== taskId) return;
+      this.current = null;
+      this.emit({ type: "result", task_id: taskId, status: "error", error: error.message,
+                  kind: error.kind || "fetch", elapsed_ms: 0 });
+    });
+  }
+
+  receive(event) {
+    if (this.closed || event.source !== this.iframe.contentWindow) return;
+    const message = event.data;
+    if (!message || typeof message !== "object") return;
+    switch (message.type) {
+      case "frame-ready":
+        if (this.ready) {
+          this.fail("the compute frame reloaded");   // not something our frame does
+          return;
+        }
+        this.ready = true;
+        for (const queued of this.outbox.splice(0)) this.send(queued);
+        return;
+      case "stage":
+        if (!this.loaded) this.emit({ type: "stage", stage: text(message.stage, MAX_STAGE_CHARS) });
+        return;
+      case "ready":
+        if (this.loaded) return;
+        this.loaded = true;
+        this.emit({ type: "ready",
+                    loadMs: Number.isFinite(message.loadMs) ? Math.max(0, Math.round(message.loadMs)) : null,
+                    python: /^[0-9A-Za-z.+-]{1,20}$/.test(message.python) ? message.python : "3" });
+        return;
+      case "init-error":
+        if (!this.loaded) this.emit({ type: "init-error", message: text(message.message, MAX_STAGE_CHARS) });
+        return;
+      case "worker-error":
+        this.fail(text(message.message, MAX_STAGE_CHARS) || "the compute worker failed");
+        return;
+      case "result": {
+        const current = this.current;
+        if (!current || message.task_id !== current.taskId) return;   // not a task we gave it
+        this.current = null;
+        this.emit(checkedResult(message, {
+          taskId: current.taskId, maxOutputBytes: this.config.maxOutputBytes,
+          elapsedMs: Math.round(performance.now() - current.started),
+          pageHashed: current.pageHashed,
+        }));
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Remove the frame: its document and worker go with it, mid-task or not. */
+  terminate() {
+    this.closed = true;
+    this.current = null;
+    window.removeEventListener("message", this.listener);
+    this.iframe.remove();
+  }
+}
