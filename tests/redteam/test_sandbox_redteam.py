@@ -196,7 +196,7 @@ import time
 def equivalent(a, b):
     if a and b:
         time.sleep(1.8)   # under PAIR_TIMEOUT_S (2 s) every time: never a time-out
-    return a == b
+    return a["n"] == b["n"] if a and b else a == b
 '''
 
 
@@ -231,8 +231,9 @@ def test_a_slow_validator_can_not_hold_other_owners_validation(project, other_pr
     for _ in range(6):
         device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
         for r in tasks_dispatch(device=device, slots=2).replicas:
+            # Distinct outputs (the owner's app may add a nonce): identical pairs are judged once.
             results_store([Report(device_id=device.pk, task_id=r.task_id, ok=True,
-                                  output={"n": r.workunit.input["n"]})])
+                                  output={"n": r.workunit.input["n"], "nonce": device.pk})])
     pool.warm(SLOW)   # warm already: what follows is judging, not a cold start
 
     started = time.monotonic()
