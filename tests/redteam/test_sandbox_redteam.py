@@ -244,3 +244,35 @@ def test_a_slow_validator_can_not_hold_other_owners_validation(project, other_pr
           f"(state {unit.state})")
     assert unit.state == WorkUnit.State.COMPLETED
     assert held < 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xfail(strict=True, reason="BROKEN: breaker and warm process are shared by code hash")
+def test_owner_a_can_not_pause_owner_bs_validator_by_copying_its_code(project, other_project):
+    """The pool and its breaker are keyed by sha256(code) only, not by app or owner. Owner A
+    saves a copy of owner B's validator (public for a catalogue app, or guessed: it is
+    ordinary code) and feeds it, from A's own app and devices, outputs that make it fail.
+    The breaker then fails B's work units too, for RETRY_S after every trip, and A's
+    failure kills the warm process B was using."""
+    b_app = app_create(project=other_project, name="b", title="b", validator="custom",
+                       validate_code=RECURSIVE_HONEST)
+    a_app = app_create(project=project, name="a", title="a", validator="custom",
+                       validate_code=RECURSIVE_HONEST)
+    quorum = QuorumParams(min_quorum=2, target_nresults=2)
+    a_batch = batch_create(app_version=app_version_create(app=a_app, code=ECHO), name="a",
+                           inputs=[{"n": 1}], quorum=quorum)
+    b_batch = batch_create(app_version=app_version_create(app=b_app, code=ECHO), name="b",
+                           inputs=[{"n": 2}], quorum=quorum)
+    for batch, output in ((a_batch, nested(600)), (b_batch, {"n": 2})):
+        for _ in range(2):
+            device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+            [replica] = tasks_dispatch(device=device, slots=1).replicas
+            assert replica.workunit.batch_id == batch.pk
+            results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
+                                  output=output)])
+
+    call_command("validator", "--once")
+
+    b_unit = b_batch.workunits.get()
+    print(f"\nowner B's work unit: {b_unit.state} {b_unit.error_reason!r}")
+    assert b_unit.state == WorkUnit.State.COMPLETED
