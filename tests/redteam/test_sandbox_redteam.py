@@ -26,7 +26,6 @@ from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.sandbox.judging import pairs_judge
 from sparecycles.sandbox.pool import pool
 from sparecycles.scheduler.intake import Report, results_store
-from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.volunteers.services import device_connect
 

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db
 
 def directives(response) -> dict[str, str]:
     policy = response["Content-Security-Policy"]
-    return {part.split()[0]: " ".join(part.split()[1:]) for part in policy.split(";") if part.strip()}
+    parts = [part.split() for part in policy.split(";") if part.strip()]
+    return {words[0]: " ".join(words[1:]) for words in parts}
 
 
 def test_the_compute_frame_is_sandboxed_offline_and_framable_only_by_the_site(client):
