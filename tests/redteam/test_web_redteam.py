@@ -86,3 +86,31 @@ def test_no_sandbox_means_no_custom_validator(settings, monkeypatch, tmp_path, m
                                 code="def equivalent(a, b):\n    return True\n")
     finally:
         isolation.isolation.cache_clear()
+
+
+def test_an_owner_can_not_read_or_change_another_owners_validator(owner, project):
+    """Owner A (a token, not a superuser) against owner B's app: no read of its validator
+    code, no change of it, through the API."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    from sparecycles.projects.models import App, Project
+    b_user = get_user_model().objects.create_user("owner-b", password="pw-b-123456")
+    b_project = Project.objects.create(slug="b-project", title="B")
+    b_project.owners.add(b_user)
+    App.objects.create(project=b_project, name="bapp", title="B", validator="exact",
+                       validate_code="SECRET_B = 1\n")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    assert api.get("/api/v1/apps/bapp/").status_code == 404
+    assert "SECRET_B" not in api.get("/api/v1/apps/").content.decode()
+    response = api.patch("/api/v1/apps/bapp/", {"validator": "custom",
+                                                "validate_code": "def equivalent(a, b): ..."},
+                         format="json")
+    assert response.status_code == 404
+    assert App.objects.get(name="bapp").validator == "exact"
+    # Taking B's name for an app of A's own project must not reach B's app either.
+    api.post("/api/v1/apps/", {"project": project.slug, "name": "bapp", "title": "A"},
+             format="json")
+    assert App.objects.get(project=b_project, name="bapp").title == "B"
