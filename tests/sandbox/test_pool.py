@@ -6,22 +6,23 @@ from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.sandbox.judging import pairs_judge
 from sparecycles.sandbox.pool import pool
 
-# Tries to influence every other validator in its interpreter: it would make all of
-# them answer True if it shared one with them.
+# Tries to influence every other validator in its interpreter: STRICT would answer True
+# to everything if the two shared one.
 MEDDLER = '''
 import builtins
-builtins.isinstance = lambda *args: True
+builtins.MEDDLED = True
 def equivalent(a, b):
     return True
 '''
-STRICT = "def equivalent(a, b):\n    return isinstance(a, int) and a == b\n"
+STRICT = ("import builtins\ndef equivalent(a, b):\n"
+          "    return getattr(builtins, 'MEDDLED', False) or a == b\n")
 
 
 def test_one_code_one_process_reused_warm():
     assert pairs_judge(code=STRICT, pairs=[(1, 1), (1, 2)]) == [True, False]
     assert pairs_judge(code=MEDDLER, pairs=[(1, 2)]) == [True]
     for _ in range(20):
-        assert pairs_judge(code=STRICT, pairs=[(1, 2), (3, 3), ("x", "x")]) == [False, True, False]
+        assert pairs_judge(code=STRICT, pairs=[(1, 2), (3, 3), ("x", "y")]) == [False, True, False]
     assert pool.started == 2  # one per code, then reused
 
 

@@ -177,8 +177,10 @@ def app_update(*, app: App, **fields: Any) -> App:
         raise TypeError(f"app_update got unknown fields {sorted(unknown)}")
     for name, value in fields.items():
         setattr(app, name, value)
-    app_validator_check(validator=app.validator, options=app.validator_options,
-                        code=app.validate_code)
+    if fields.keys() & {"validator", "validator_options", "validate_code"}:
+        # A custom validator's check starts a sandbox: only when the validation changes.
+        app_validator_check(validator=app.validator, options=app.validator_options,
+                            code=app.validate_code)
     app.full_clean(exclude=["project", "name"])
     app.save(update_fields=list(fields) or None)
     return app

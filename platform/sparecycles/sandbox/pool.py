@@ -125,6 +125,7 @@ class Pool:
             processes = [p for ps in self._idle.values() for p in ps]
             self._idle.clear()
             self._broken.clear()
+            self.started = 0
         for process in processes:
             process.kill()
 

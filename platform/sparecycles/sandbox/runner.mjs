@@ -88,5 +88,5 @@ Judge()
 reply('{"booted":true}');
 const loaded = judge.load(JSON.parse(await next()).code);
 reply(loaded);
-if (!loaded.includes('"ready"')) exit(0);
+if (JSON.parse(loaded).ready !== true) exit(0);
 for (;;) judge.batch(await next(), reply);
