@@ -111,6 +111,12 @@ function secondsLeft(when) {
   return `${Math.max(0, Math.ceil((when - Date.now()) / 1000))}s`;
 }
 
+/** Whose code a task runs: one owner's code never shares a runtime with another's. */
+function appKey(task) {
+  const app = task.app || {};
+  return `${app.name}/${app.version}`;
+}
+
 function deadlinePassed(task) {
   const deadline = Date.parse(task.deadline);
   return Number.isFinite(deadline) && deadline < Date.now();
@@ -148,6 +154,7 @@ class ComputeSlot {
     this.restTimer = null;
     this.lastBusyMs = 0;
     this.lastEnd = 0;
+    this.appKey = null;       // the app whose code this slot's runtime has run
   }
 
   get idle() {
@@ -213,6 +220,8 @@ class ComputeSlot {
   /** Run one task; resolves with the worker's result message, rejects with Stopped. */
   run(task) {
     if (!this.idle) throw new Error("slot is busy");
+    if (this.appKey && this.appKey !== appKey(task)) throw new Error("slot ran another app");
+    this.appKey = appKey(task);
     this.task = task;
     return new Promise((resolve, reject) => {
       this.pendingRun = { resolve, reject, taskId: task.task_id };
@@ -254,6 +263,7 @@ class ComputeSlot {
     this.restTimer = null;
     this.restUntil = 0;
     this.lastEnd = 0;
+    this.appKey = null;
     const { pendingStart, pendingRun } = this;
     this.pendingStart = null;
     this.pendingRun = null;
@@ -324,8 +334,12 @@ class ComputePool {
     this.slots = this.slots.filter((slot) => !slot.retiring);
   }
 
-  idleSlot() {
-    return this.slots.find((slot) => slot.idle) || null;
+  /** An idle slot for `task`: one that ran its app, else a fresh one, else any (to restart). */
+  idleSlot(task) {
+    const idle = this.slots.filter((slot) => slot.idle);
+    const key = appKey(task);
+    return idle.find((slot) => slot.appKey === key) || idle.find((slot) => !slot.appKey) ||
+      idle[0] || null;
   }
 }
 
@@ -1055,10 +1069,19 @@ class VolunteerClient {
   pump() {
     if (this.computing && this.pool.ready) {
       let slot;
-      while (this.queue.length && (slot = this.pool.idleSlot())) {
+      while (this.queue.length && (slot = this.pool.idleSlot(this.queue[0]))) {
         const task = this.queue.shift();
         if (deadlinePassed(task)) {
           this.dropTask(task);
+          continue;
+        }
+        if (slot.appKey && slot.appKey !== appKey(task)) {
+          // Another owner's code ran in this runtime and may have changed it (patched json,
+          // hooked the worker): it must not see, or answer for, this task. A fresh frame.
+          this.queue.unshift(task);
+          this.view.addLog(`Worker ${slot.index + 1} restarts for ${task.app?.name}: ` +
+                           "each app's code gets a runtime of its own.");
+          this.restartSlot(slot);
           continue;
         }
         this.runOn(slot, task);
@@ -1108,8 +1131,7 @@ class VolunteerClient {
       this.pool.remove(slot);
       return;
     }
-    slot.start().then(() => this.pump(), (error) => this.runtimeFailedToLoad(error));
-    this.render();
+    this.startSlot(slot, false);
   }
 
   report(task, result) {

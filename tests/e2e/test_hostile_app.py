@@ -7,7 +7,9 @@ pyodide.http.pyfetch with the volunteer's cookies, a CSRF post that renames the 
 a volunteer WebSocket of its own (a new device, forged results), importScripts, eval, a
 nested worker, IndexedDB, Cache Storage, localStorage, popups, navigation, and messages to
 the page that pretend to be results for another device's task or a runtime out of turn.
-A second task of the same app reports what worked; the server's rows say the rest.
+It also patches json.dumps to forge the outputs of other owners' apps that might run later
+in its runtime. A second task of the same app reports what worked; the server's rows say
+the rest.
 
 On the code before the compute frame (a worker on the site's origin) the fetches read the
 account page, the CSRF post renames the volunteer, and the socket adds a device: this test
@@ -95,7 +97,8 @@ def test_a_hostile_app_reaches_nothing_and_honest_work_goes_on(server, page):
     page.get_by_role("button", name="Start").click()
     wait_for_done(page, 1)
     wait_for_completed(attack, 1)
-    [device] = Device.objects.exclude(replicas__task_id=victim_id)
+    device = Device.objects.get(pk=int(page.evaluate(
+        "() => window.sparecycles.client.deviceId").removeprefix("d")))
     assert device.volunteer_id == volunteer.pk   # the page's device is Vera's
 
     # Let the asynchronous attempts be answered (the worker idles between tasks), then ask.
@@ -120,10 +123,13 @@ def test_a_hostile_app_reaches_nothing_and_honest_work_goes_on(server, page):
     assert replica.outcome == Replica.Outcome.CLIENT_ERROR
     assert "output too large" in replica.error_message
 
-    # Honest work goes on in the same page.
+    # Honest work goes on in the same page, in a runtime of its own: the hostile app patched
+    # json.dumps in its runtime to forge Mandelbrot outputs.
     honest = bundled_batch_create("mandelbrot", count=2, quorum=ONE_REPLICA)
     wait_for_completed(honest, 2)
     expect(page.locator("#alert")).to_be_empty()
+    for replica in Replica.objects.filter(workunit__batch=honest).exclude(received_at=None):
+        assert "forged" not in replica.output and len(replica.output["iterations"]) == 64
 
     volunteer.refresh_from_db()
     assert volunteer.name == "Vera"

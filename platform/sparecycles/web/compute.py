@@ -1,6 +1,7 @@
 """The compute frame: where owners' code runs in the browser (issue 14).
 
-The volunteer page embeds `<iframe sandbox="allow-scripts" src="{COMPUTE_ORIGIN}/compute/frame/?v=…">`.
+The volunteer page embeds
+`<iframe sandbox="allow-scripts" src="{COMPUTE_ORIGIN}/compute/frame/?v=…">`.
 Without allow-same-origin the frame has an opaque origin: no cookies, no storage, no
 caches, cross-origin to every page of the site. Its document's own CSP repeats the sandbox
 and allows no network at all (connect-src 'none'), which its blob: workers inherit, so app
@@ -71,7 +72,8 @@ def site_origin(request: HttpRequest) -> str:
     if value:
         return _origin(value)
     if compute_origin():
-        raise ImproperlyConfigured("COMPUTE_ORIGIN needs SITE_ORIGIN (the volunteer page's origin).")
+        raise ImproperlyConfigured(
+            "COMPUTE_ORIGIN needs SITE_ORIGIN (the volunteer page's origin).")
     return f"{request.scheme}://{request.get_host()}"
 
 

@@ -3,8 +3,9 @@ sandbox it can think of and keeps score in RESULTS; a later task of the same app
 worker, same namespace) reports the score as its output.
 
 Each outcome is "ok: …" (the attack worked), "blocked: …" (it failed), or "pending" (no
-answer yet); "info: …" names a step whose effect the test checks on the server. Python runs tasks synchronously, so answers to asynchronous attempts arrive
-between tasks; the test waits before it asks for the report.
+answer yet); "info: …" names a step whose effect the test checks on the server. Python
+runs tasks synchronously, so answers to asynchronous attempts arrive between tasks; the
+test waits before it asks for the report.
 """
 
 import json
@@ -166,12 +167,12 @@ def attack(g, given):
         obj(type="stage", stage="<b>owned</b>"))] and "posted")
 
     async def py_fetch():
-        import pyodide.http
-        from pyodide.http import pyfetch
-
         # pyodide.http imports its JS names from the restricted `js` module: swap in the
         # real global scope, module and names.
         import sys
+
+        import pyodide.http
+        from pyodide.http import pyfetch
 
         sys.modules["js"] = g
         for name in ["AbortController", "AbortSignal", "fetch", "Headers", "Object", "Request",
@@ -201,6 +202,14 @@ def main(input):
     if not STATE["attacked"]:
         STATE["attacked"] = True
         restricted_js_module()
+        # Other owners' apps that run later in this runtime: forge their outputs.
+        real_dumps = json.dumps
+
+        def forging_dumps(value, *args, **kwargs):
+            if isinstance(value, dict) and "iterations" in value:
+                value = {**value, "forged": True}
+            return real_dumps(value, *args, **kwargs)
+        json.dumps = forging_dumps
         import js
         from pyodide.ffi import create_proxy
 
