@@ -24,7 +24,7 @@ print("mechanism", iso.mechanism, file=sys.stderr)
 cmd = iso.command(memory_mb=settings.SANDBOX["MEMORY_MB"], cpu_s=60)
 p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      env={}, cwd="/", start_new_session=True, text=True)
-msgs = [{"nonce": "N0NCE"}, {"code": code}, {"outputs": outputs, "pairs": pairs}]
+msgs = [{"nonce": "N0NCE"}, {"code": code}, {"id": 1, "outputs": outputs, "pairs": pairs}]
 p.stdin.write("".join(json.dumps(m) + "\n" for m in msgs))
 p.stdin.flush()
 t = time.time()

@@ -145,7 +145,8 @@ def _transition(workunit: WorkUnit, replicas: list[Replica], writes: Writes) -> 
                 writes.verdict(replica)
     app = workunit.app_version.app
     equal = comparator_for(
-        validator=app.validator, options=app.validator_options, code=app.validate_code
+        validator=app.validator, options=app.validator_options, code=app.validate_code,
+        app_id=app.pk,
     )
     if not _judged_in_advance(workunit, replicas, equal, writes):
         return

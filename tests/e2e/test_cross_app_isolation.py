@@ -1,8 +1,8 @@
-"""Red team, browser: one owner's app code against another owner's results.
+"""One owner's app code against another owner's results, in the volunteer's browser.
 
-Every app a volunteer runs shares one compute worker, hence one Pyodide interpreter: the
-worker keeps a namespace per app version, but modules (json, builtins, sys) are shared.
-Owner A's app (apps/poison_main.py) patches json.dumps/json.loads on its first task. The
+Found by the red team (tests/redteam/README.md, issue 14): every app a volunteer ran
+shared one compute worker, hence one Pyodide interpreter (a namespace per app version, but
+modules — json, builtins, sys — shared). Owner A's app (hostile/poison_main.py) patches json.dumps/json.loads on its first task. The
 volunteer then runs owner B's honest app in the same worker: B's outputs are rewritten
 before the page sees them (the page only checks they are valid JSON within the size limit),
 and B's inputs are kept and later returned as A's own output.
@@ -10,7 +10,8 @@ and B's inputs are kept and later returned as A's own output.
 Because the rewrite is deterministic, every volunteer that ran A's task forges B's results
 identically, so replication (min_quorum) does not catch it either.
 
-Expected: B's results are B's, and A learns nothing of B. Marked xfail(strict) while BROKEN.
+Now a slot restarts its compute frame (a fresh worker and runtime) whenever the next task's
+app or version differs from the one it ran: B's results are B's, and A learns nothing of B.
 """
 
 import pytest
@@ -27,7 +28,7 @@ from tests.waiting import wait_for_completed
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 ONE = QuorumParams(min_quorum=1, target_nresults=1)
-POISON = (REPO / "tests/redteam/apps/poison_main.py").read_bytes()
+POISON = (REPO / "tests/e2e/hostile/poison_main.py").read_bytes()
 VICTIM = b"def main(input):\n    return {'n': input['n'], 'sq': input['n'] ** 2}\n"
 
 
@@ -39,7 +40,6 @@ def owned_app(owner: str, name: str, code: bytes):
     return app_version_create(app=app, code=code)
 
 
-@pytest.mark.xfail(strict=True, reason="BROKEN: apps of different owners share one Pyodide")
 def test_one_owners_app_can_not_forge_or_read_another_owners_results(live_daphne, page):
     poison = owned_app("owner-a", "poison", POISON)
     victim = owned_app("owner-b", "victim", VICTIM)
