@@ -2,13 +2,14 @@
 
 Found by the red team (tests/redteam/README.md, issue 14): every app a volunteer ran
 shared one compute worker, hence one Pyodide interpreter (a namespace per app version, but
-modules — json, builtins, sys — shared). Owner A's app (hostile/poison_main.py) patches json.dumps/json.loads on its first task. The
-volunteer then runs owner B's honest app in the same worker: B's outputs are rewritten
-before the page sees them (the page only checks they are valid JSON within the size limit),
-and B's inputs are kept and later returned as A's own output.
+modules — json, builtins, sys — shared). Owner A's app (hostile/poison_main.py) patches
+json.dumps/json.loads on its first task. The volunteer then ran owner B's honest app in the
+same worker: B's outputs were rewritten before the page saw them (the page only checks they
+are valid JSON within the size limit), and B's inputs kept and later returned as A's own
+output.
 
 Because the rewrite is deterministic, every volunteer that ran A's task forges B's results
-identically, so replication (min_quorum) does not catch it either.
+identically, so replication (min_quorum) did not catch it either.
 
 Now a slot restarts its compute frame (a fresh worker and runtime) whenever the next task's
 app or version differs from the one it ran: B's results are B's, and A learns nothing of B.

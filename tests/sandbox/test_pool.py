@@ -100,3 +100,60 @@ def test_owner_a_can_not_pause_owner_bs_validator_by_copying_its_code(project, o
     with pytest.raises(ValidatorError, match="timed out"):   # A's stays open...
         pairs_judge(code=COUNTS, pairs=[({"n": 1}, {"n": 1})], app_id=a_app.pk)
     assert pairs_judge(code=COUNTS, pairs=[({"n": 3}, {"n": 3})], app_id=b_app.pk) == [True]
+
+
+# Red team notes (issue 14): the cap was on idle processes only; any number of threads
+# could each start their own.
+def test_at_most_max_processes_run_at_once_across_threads(settings):
+    import threading
+
+    from sparecycles.sandbox.errors import SandboxBusy
+
+    settings.SANDBOX = {**settings.SANDBOX, "MAX_PROCESSES": 1, "POOL_SIZE": 4}
+    done = {}
+
+    def other_owner(name, code):
+        try:
+            done[name] = pairs_judge(code=code, pairs=[(1, 1)], app_id=2)
+        except ValidatorError as exc:
+            done[name] = exc
+
+    with pool.lend(STRICT, app_id=1):
+        waiting = threading.Thread(target=other_owner, args=("waited", MEDDLER))
+        waiting.start()
+        waiting.join(timeout=3)
+        assert waiting.is_alive() and pool.started == 1   # it waits: no second process
+    waiting.join()
+    assert done["waited"] == [True] and pool.started == 2 and pool.running_count() == 1
+
+    settings.SANDBOX = {**settings.SANDBOX, "START_TIMEOUT_S": 0.5}
+    with pool.lend(MEDDLER, app_id=2):
+        busy = threading.Thread(target=other_owner, args=("busy", STRICT))
+        busy.start()
+        busy.join()
+    assert isinstance(done["busy"], SandboxBusy)
+    settings.SANDBOX = {**settings.SANDBOX, "START_TIMEOUT_S": 60}
+    # Busy is nobody's fault: no breaker for STRICT.
+    assert pairs_judge(code=STRICT, pairs=[(1, 2)], app_id=2) == [False]
+    assert pool.running_count() == 1
+
+
+SLEEPY = "import time\ndef equivalent(a, b):\n    time.sleep(0.5)\n    return a == b\n"
+
+
+def test_a_budget_stops_between_pairs_and_the_next_call_resumes():
+    from sparecycles.sandbox.errors import BudgetSpent
+
+    pairs = [(i, i) for i in range(4)] + [(1, 2)]
+    calls = 0
+    while True:
+        calls += 1
+        try:
+            verdicts = pairs_judge(code=SLEEPY, pairs=pairs, app_id=1, budget_s=0.8)
+            break
+        except BudgetSpent as exc:
+            assert "judged this pass" in exc.reason
+            assert calls < len(pairs)   # each call judges at least one new pair
+    assert verdicts == [True, True, True, True, False]
+    assert calls >= 2 and pool.started == 1   # no breaker, the process stayed warm
+    assert pairs_judge(code=SLEEPY, pairs=pairs, app_id=1, budget_s=0) == verdicts  # memo
