@@ -44,7 +44,8 @@ def test_the_pool_keeps_at_most_pool_size_idle_processes(settings):
     pairs_judge(code=STRICT, pairs=[(1, 1)])
     pairs_judge(code=MEDDLER, pairs=[(1, 1)])
     assert pool.idle_count() == 1
-    pairs_judge(code=STRICT, pairs=[(1, 1)])  # evicted: started again
+    pairs_judge(code=STRICT, pairs=[(2, 2)])  # evicted: started again (a new pair: (1, 1)
+                                              # is remembered and needs no process)
     assert pool.started == 3 and pool.idle_count() == 1
 
 
@@ -68,6 +69,8 @@ def test_a_failed_validator_fails_fast_until_retry_s():
 # sends a huge one and the comparison times out (a process-level failure: breaker).
 COUNTS = """
 def equivalent(a, b):
+    if not (isinstance(a, dict) and isinstance(b, dict) and "n" in a and "n" in b):
+        return a == b
     return a["n"] == b["n"] and sum(range(a["n"])) == sum(range(b["n"]))
 """
 

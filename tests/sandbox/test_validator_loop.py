@@ -243,13 +243,15 @@ def equivalent(a, b):
 '''
 
 
-def test_a_slow_validator_can_not_hold_other_owners_validation(project, other_project):
+def test_a_slow_validator_can_not_hold_other_owners_validation(project, other_project,
+                                                               settings):
     """Owner A's validator takes 1.8 s per comparison, always under the 2 s limit, so it
-    never times out and never trips the breaker. The transitioner judges all ordered pairs
+    never times out and never trips the breaker. The transitioner judged all ordered pairs
     of an open work unit (n results: n(n-1) pairs, min_quorum up to MAX_REPLICAS=1000) with
-    the work-unit rows locked, inside the one transaction that also validates owner B's work
-    units. With 4 results (12 pairs) B's honest work unit waits ~22 s; with 20 results it
-    would wait ~11 minutes per pass."""
+    the work-unit rows locked, inside the one transaction that also validated owner B's work
+    units: with 4 results (12 pairs) B's honest work unit waited ~22 s. Now A's judging has
+    a budget per work unit and per app and pass, outside any lock and after B's work."""
+    settings.SANDBOX = {**settings.SANDBOX, "WORKUNIT_BUDGET_S": 1, "APP_BUDGET_S": 1}
     owner_a = project.owners.get()
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner_a).key}")
@@ -285,3 +287,8 @@ def test_a_slow_validator_can_not_hold_other_owners_validation(project, other_pr
           f"(state {unit.state})")
     assert unit.state == WorkUnit.State.COMPLETED
     assert held < 5
+    # A's work unit is deferred, not paused: its results wait for the next passes, which
+    # go on from the verdicts this one made.
+    slow_unit = WorkUnit.objects.get(batch__app_version=slow_version)
+    assert slow_unit.state == WorkUnit.State.OPEN and slow_unit.error_reason == ""
+    assert slow_unit.replicas.filter(pending=True).count() == 4

@@ -66,6 +66,7 @@ def pairs_judge(*, code: str, pairs: list[tuple[Any, Any]], app_id: int | None =
             continue
         todo[(ka, kb)] = (place(ka, a), place(kb, b))
     if todo and budget_s is not None and budget_s <= 0:
+        pool.breaker_check(code, app_id=app_id)   # a broken validator says so, not "later"
         raise BudgetSpent("this pass's time for the custom validator is spent; its "
                           "comparisons follow in the next passes.")
     if todo:

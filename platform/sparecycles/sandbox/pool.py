@@ -60,10 +60,7 @@ class Pool:
         per work unit. SandboxBusy (no process free) is nobody's fault: no trip."""
         key = code_key(code, app_id)
         if breaker:
-            with self._lock:
-                until, reason = self._broken.get(key, (0.0, ""))
-            if time.monotonic() < until:
-                raise ValidatorError(reason)
+            self.breaker_check(code, app_id=app_id)
         process = self._take(key)
         try:
             if process is None:
@@ -80,6 +77,13 @@ class Pool:
         finally:
             if process is not None:
                 self._give_back(key, process)
+
+    def breaker_check(self, code: str, *, app_id: int | None = None) -> None:
+        """ValidatorError with the reason if this app's code failed within RETRY_S."""
+        with self._lock:
+            until, reason = self._broken.get(code_key(code, app_id), (0.0, ""))
+        if time.monotonic() < until:
+            raise ValidatorError(reason)
 
     def _start_counted(self, code: str) -> ValidatorProcess:
         """Start a process within MAX_PROCESSES: evict idle ones first, then wait (up to

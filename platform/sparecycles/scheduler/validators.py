@@ -134,6 +134,7 @@ def validation_plan(workunit_ids) -> tuple[list[int], list[list[int]], list[int]
     from sparecycles.projects.models import WorkUnit
     from sparecycles.sandbox.errors import BudgetSpent, ValidatorError
     from sparecycles.sandbox.judging import SandboxComparator
+    from sparecycles.sandbox.pool import pool
 
     from .models import Replica
 
@@ -150,12 +151,16 @@ def validation_plan(workunit_ids) -> tuple[list[int], list[list[int]], list[int]
     config = settings.SANDBOX
     for workunit in custom:
         app = workunit.app_version.app
+        pairs = advance_pairs(workunit, replicas[workunit.pk])
+        if pairs:
+            # A cold start (seconds) happens here, outside any lock, and is not judging
+            # time: it does not count against the budgets. A failure is the breaker's.
+            pool.warm(app.validate_code, app_id=app.pk)
         left = config["APP_BUDGET_S"] - spent.get(app.pk, 0.0)
         equal = SandboxComparator(app.validate_code, app_id=app.pk)
         started = time.monotonic()
         try:
-            equal.prefetch(advance_pairs(workunit, replicas[workunit.pk]),
-                           budget_s=max(min(config["WORKUNIT_BUDGET_S"], left), 0.0))
+            equal.prefetch(pairs, budget_s=max(min(config["WORKUNIT_BUDGET_S"], left), 0.0))
         except BudgetSpent:
             deferred.append(workunit.pk)
             continue
