@@ -129,8 +129,8 @@ def test_at_most_max_processes_run_at_once_across_threads(settings):
     waiting.join()
     assert done["waited"] == [True] and pool.started == 2 and pool.running_count() == 1
 
-    settings.SANDBOX = {**settings.SANDBOX, "START_TIMEOUT_S": 0.5}
     with pool.lend(MEDDLER, app_id=2):
+        settings.SANDBOX = {**settings.SANDBOX, "START_TIMEOUT_S": 0.5}   # waits 0.5 s
         busy = threading.Thread(target=other_owner, args=("busy", STRICT))
         busy.start()
         busy.join()
