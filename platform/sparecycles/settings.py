@@ -376,6 +376,14 @@ SANDBOX = {
     # A validator that failed is not run again for this many seconds (its work units
     # wait, with the reason, and housekeeping retries them).
     "RETRY_S": envint("SPARECYCLES_SANDBOX_RETRY_S", 60),
+    # Sandbox processes that may run at once in a server process, idle or busy, across
+    # threads; a caller beyond that waits for one (up to START_TIMEOUT_S).
+    "MAX_PROCESSES": envint("SPARECYCLES_SANDBOX_MAX_PROCESSES", 8),
+    # Seconds of comparisons one work unit may take per validation pass, and one app per
+    # pass; what does not fit is judged in the next passes (the verdicts so far are kept),
+    # so a slow validator delays only its own app.
+    "WORKUNIT_BUDGET_S": float(envstr("SPARECYCLES_SANDBOX_WORKUNIT_BUDGET_S", "2")),
+    "APP_BUDGET_S": float(envstr("SPARECYCLES_SANDBOX_APP_BUDGET_S", "4")),
 }
 
 LOGGING = {

@@ -209,6 +209,27 @@ async def test_oversized_output_is_refused_too_large(make_batch, settings):
     await communicator.disconnect()
 
 
+async def test_an_output_with_nan_is_refused_invalid_and_the_task_can_be_resent(make_batch):
+    """Red team (issue 14): NaN got past the edge and sank a whole intake batch."""
+    await make_batch_async(make_batch, count=1)
+    communicator, _ = await hello()
+    await communicator.send_json_to({"type": "request", "slots": 1})
+    [task] = (await communicator.receive_json_from())["tasks"]
+    frame = json.dumps({"type": "result", "task_id": task["task_id"], "status": "ok",
+                        "output": {"x": float("nan")}})
+    assert "NaN" in frame   # Python writes it; JSON has no such number
+    await communicator.send_to(text_data=frame)
+    ack = await communicator.receive_json_from()
+    assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": False,
+                   "reason": "invalid"}
+    error = await communicator.receive_json_from()
+    assert error["type"] == "error" and "NaN" in error["message"]
+    await communicator.send_json_to({"type": "result", "task_id": task["task_id"],
+                                     "status": "ok", "output": {"x": 1}})
+    assert (await communicator.receive_json_from())["accepted"] is True
+    await communicator.disconnect()
+
+
 async def test_cancel_is_pushed_when_a_workunit_finishes_elsewhere(make_batch):
     await make_batch_async(make_batch, count=1, target_nresults=2)
     slow, _ = await hello()

@@ -17,3 +17,14 @@ def _fresh_pool(settings):
     yield
     pool.close()
     isolation.isolation.cache_clear()
+
+
+@pytest.fixture
+def other_project(db):
+    """A second owner's project, for attacks of one owner on another."""
+    from django.contrib.auth import get_user_model
+
+    from sparecycles.projects.models import Project
+    other = Project.objects.create(slug="owner-b", title="Owner B's")
+    other.owners.add(get_user_model().objects.create_user("owner-b", password="pw-b-123456"))
+    return other

@@ -57,3 +57,26 @@ def test_a_bundled_custom_validator_is_checked_in_the_sandbox_on_install(tmp_pat
         "def equivalent(a, b):\n    return isinstance(a, dict) and a == b\n")
     version = bundled_app_install(bundled_app_read("primes", tmp_path))
     assert version.app.validator == "custom"
+
+
+# Red team notes (issue 14): what the owner sees after a failed save-time check must not
+# carry details of the host.
+def test_the_save_check_shows_the_owners_exception_not_the_hosts_details(monkeypatch):
+    from sparecycles.sandbox import judging
+    from sparecycles.sandbox import pool as pool_module
+    from sparecycles.sandbox.errors import ValidatorError
+    from sparecycles.sandbox.isolation import Isolation
+
+    with pytest.raises(ValidatorError) as raised:
+        judging.validator_check(code="def equivalent(a, b):\n"
+                                     "    raise ValueError('first line\\nsecond line')\n")
+    assert "raised ValueError: first line." in raised.value.reason
+    assert "second line" not in raised.value.reason
+
+    hidden = "/srv/secret-host-path/bin/bwrap"
+    monkeypatch.setattr(pool_module, "isolation", lambda: Isolation(
+        mechanism="bwrap", prefix=(hidden,), runner="/x", pyodide="/y", node="/z"))
+    with pytest.raises(ValidatorError) as raised:
+        judging.validator_check(code="def equivalent(a, b):\n    return a == b\n")
+    assert "could not start" in raised.value.reason
+    assert "secret-host-path" not in raised.value.reason

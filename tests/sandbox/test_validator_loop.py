@@ -6,12 +6,16 @@ of honest apps complete while a broken validator's work units wait with the reas
 for the owner, their honest results never marked invalid.
 """
 
+import json
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from sparecycles.gateway.protocol import FrameError, parse_client_frame
 from sparecycles.projects.models import App, WorkUnit
 from sparecycles.projects.selectors import batch_status
 from sparecycles.projects.services import (
@@ -22,6 +26,7 @@ from sparecycles.projects.services import (
     batch_create,
     project_owner_add,
 )
+from sparecycles.sandbox.pool import pool
 from sparecycles.scheduler.housekeeping import workunits_unstick
 from sparecycles.scheduler.intake import Report, results_store
 from sparecycles.scheduler.models import Replica
@@ -159,3 +164,134 @@ def test_an_owner_can_not_become_superuser_through_a_custom_validator(project, t
     owner = get_user_model().objects.get(pk=owner.pk)
     assert not owner.is_superuser
     assert not leak.exists()
+
+
+# Found by the red team (tests/redteam/README.md, issue 14): a volunteer's deep output and
+# a slow validator each held up other owners' validation.
+
+# An honest owner's validator, written the way the platform's own tolerance comparator is:
+# it walks lists and dicts recursively.
+RECURSIVE_HONEST = '''
+def _same(a, b):
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+def equivalent(a, b):
+    return _same(a, b)
+'''
+
+
+def nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_volunteers_deep_output_can_not_pause_an_honest_apps_validation(project):
+    """A hostile VOLUNTEER (not the owner) sends a 600-deep output. The gateway accepts it
+    (it parses up to Python's recursion limit); in the sandbox the honest validator's
+    RecursionError is a "limit", i.e. a ValidatorError: the work unit is paused, nobody's
+    result is judged, and the breaker pauses every other work unit of the app for RETRY_S.
+    Housekeeping retries the poisoned unit and trips the breaker again, for ever."""
+    poison = nested(600)
+    frame = json.dumps({"type": "result", "task_id": "t" * 20, "status": "ok",
+                        "output": poison, "elapsed_ms": 1})
+    with pytest.raises(FrameError, match="nested deeper than 64"):
+        parse_client_frame(frame)   # the gateway refuses it; stored anyway below, as if
+                                    # it had come in before the limit existed
+
+    app = app_create(project=project, name="honest", title="honest", validator="custom",
+                     validate_code=RECURSIVE_HONEST)        # passes the save check
+    version = app_version_create(app=app, code=ECHO)
+    quorum = QuorumParams(min_quorum=2, target_nresults=2)
+    # Two devices of the cheater (devices are free) take both replicas of one work unit...
+    poisoned_batch = batch_create(app_version=version, name="p", inputs=[{"n": 1}],
+                                  quorum=quorum)
+    poisoned = []
+    for _ in range(2):
+        device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+        [replica] = tasks_dispatch(device=device, slots=1).replicas
+        results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
+                              output=poison)])
+        poisoned.append(replica.task_id)
+    # ...and honest volunteers complete another work unit of the same app.
+    batch = batch_create(app_version=version, name="b", inputs=[{"n": 2}], quorum=quorum)
+    for _ in range(2):
+        device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+        [replica] = tasks_dispatch(device=device, slots=1).replicas
+        results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
+                              output={"n": 2})])
+
+    call_command("validator", "--once")
+
+    units = WorkUnit.objects.filter(batch__in=[poisoned_batch, batch])
+    reasons = {w.input["n"]: (w.state, w.error_reason) for w in units}
+    print("\nwork units after one validator pass:", reasons)
+    # Secure behaviour: the deep output is simply not equivalent (invalid), and the work
+    # unit without it completes.
+    assert all(not reason.startswith("Validation paused") for _, reason in reasons.values())
+    assert batch.workunits.get().state == WorkUnit.State.COMPLETED
+
+
+SLOW = '''
+import time
+def equivalent(a, b):
+    if a and b:
+        time.sleep(1.8)   # under PAIR_TIMEOUT_S (2 s) every time: never a time-out
+    return a["n"] == b["n"] if a and b else a == b
+'''
+
+
+def test_a_slow_validator_can_not_hold_other_owners_validation(project, other_project,
+                                                               settings):
+    """Owner A's validator takes 1.8 s per comparison, always under the 2 s limit, so it
+    never times out and never trips the breaker. The transitioner judged all ordered pairs
+    of an open work unit (n results: n(n-1) pairs, min_quorum up to MAX_REPLICAS=1000) with
+    the work-unit rows locked, inside the one transaction that also validated owner B's work
+    units: with 4 results (12 pairs) B's honest work unit waited ~22 s. Now A's judging has
+    a budget per work unit and per app and pass, outside any lock and after B's work."""
+    settings.SANDBOX = {**settings.SANDBOX, "WORKUNIT_BUDGET_S": 1, "APP_BUDGET_S": 1}
+    owner_a = project.owners.get()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner_a).key}")
+    started = time.monotonic()
+    response = api.post("/api/v1/apps/", {"project": project.slug, "name": "slow",
+                                          "title": "Slow", "validator": "custom",
+                                          "validate_code": SLOW}, format="json")
+    print(f"\nPOST /api/v1/apps/ with a new custom validator took "
+          f"{time.monotonic() - started:.1f} s in the request (a cold sandbox start)")
+    assert response.status_code == 201, response.content
+    slow = App.objects.get(name="slow")
+    slow_version = app_version_create(app=slow, code=ECHO)
+    batch_create(app_version=slow_version, name="slow", inputs=[{"n": 1}],
+                 quorum=QuorumParams(min_quorum=4, target_nresults=4, max_total_results=6,
+                                     max_success_results=4))
+    honest = App.objects.create(project=other_project, name="honest", title="honest")
+    honest_batch = batch_create(app_version=app_version_create(app=honest, code=ECHO),
+                                name="honest", inputs=[{"n": 7}],
+                                quorum=QuorumParams(min_quorum=1, target_nresults=1))
+    for _ in range(6):
+        device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+        for r in tasks_dispatch(device=device, slots=2).replicas:
+            # Distinct outputs (the owner's app may add a nonce): identical pairs are judged once.
+            results_store([Report(device_id=device.pk, task_id=r.task_id, ok=True,
+                                  output={"n": r.workunit.input["n"], "nonce": device.pk})])
+    pool.warm(SLOW, app_id=slow.pk)   # warm already: what follows is judging, not a cold start
+
+    started = time.monotonic()
+    call_command("validator", "--once")
+    held = time.monotonic() - started
+    unit = honest_batch.workunits.get()
+    print(f"owner B's one-result work unit was validated after {held:.1f} s "
+          f"(state {unit.state})")
+    assert unit.state == WorkUnit.State.COMPLETED
+    assert held < 5
+    # A's work unit is deferred, not paused: its results wait for the next passes, which
+    # go on from the verdicts this one made.
+    slow_unit = WorkUnit.objects.get(batch__app_version=slow_version)
+    assert slow_unit.state == WorkUnit.State.OPEN and slow_unit.error_reason == ""
+    assert slow_unit.replicas.filter(pending=True).count() == 4

@@ -69,3 +69,55 @@ def test_an_error_report_counts_against_the_device_when_validated(make_batch, ma
     workunits_validate(workunit_ids=stored.workunit_ids)
     host = device.host_app_versions.get()
     assert host.n_error == 1 and host.consecutive_valid == 0
+
+
+# Found by the red team (tests/redteam/README.md, issue 14): the intake stored a batch of
+# reports (every device's results that arrived together) in one transaction, so one
+# output the database refuses failed everybody's, honest results included.
+IDENTITY = b"def main(i):\n    return i\n"
+
+
+def _two_devices_one_task_each(app):
+    from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+    from sparecycles.volunteers.services import device_connect
+
+    version = app_version_create(app=app, code=IDENTITY)
+    batch_create(app_version=version, name="b", inputs=[{"n": 1}, {"n": 2}],
+                 quorum=QuorumParams(min_quorum=1, target_nresults=1))
+    cheater = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+    honest = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+    [mine] = tasks_dispatch(device=cheater, slots=1).replicas
+    [theirs] = tasks_dispatch(device=honest, slots=1).replicas
+    return cheater, mine, honest, theirs
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nan_output_is_refused_and_does_not_sink_honest_results(app):
+    cheater, mine, honest, theirs = _two_devices_one_task_each(app)
+    stored = results_store([
+        Report(device_id=cheater.pk, task_id=mine.task_id, ok=True, output={"x": float("nan")}),
+        Report(device_id=honest.pk, task_id=theirs.task_id, ok=True, output={"n": 2}),
+    ])
+    assert [(a.accepted, a.reason) for a in stored.acks] == [(False, "invalid"), (True, "")]
+    assert Replica.objects.get(task_id=theirs.task_id).output == {"n": 2}
+    assert Replica.objects.get(task_id=mine.task_id).received_at is None   # may resend
+    assert stored.workunit_ids == [theirs.workunit_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_report_the_database_refuses_sinks_only_itself(app):
+    """A NUL character is valid JSON, but PostgreSQL's jsonb refuses it: only that report
+    is refused, the others of its batch are stored (SQLite takes it: both are stored)."""
+    from django.db import connection
+
+    cheater, mine, honest, theirs = _two_devices_one_task_each(app)
+    stored = results_store([
+        Report(device_id=cheater.pk, task_id=mine.task_id, ok=True, output={"s": "a\u0000b"}),
+        Report(device_id=honest.pk, task_id=theirs.task_id, ok=True, output={"n": 2}),
+    ])
+    assert stored.acks[1].accepted is True
+    assert Replica.objects.get(task_id=theirs.task_id).output == {"n": 2}
+    if connection.vendor == "postgresql":
+        assert (stored.acks[0].accepted, stored.acks[0].reason) == (False, "invalid")
+        assert stored.workunit_ids == [theirs.workunit_id]
+

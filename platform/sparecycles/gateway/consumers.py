@@ -104,6 +104,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             if self.device is None:
                 await self.close(code=CLOSE_NO_HELLO)
                 return
+            if exc.task_id:  # a result whose output is refused: the client may drop it
+                await self.send_json({"type": "ack", "task_id": exc.task_id,
+                                      "accepted": False, "reason": exc.code})
             await self._violation(exc.code, exc.message)
             return
         if self.device is None and not isinstance(message, Hello):

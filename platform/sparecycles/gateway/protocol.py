@@ -5,11 +5,17 @@ Unknown extra fields are ignored so clients can extend compatibly.
 """
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
+
+# A result's output may nest lists and objects this deep, no deeper. Real outputs are
+# shallow; a 600-deep list is an attack on every comparator that walks it recursively
+# (Python's own and owners' custom validators).
+MAX_OUTPUT_DEPTH = 64
 
 Token = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -75,10 +81,13 @@ _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 class FrameError(Exception):
     """A frame we cannot act on; `code` goes into the error reply."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, *, task_id: str = ""):
         super().__init__(message)
         self.code = code
         self.message = message
+        # Set for a well-formed `result` frame whose output is refused: the socket answers
+        # with an ack (accepted: false, reason: `code`) so the client can drop the task.
+        self.task_id = task_id
 
 
 def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
@@ -98,9 +107,32 @@ def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
             f"Unknown message type {kind[:40]!r}; expected one of {', '.join(CLIENT_TYPES)}.",
         )
     try:
-        return _client_adapter.validate_python(data)
+        message = _client_adapter.validate_python(data)
     except (ValidationError, RecursionError) as exc:
         raise FrameError("invalid", f"Invalid {kind!r} frame: {_describe(exc)}") from None
+    if isinstance(message, Result):
+        problem = output_problem(message.output)
+        if problem:
+            raise FrameError("invalid", f"Invalid 'result' frame: output: {problem}",
+                             task_id=message.task_id)
+    return message
+
+
+def output_problem(output: Any) -> str:
+    """Why `output` can't be stored and compared, or "" if it can: NaN and Infinity are
+    not JSON (the database refuses them), and nesting is capped at MAX_OUTPUT_DEPTH.
+    Walks the tree without recursion."""
+    stack = [(output, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return "NaN and Infinity are not JSON numbers."
+        if isinstance(value, dict | list):
+            if depth > MAX_OUTPUT_DEPTH:
+                return f"nested deeper than {MAX_OUTPUT_DEPTH} levels."
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return ""
 
 
 def _describe(exc: Exception) -> str:

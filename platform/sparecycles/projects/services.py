@@ -118,8 +118,10 @@ def app_version_create(*, app: App, code: bytes, runtime: str = Runtime.PYODIDE,
 MAX_VALIDATOR_CODE_CHARS = 100_000
 
 
-def app_validator_check(*, validator: str, options: Any, code: str) -> None:
-    """Refuse a validator configuration that could not judge results."""
+def app_validator_check(*, validator: str, options: Any, code: str,
+                        app_id: int | None = None) -> None:
+    """Refuse a validator configuration that could not judge results. `app_id` (an app
+    being changed) checks in that app's own sandbox process, which then stays warm."""
     if validator not in Validator.values:
         raise ValidationError(f"Unknown validator {validator!r}: use "
                               f"{', '.join(Validator.values)}.")
@@ -143,7 +145,7 @@ def app_validator_check(*, validator: str, options: Any, code: str) -> None:
                                   f"{MAX_VALIDATOR_CODE_CHARS:,} characters.")
         # Owner code: parsed, loaded and tried only in the sandbox, never in this process.
         try:
-            validator_check(code=code)
+            validator_check(code=code, app_id=app_id)
         except ValidatorError as exc:
             raise ValidationError(exc.reason) from None
 
@@ -180,7 +182,7 @@ def app_update(*, app: App, **fields: Any) -> App:
     if fields.keys() & {"validator", "validator_options", "validate_code"}:
         # A custom validator's check starts a sandbox: only when the validation changes.
         app_validator_check(validator=app.validator, options=app.validator_options,
-                            code=app.validate_code)
+                            code=app.validate_code, app_id=app.pk)
     app.full_clean(exclude=["project", "name"])
     app.save(update_fields=list(fields) or None)
     return app

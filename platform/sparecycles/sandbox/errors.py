@@ -13,3 +13,14 @@ class ValidatorError(Exception):
 
 class SandboxUnavailable(ValidatorError):
     """No isolation mechanism works on this server: custom validators fail closed."""
+
+
+class SandboxBusy(ValidatorError):
+    """Every sandbox process this server may run is busy: the results wait for the next
+    pass. Not the validator's fault, so it trips no breaker."""
+
+
+class BudgetSpent(ValidatorError):
+    """The validator's comparisons for a work unit did not fit in this pass's time budget;
+    the verdicts so far are remembered and the rest are judged in the next passes. Not a
+    failure: it trips no breaker."""

@@ -1,13 +1,15 @@
 """One sandboxed process running one validator's code, and the protocol to it.
 
 The parent side of runner.mjs: start it through `isolation`, load the code, then send
-batches of outputs and pairs and read one verdict per pair. Every read has a deadline
-(the start, the load, and each pair get their own), so a looping, blocking or silent
+outputs and pairs, one request a pair, and read exactly one reply line per request
+(its id and verdict count checked). Every read has a deadline (the start, the load,
+and each pair get their own), so a looping, blocking or silent
 sandbox is killed, never waited for. Anything unexpected — a crash, a line that is not
 the protocol, output past the size cap — kills the process and raises ValidatorError.
 """
 
 import json
+import logging
 import os
 import secrets
 import selectors
@@ -18,6 +20,8 @@ from typing import Any
 
 from .errors import ValidatorError
 from .isolation import Isolation
+
+logger = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 64 * 1024  # a verdict line is tiny; more is junk
 
@@ -37,6 +41,7 @@ class ValidatorProcess:
         self.memory_mb = memory_mb
         self.nonce = secrets.token_hex(16)
         self._buffer = b""
+        self._request_id = 0
         self.started = time.monotonic()
         try:
             # A session of its own: killing the group reaches everything inside.
@@ -45,7 +50,11 @@ class ValidatorProcess:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 env={}, cwd="/", start_new_session=True, close_fds=True)
         except OSError as exc:
-            raise ValidatorError(f"The validator sandbox could not start: {exc}.") from None
+            # The detail (paths, the host's command line) goes to the server's log, not to
+            # the owner, who sees this reason on the app's form and batch page.
+            logger.error("the validator sandbox could not start: %s", exc)
+            raise ValidatorError("The validator sandbox could not start on the server; "
+                                 "the operator has been told (server log).") from None
         os.set_blocking(self.proc.stdin.fileno(), False)
         os.set_blocking(self.proc.stdout.fileno(), False)
         try:
@@ -70,34 +79,58 @@ class ValidatorProcess:
 
     # --- the protocol ----------------------------------------------------------------
 
-    def judge(self, outputs: list[Any], pairs: list[tuple[int, int]]) -> list[dict]:
-        """One reply per pair: {"verdict": bool} or {"raised": "..."} (equivalent raised:
-        not equivalent). A process-level failure raises ValidatorError and kills it."""
+    def judge(self, outputs: list[Any], pairs: list[tuple[int, int]], *,
+              budget_s: float | None = None) -> list[dict]:
+        """One reply per pair, in order: {"verdict": bool} or {"raised": "..."} (equivalent
+        raised on that pair: not equivalent). A process-level failure (time-out, memory,
+        crash, a broken protocol, a non-bool) raises ValidatorError and kills it.
+
+        Pairs go one request each (the outputs cross once, with the first), so every
+        comparison has its own deadline. With `budget_s`, no new pair starts once that
+        many seconds are spent: the replies cover a prefix of `pairs` then."""
         if not pairs:
             return []
+        started = time.monotonic()
         try:
-            self._send({"outputs": outputs, "pairs": pairs},
-                       timeout_s=self.pair_timeout_s + len(json.dumps(outputs)) / 2**20)
             replies = []
-            for _ in pairs:
+            for number, (i, j) in enumerate(pairs):
+                if budget_s is not None and replies and time.monotonic() - started >= budget_s:
+                    break
+                request: dict[str, Any] = {"id": self._next_id(), "pairs": [[i, j]]}
+                if number == 0:
+                    request["outputs"] = outputs
+                    send_s = self.pair_timeout_s + len(json.dumps(outputs)) / 2**20
+                else:
+                    send_s = self.pair_timeout_s
+                self._send(request, timeout_s=send_s)
                 reply = self._reply(
-                    timeout_s=self.pair_timeout_s,
+                    timeout_s=send_s,
                     what=f"the custom validator timed out after "
                          f"{_seconds(self.pair_timeout_s)} on one comparison")
-                self._limit(reply, doing="comparing two results")
-                if "bad" in reply:
-                    raise ValidatorError(f"The custom validator {str(reply['bad'])[:200]}: "
-                                         "equivalent(a, b) must return True or False.")
-                if "verdict" in reply and isinstance(reply["verdict"], bool):
-                    replies.append({"verdict": reply["verdict"]})
-                elif "raised" in reply:
-                    replies.append({"raised": str(reply["raised"])[:300]})
-                else:
+                verdicts = reply.get("verdicts")
+                if reply.get("id") != request["id"] or not isinstance(verdicts, list) \
+                        or len(verdicts) != 1 or not isinstance(verdicts[0], dict):
                     raise ValidatorError("The custom validator broke the sandbox's protocol.")
+                replies.append(self._verdict(verdicts[0]))
             return replies
         except BaseException:
             self.kill()
             raise
+
+    def _next_id(self) -> int:
+        self._request_id += 1
+        return self._request_id
+
+    def _verdict(self, reply: dict) -> dict:
+        self._limit(reply, doing="comparing two results")
+        if "bad" in reply:
+            raise ValidatorError(f"The custom validator {str(reply['bad'])[:200]}: "
+                                 "equivalent(a, b) must return True or False.")
+        if "verdict" in reply and isinstance(reply["verdict"], bool):
+            return {"verdict": reply["verdict"]}
+        if "raised" in reply:
+            return {"raised": str(reply["raised"])[:300]}
+        raise ValidatorError("The custom validator broke the sandbox's protocol.")
 
     def _limit(self, reply: dict, *, doing: str) -> None:
         if reply.get("limit") == "memory":

@@ -8,11 +8,13 @@ pending replica a crash left behind. An `ack` with accepted=True is only ever
 sent after this commit, so an acknowledged result is never lost.
 """
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from sparecycles.db.bulk import rows_update
@@ -20,6 +22,8 @@ from sparecycles.volunteers.models import Device
 
 from .models import Replica
 from .transitioner import Cancelled
+
+logger = logging.getLogger(__name__)
 
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
 
@@ -69,7 +73,47 @@ def results_store(reports: Sequence[Report]) -> Stored:
     A result reported twice (in this batch or before) is acknowledged as a duplicate
     and changes nothing. A replica that timed out or was cancelled may still report:
     it is stored, and the transitioner compares it with the canonical result.
+
+    One bad report never sinks the others of its batch: an output that is not JSON
+    (NaN, Infinity) is refused (reason `invalid`) before the database sees it, and if
+    the database still refuses the batch's data, each report is stored in a
+    transaction of its own and only the one it refuses is refused.
     """
+    bad = {r.task_id for r in reports if r.ok and not _finite(r.output)}
+    good = [r for r in reports if r.task_id not in bad]
+    try:
+        stored = _results_store(good) if good else Stored(acks=[], workunit_ids=[])
+    except (DataError, IntegrityError):
+        if len(good) == 1:
+            logger.warning("the database refused the result of task %s", good[0].task_id,
+                           exc_info=True)
+            stored = Stored(acks=[Ack(good[0].task_id, accepted=False, reason="invalid")],
+                            workunit_ids=[])
+        else:
+            parts = [results_store([report]) for report in good]
+            stored = Stored(acks=[ack for part in parts for ack in part.acks],
+                            workunit_ids=sorted({i for part in parts for i in part.workunit_ids}))
+    acks = iter(stored.acks)
+    return Stored(acks=[Ack(r.task_id, accepted=False, reason="invalid") if r.task_id in bad
+                        else next(acks) for r in reports],
+                  workunit_ids=stored.workunit_ids)
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or Infinity anywhere in `value` (walked without recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _results_store(reports: Sequence[Report]) -> Stored:
     now = timezone.now()
     with transaction.atomic():
         replicas = {

@@ -20,9 +20,9 @@ from django.utils import timezone
 from sparecycles.credit.reversals import credit_reverse_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.db.retry import deadlock_retry
-from sparecycles.projects.models import Validator, WorkUnit
-from sparecycles.sandbox.pool import pool
+from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.validators import validation_plan
 from sparecycles.volunteers.models import Device, Volunteer
 
 from .models import DeviceCredibility, ValidationAudit
@@ -34,13 +34,26 @@ Kind = ValidationAudit.Kind
 
 
 def workunits_validate(*, workunit_ids) -> Transition:
-    """Run the transitioner over these work units in one transaction, and announce.
+    """Run the transitioner over these work units and announce.
 
-    A deadlock the database broke is retried; if it persists the work units stay
-    pending for the housekeeping sweep.
+    Built-in validators' work units go first, in one transaction; then each custom
+    validator's app in a transaction of its own, its comparisons judged in the sandbox
+    before any row is locked and within a time budget (validators.validation_plan), so
+    a slow or failing owner's validator delays only that owner's work units. A work unit
+    deferred for lack of time keeps its results pending for the next pass. A deadlock
+    the database broke is retried; if it persists the work units stay pending for the
+    housekeeping sweep.
     """
-    _custom_validators_warm(workunit_ids)
+    builtin, custom, _deferred = validation_plan(workunit_ids)
+    transition = Transition()
+    for ids in ([builtin] if builtin else []) + custom:
+        done = _workunits_validate_locked(ids)
+        transition.cancelled += done.cancelled
+        transition.revalidate += done.revalidate
+    return transition
 
+
+def _workunits_validate_locked(workunit_ids) -> Transition:
     def run() -> Transition:
         with transaction.atomic():
             transition = workunits_transition(workunit_ids)
@@ -48,16 +61,6 @@ def workunits_validate(*, workunit_ids) -> Transition:
         return transition
 
     return deadlock_retry(run, what=f"validating {len(workunit_ids)} work units")
-
-
-def _custom_validators_warm(workunit_ids) -> None:
-    """Start the sandboxes these work units' custom validators need before any row is
-    locked: a cold start takes seconds, a warm comparison microseconds."""
-    codes = set(WorkUnit.objects.filter(pk__in=list(workunit_ids),
-                                        app_version__app__validator=Validator.CUSTOM)
-                .values_list("app_version__app__validate_code", flat=True))
-    for code in codes:
-        pool.warm(code)
 
 
 def transition_announce(transition: Transition) -> None:

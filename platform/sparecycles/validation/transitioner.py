@@ -195,7 +195,7 @@ def _transition_safely(workunit: WorkUnit, replicas: list[Replica], writes: Writ
     try:
         app = workunit.app_version.app
         equal = comparator_for(validator=app.validator, options=app.validator_options,
-                               code=app.validate_code)
+                               code=app.validate_code, app_id=app.pk)
         _judge_in_advance(workunit, replicas, equal)
         _transition(workunit, replicas, equal, writes)
         if workunit.error_reason.startswith(VALIDATION_PAUSED):  # the validator works again

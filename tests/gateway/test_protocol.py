@@ -1,0 +1,54 @@
+"""Parsing client frames at the edge (gateway.protocol): what a result's output may be."""
+
+import json
+
+import pytest
+
+from sparecycles.gateway.protocol import (
+    MAX_OUTPUT_DEPTH,
+    FrameError,
+    Result,
+    output_problem,
+    parse_client_frame,
+)
+
+
+def nested(depth):
+    value = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def result_frame(output) -> str:
+    return json.dumps({"type": "result", "task_id": "t" * 20, "status": "ok",
+                       "output": output, "elapsed_ms": 1})
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_in_an_output_are_refused_with_the_task_id(number):
+    """Red team (issue 14): Python's json took NaN, the database refused it and the whole
+    intake batch — honest volunteers' results too — failed."""
+    with pytest.raises(FrameError) as refused:
+        parse_client_frame(result_frame({"x": [1, {"y": number}]}))
+    assert refused.value.code == "invalid" and refused.value.task_id == "t" * 20
+    assert "NaN and Infinity are not JSON" in refused.value.message
+
+
+def test_outputs_nested_deeper_than_the_limit_are_refused():
+    """Red team (issue 14): 600-deep lists made recursive comparators (tolerance_equal,
+    owners' validators) raise RecursionError."""
+    assert isinstance(parse_client_frame(result_frame(nested(MAX_OUTPUT_DEPTH))), Result)
+    assert isinstance(parse_client_frame(result_frame({"a": nested(MAX_OUTPUT_DEPTH - 1)})),
+                      Result)
+    for too_deep in (nested(MAX_OUTPUT_DEPTH + 1), {"a": nested(MAX_OUTPUT_DEPTH)}, nested(600)):
+        with pytest.raises(FrameError, match=f"nested deeper than {MAX_OUTPUT_DEPTH} levels"):
+            parse_client_frame(result_frame(too_deep))
+
+
+def test_ordinary_outputs_pass_and_the_walk_does_not_recurse():
+    assert output_problem({"pi": 3.14, "runs": [1, 2, None, True, "x"]}) == ""
+    assert output_problem(None) == "" and output_problem(1e308) == ""
+    wide = [[i] for i in range(100_000)]
+    assert output_problem(wide) == ""
+    assert "deeper" in output_problem(nested(100_000))   # no RecursionError
