@@ -14,7 +14,9 @@ from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.sandbox.judging import pairs_judge
 from sparecycles.sandbox.pool import pool
 from sparecycles.scheduler.intake import Report, results_store
+from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.models import DeviceCredibility
 from sparecycles.volunteers.services import device_connect
 
 ECHO = b"def main(input):\n    return {'n': input['n']}\n"
@@ -86,13 +88,14 @@ def test_owner_a_can_not_pause_owner_bs_validator_by_copying_its_code(project, o
                            inputs=[{"n": 1}], quorum=quorum)
     b_batch = batch_create(app_version=app_version_create(app=b_app, code=ECHO), name="b",
                            inputs=[{"n": 2}], quorum=quorum)
-    for batch, output in ((a_batch, {"n": 10**12}), (b_batch, {"n": 2})):
-        for _ in range(2):
-            device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
-            [replica] = tasks_dispatch(device=device, slots=1).replicas
-            assert replica.workunit.batch_id == batch.pk
+    outputs = {a_batch.pk: {"n": 10**12}, b_batch.pk: {"n": 2}}
+    for _ in range(6):   # dispatch is random: each device answers whichever it got
+        device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+        DeviceCredibility.objects.create(device=device, confirmed=20)  # established
+        for replica in tasks_dispatch(device=device, slots=1).replicas:
             results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
-                                  output=output)])
+                                  output=outputs[replica.workunit.batch_id])])
+    assert Replica.objects.filter(pending=True).count() == 4
 
     call_command("validator", "--once")   # A's work unit comes first (lower id)
 

@@ -222,6 +222,7 @@ def test_a_volunteers_deep_output_can_not_pause_an_honest_apps_validation(projec
     batch = batch_create(app_version=version, name="b", inputs=[{"n": 2}], quorum=quorum)
     for _ in range(2):
         device = device_connect(token=None, capabilities={"runtimes": ["pyodide"]}).device
+        DeviceCredibility.objects.create(device=device, confirmed=20)  # established
         [replica] = tasks_dispatch(device=device, slots=1).replicas
         results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
                               output={"n": 2})])

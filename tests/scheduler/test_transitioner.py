@@ -48,7 +48,8 @@ def test_disagreement_issues_one_more_replica_and_the_majority_wins(make_batch, 
     workunit.refresh_from_db()
     assert workunit.state == WorkUnit.State.COMPLETED
     assert workunit.canonical_output == {"x": 1}
-    assert states(workunit) == ["valid", "invalid", "valid"]
+    # Which of the first two replicas each device got is random: compare as a multiset.
+    assert sorted(states(workunit)) == ["invalid", "valid", "valid"]
 
 
 def test_no_consensus_within_max_success_results_fails(make_batch, make_device):
