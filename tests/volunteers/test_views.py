@@ -137,10 +137,11 @@ def test_pages_for_members_send_visitors_to_log_in(client):
 def test_dashboard_shows_devices_results_pending_and_running(member_client, member, make_batch,
                                                              earn):
     make_batch(count=2)                                     # quorum 1: valid at once, 1 credit
-    make_batch(count=2, min_quorum=2, target_nresults=2)    # waits for a second volunteer
     mine = device_connect(token=None, user=member.user,
                           capabilities={"runtimes": ["pyodide"]}).device
     earn(mine), earn(mine)                                  # the two quorum-1 units
+    # Made after them: dispatch is random within the window of unsent work.
+    make_batch(count=2, min_quorum=2, target_nresults=2)    # waits for a second volunteer
     earn(mine)                                              # one of the quorum-2 units: pending
     tasks_dispatch(device=mine, slots=1)                    # the other: running now
     response = member_client.get("/me/")
