@@ -141,7 +141,8 @@ def test_owner_uploads_volunteer_computes_owner_downloads(live_daphne, page, bro
 
     expected = [{"seq": i + 1, "input": value,
                  "output": {"n": value["n"], "square": value["n"] ** 2,
-                            "cube": value["n"] ** 3, "helper": "1.2"}}
+                            "cube": value["n"] ** 3, "helper": "1.2"},
+                 "revalidated": False}   # nobody's result was thrown out and derived again
                 for i, value in enumerate(INPUTS)]
 
     # --- the owner, through the REST API -----------------------------------------------
