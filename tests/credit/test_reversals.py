@@ -217,7 +217,8 @@ def test_concurrent_reversals_and_grants_count_each_grant_once(make_batch, make_
     assert not errors, errors
     assert sum(counts) == 4
     assert CreditReversal.objects.count() == 4
-    assert sorted(CreditReversal.objects.values_list("replica_id", flat=True)) == sorted(reversed_ids)
+    reversed_replicas = CreditReversal.objects.values_list("replica_id", flat=True)
+    assert sorted(reversed_replicas) == sorted(reversed_ids)
     assert CreditGrant.objects.count() == 8
     volunteer = Volunteer.objects.get(pk=device.volunteer_id)
     assert volunteer.credit_micro == 4 * MICRO   # 4 set up - 4 reversed + 4 granted again
