@@ -2,6 +2,7 @@
 the swarm's colluders, random cheaters and honest volunteers, all new and connecting at
 once. Judged from the database, every canonical result recomputed natively."""
 
+import math
 import os
 
 import pytest
@@ -97,5 +98,10 @@ def test_thirty_percent_colluders_and_cheaters_at_the_defaults(live_server_facto
     assert credit_share(devices_of(runner, "colluder")) <= 0.05
     assert credit_share(devices_of(runner, "cheater")) <= 0.01
     honest_results_never_invalid(runner, expected)
-    # Pair diversity: nobody met anybody in more than a few of the 30 units.
-    assert max(pair_meetings(batch_id=batch.pk).values()) <= 6
+    # Pair diversity: no pair carries much more than its share. Only the honest devices
+    # end up agreeing, so each completed unit pairs two of them: their pairs meet
+    # completed / C(honest, 2) times on average, whatever the dispatcher does (about 5
+    # here); no pair may meet in more than twice that.
+    honest = len(devices_of(runner, "honest"))
+    unavoidable = len(completed) / math.comb(honest, 2)
+    assert max(pair_meetings(batch_id=batch.pk).values()) <= max(6, 2 * unavoidable)
