@@ -108,8 +108,9 @@ def advance_pairs(workunit, replicas) -> list[tuple[Any, Any]]:
     O, V = Replica.Outcome, Replica.ValidateState  # noqa: N806 - the models' short names
     state = type(workunit).State
     fresh = [r.output for r in replicas if r.outcome == O.SUCCESS and r.validate_state == V.INIT]
-    if workunit.is_spot_check:
-        return [(workunit.known_output, output) for output in fresh]
+    if workunit.is_spot_check:  # no known answer: withdrawn, nothing to compare with
+        known = workunit.known_output
+        return [] if known is None else [(known, output) for output in fresh]
     if workunit.state == state.COMPLETED:
         return [(workunit.canonical_output, output) for output in fresh]
     if workunit.state == state.OPEN:

@@ -25,7 +25,7 @@ from sparecycles.projects.models import WorkUnit
 from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.reliability import Outcome, SpotCheck, hosts_record
-from sparecycles.scheduler.validators import comparator_for
+from sparecycles.scheduler.validators import advance_pairs, comparator_for
 from sparecycles.volunteers.models import Volunteer
 
 from .credibility import Delta, Standing, credibility_apply, standing_of, standings
@@ -234,18 +234,7 @@ def _judge_in_advance(workunit: WorkUnit, replicas: list[Replica], equal) -> Non
     prefetch = getattr(equal, "prefetch", None)
     if prefetch is None:
         return
-    fresh = [r.output for r in replicas if r.outcome == O.SUCCESS and r.validate_state == V.INIT]
-    pairs: list = []
-    if workunit.is_spot_check:
-        if workunit.known_output is not None:
-            pairs += [(workunit.known_output, output) for output in fresh]
-    elif workunit.state == WorkUnit.State.COMPLETED:
-        pairs += [(workunit.canonical_output, output) for output in fresh]
-    elif workunit.state == WorkUnit.State.OPEN:
-        outputs = [r.output for r in replicas if r.outcome == O.SUCCESS
-                   and r.validate_state in (V.INIT, V.INCONCLUSIVE)]
-        pairs += [(a, b) for i, a in enumerate(outputs) for j, b in enumerate(outputs) if i != j]
-    prefetch(pairs)
+    prefetch(advance_pairs(workunit, replicas))
 
 
 def _transition(workunit: WorkUnit, replicas: list[Replica], equal, writes: Writes) -> None:
