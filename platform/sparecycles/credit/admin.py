@@ -8,6 +8,7 @@ new row). Adding goes through credit.services.flops_approve, which records who a
 from django import forms
 from django.contrib import admin
 
+from sparecycles.db.admin import ReadOnlyAdmin
 from sparecycles.projects.models import AppVersion
 
 from .models import MICRO, CreditReversal, FlopsApproval
@@ -82,7 +83,7 @@ class FlopsApprovalAdmin(admin.ModelAdmin):
 
 
 @admin.register(CreditReversal)
-class CreditReversalAdmin(admin.ModelAdmin):
+class CreditReversalAdmin(ReadOnlyAdmin):
     list_display = ["grant", "replica", "volunteer", "project", "team", "credit", "reason",
                     "reversed_at"]
     list_filter = ["project"]
@@ -93,12 +94,3 @@ class CreditReversalAdmin(admin.ModelAdmin):
     @admin.display(description="Credit reversed", ordering="amount_micro")
     def credit(self, obj):
         return f"{obj.amount_micro / MICRO:.6f}"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

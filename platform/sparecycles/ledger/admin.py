@@ -2,19 +2,10 @@
 
 from django.contrib import admin
 
+from sparecycles.db.admin import ReadOnlyAdmin
+
 from .models import Account, Epoch, JournalEntry, PolicyVersion, ReversalClaim
 from .units import tokens_str
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Account)

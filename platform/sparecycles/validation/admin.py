@@ -2,22 +2,13 @@
 
 from django.contrib import admin
 
+from sparecycles.db.admin import ReadOnlyAdmin
+
 from .models import DeviceCredibility, ValidationAudit
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ValidationAudit)
-class ValidationAuditAdmin(ReadOnly):
+class ValidationAuditAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "kind", "workunit", "device", "credibility", "reason"]
     list_filter = ["kind"]
     list_select_related = ["workunit__batch", "device"]
@@ -34,7 +25,7 @@ class ValidationAuditAdmin(ReadOnly):
 
 
 @admin.register(DeviceCredibility)
-class DeviceCredibilityAdmin(ReadOnly):
+class DeviceCredibilityAdmin(ReadOnlyAdmin):
     list_display = ["device", "confirmed", "spot_checks_passed", "spot_checks_failed",
                     "minority", "last_clean_check_at", "quarantined_at"]
     readonly_fields = list_display
