@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
@@ -16,6 +17,14 @@ pytest_plugins = ["tests.live_server"]  # live_server_factory / live_server_url:
 # The servers tests start (and sparecycles.asgi imported here) run on the development key
 # that settings already chose, told so the way `make run` tells them (secret_key.py).
 os.environ.update(secret_key.development_key_environ(os.environ, django_settings.VAR_DIR))
+
+# Channels' communicator waits 1 s for each frame. On a loaded 2-core CI machine a frame can
+# take longer than that, and the test then fails on time, not behaviour. A wait costs time
+# only when a frame is late, so the tests wait up to 15 s: a missing frame still fails.
+FRAME_WAIT = 15
+for _name in ("connect", "receive_from", "receive_json_from"):
+    getattr(WebsocketCommunicator, _name).__defaults__ = (FRAME_WAIT,)
+WebsocketCommunicator.disconnect.__defaults__ = (1000, FRAME_WAIT)
 
 SQUARE_APP = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
 
