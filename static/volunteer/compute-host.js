@@ -28,7 +28,15 @@ const CODE_CACHE_LIMIT = 32;
 // Kinds of error the frame may name; they decide what the page does next.
 const FRAME_KINDS = new Set(["python", "wasm", "app", "runtime", "internal", "fetch"]);
 
+const RUNTIME_TYPES = Object.freeze({
+  pyodideMjs: "text/javascript", asmMjs: "text/javascript", wasm: "application/wasm",
+  stdlib: "application/zip", lock: "application/json",
+});
+// How long a result may wait for the runtime to be stored (it normally is long before).
+const KEEP_RUNTIME_WAIT_MS = 5_000;
+
 let runtimePromise = null;
+let runtimeKept = Promise.resolve();
 const codeCache = new Map();    // "name/version" -> Promise<ArrayBuffer> (verified)
 const wheelCache = new Map();   // sha256 -> Promise<ArrayBuffer> (verified)
 let container = null;
@@ -49,11 +57,41 @@ export function runtimeBytes(config) {
         if (!response.ok) throw new Error(`could not download ${file}: HTTP ${response.status}`);
         return [key, await response.arrayBuffer()];
       }));
-      return Object.fromEntries(entries);
+      const runtime = Object.fromEntries(entries);
+      runtimeKept = keepRuntime(config, runtime);
+      return runtime;
     })();
     runtimePromise.catch(() => { runtimePromise = null; });
   }
   return runtimePromise;
+}
+
+/**
+ * Store the runtime for the next visit, from the bytes in hand (no second download), every
+ * file or it does not count: the service worker serves the runtime from this cache, and
+ * the page holds its first result until this is done, so a visit that closes right after
+ * that result still leaves the whole runtime behind (issue 18). Each entry is written whole
+ * or not at all by Cache Storage itself.
+ */
+async function keepRuntime(config, runtime) {
+  if (!config.runtimeCache || typeof caches === "undefined") return;
+  try {
+    const cache = await caches.open(config.runtimeCache);
+    await Promise.all(Object.entries(RUNTIME_FILES).map(async ([key, file]) => {
+      const url = new URL(`${config.pyodideBase}${file}`, window.location.href).href;
+      if (await cache.match(url)) return;
+      // A Response copies the bytes: the page keeps its own for restarts.
+      await cache.put(url, new Response(runtime[key], {
+        status: 200, headers: { "Content-Type": RUNTIME_TYPES[key] } }));
+    }));
+  } catch (error) {
+    console.warn("Spare Cycles: the runtime could not be kept for the next visit:", error);
+  }
+}
+
+/** Resolves once the runtime is stored (or after a few seconds, whatever happened). */
+function runtimeStored() {
+  return Promise.race([runtimeKept, new Promise((resolve) => setTimeout(resolve, KEEP_RUNTIME_WAIT_MS))]);
 }
 
 function canHash() {
@@ -254,11 +292,12 @@ export class ComputeFrame {
         const current = this.current;
         if (!current || message.task_id !== current.taskId) return;   // not a task we gave it
         this.current = null;
-        this.emit(checkedResult(message, {
+        const result = checkedResult(message, {
           taskId: current.taskId, maxOutputBytes: this.config.maxOutputBytes,
           elapsedMs: Math.round(performance.now() - current.started),
           pageHashed: current.pageHashed,
-        }));
+        });
+        runtimeStored().then(() => this.emit(result));
         return;
       }
       default:

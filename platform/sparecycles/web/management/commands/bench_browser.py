@@ -1,0 +1,310 @@
+"""manage.py bench_browser [--runs 3]: a volunteer's first seconds in real Chromium (issue 18).
+
+Serves this checkout after `collectstatic` (hashed, precompressed files, as production
+does) with daphne on a throwaway SQLite database of Mandelbrot tiles at quorum 1, and
+drives /usr/bin/chromium (headless, through Playwright) through, interleaved per round:
+
+  desktop first   a fresh profile: open, Start, first accepted result, close at once
+  desktop second  the same profile reopened: everything should come from this device
+  phone first     Pixel 7 viewport/touch, 9 Mbps down / 150 ms RTT, whole browser slowed
+  phone second    the same, second visit
+  bare Pyodide    about:blank, import pyodide.mjs and loadPyodide() from this server
+
+The phone's network is a throttling TCP proxy in front of daphne (every byte of every
+process goes through it: page, service worker, frame). Its processor is slowed by
+stopping and continuing Chromium's whole process group (SIGSTOP/SIGCONT, as cpulimit
+does): CDP's CPU throttling slows only the page's main thread, never its workers, where
+Pyodide starts and runs.
+
+Prints each run, then medians and ranges; it asserts nothing about speed.
+"""
+
+import asyncio
+import os
+import signal
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from sparecycles.projects.management.commands.bench_wasm import CHROMIUM, _free_port
+from sparecycles.web import pwa
+from sparecycles.web.management.commands.bench_start import CHROMIUM_ARGS, Server
+
+PIXEL_7 = {"viewport": {"width": 412, "height": 915}, "device_scale_factor": 2.625,
+           "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+PHONE_DOWN_BPS = 9_000_000
+PHONE_UP_BPS = 3_000_000
+PHONE_RTT_S = 0.150
+RESULT_TIMEOUT_S = 240
+
+BARE_JS = """async (base) => {
+  const t0 = performance.now();
+  const { loadPyodide } = await import(base + "pyodide.mjs");
+  const pyodide = await loadPyodide({ indexURL: base, packageBaseUrl: base });
+  const loaded = performance.now() - t0;
+  pyodide.runPython("1 + 1");
+  return loaded;
+}"""
+
+
+class ThrottledProxy:
+    """TCP proxy: each direction delayed by half the RTT and held to a shared byte rate."""
+
+    def __init__(self, target_port: int, down_bps: int, up_bps: int, rtt_s: float):
+        self.target_port = target_port
+        self.rates = {"down": down_bps / 8, "up": up_bps / 8}
+        self.half_rtt = rtt_s / 2
+        self.port = _free_port()
+        self.loop = asyncio.new_event_loop()
+        self.next_free = {"down": 0.0, "up": 0.0}   # when each direction's link is free again
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._client, "127.0.0.1", self.port))
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+
+    async def _pipe(self, reader, writer, direction):
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def deliver():
+            while True:
+                due, data = await queue.get()
+                if data is None:
+                    break
+                wait = due - self.loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            while True:
+                data = await reader.read(16384)
+                if not data:
+                    break
+                now = self.loop.time()
+                start = max(now, self.next_free[direction])
+                self.next_free[direction] = start + len(data) / self.rates[direction]
+                queue.put_nowait((self.next_free[direction] + self.half_rtt, data))
+        except OSError:
+            pass
+        queue.put_nowait((0, None))
+        await sender
+
+    async def _client(self, reader, writer):
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer, "up"),
+                             self._pipe(up_reader, writer, "down"), return_exceptions=True)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+class ProcessSlowdown:
+    """Run a process group `factor` times slower: stopped (factor-1)/factor of every slice."""
+
+    SLICE_S = 0.02
+
+    def __init__(self, pgid_file: Path, factor: float):
+        self.pgid_file = pgid_file
+        self.factor = factor
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        running = self.SLICE_S / self.factor
+        while not self.stopped.is_set():
+            try:
+                pgid = os.getpgid(int(self.pgid_file.read_text()))
+                if pgid == os.getpgrp():
+                    raise CommandError("Chromium shares our process group: cannot slow it alone")
+                time.sleep(running)
+                os.killpg(pgid, signal.SIGSTOP)
+                time.sleep(self.SLICE_S - running)
+                os.killpg(pgid, signal.SIGCONT)
+            except (OSError, ValueError):
+                time.sleep(self.SLICE_S)
+        try:
+            os.killpg(os.getpgid(int(self.pgid_file.read_text())), signal.SIGCONT)
+        except (OSError, ValueError):
+            pass
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(2)
+
+
+def chromium_wrapper(folder: Path) -> tuple[Path, Path]:
+    """A launcher that leads its own process group and says which: the slowdown's target."""
+    pgid_file = folder / "chromium.pgid"
+    script = folder / "chromium"
+    # Playwright starts the browser as a process group leader; exec keeps that pid.
+    script.write_text(f'#!/bin/sh\necho $$ > {pgid_file}\nexec {CHROMIUM} "$@"\n')
+    script.chmod(0o755)
+    return script, pgid_file
+
+
+def runtime_network_bytes(requests, base: str) -> int:
+    total = 0
+    for request in requests:
+        response = request.response()
+        if base in request.url and response is not None and not response.from_service_worker:
+            total += request.sizes()["responseBodySize"]
+    return total
+
+
+def visit(playwright, url: str, profile: Path, device: dict, executable: Path) -> dict:
+    """Open the page, Start, stop the clock at the first accepted result, close at once."""
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(executable), args=CHROMIUM_ARGS,
+        service_workers="allow", **device)
+    finished = []
+    context.on("requestfinished", finished.append)
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        opened = time.monotonic()
+        page.goto(f"{url}/", timeout=120_000)
+        page.locator("#toggle").wait_for(timeout=120_000)
+        while page.locator("#toggle").is_disabled():
+            page.wait_for_timeout(20)
+        started = time.monotonic()
+        page.locator("#toggle").click()
+        loaded = None
+        while int(page.locator("#count-done").text_content() or 0) < 1:
+            if loaded is None and page.evaluate("() => window.sparecycles.client.pool.ready"):
+                loaded = time.monotonic() - started
+            if time.monotonic() - started > RESULT_TIMEOUT_S:
+                raise CommandError(f"no result within {RESULT_TIMEOUT_S} s: "
+                                   f"{page.locator('#status').text_content()}")
+            page.wait_for_timeout(20)
+        first = time.monotonic() - started
+        if loaded is None:
+            loaded = first
+        return {"page": started - opened, "runtime": loaded, "first": first,
+                "runtime_bytes": runtime_network_bytes(finished, settings.PYODIDE_URL)}
+    finally:
+        context.close()
+
+
+def bare_pyodide(playwright, url: str, profile: Path, executable: Path) -> float:
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(executable), args=CHROMIUM_ARGS, **DESKTOP)
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto("about:blank")
+        return page.evaluate(BARE_JS, f"{url}{settings.PYODIDE_URL}") / 1000
+    finally:
+        context.close()
+
+
+def summary(values: list[float], unit: str = "s") -> str:
+    if not values:
+        return "–"
+    if unit == "MB":
+        return (f"{statistics.median(values) / 1e6:.2f} MB "
+                f"({min(values) / 1e6:.2f}–{max(values) / 1e6:.2f})")
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}–{max(values):.2f})"
+
+
+class Command(BaseCommand):
+    help = "A volunteer's first seconds in Chromium: desktop, phone, bare Pyodide (issue 18)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--runs", type=int, default=3, help="Rounds (medians over them).")
+        parser.add_argument("--slowdown", type=float, default=4.0,
+                            help="The phone's whole-process slowdown factor.")
+        parser.add_argument("--no-phone", action="store_true", help="Desktop and bare only.")
+        parser.add_argument("--no-collect", action="store_true",
+                            help="Serve STATIC_ROOT as it is (collectstatic ran already).")
+
+    def handle(self, *args, runs, slowdown, no_phone, no_collect, **options):
+        from playwright.sync_api import sync_playwright
+
+        if not CHROMIUM.exists():
+            raise CommandError(f"{CHROMIUM} is missing: make chromium")
+        if runs < 1:
+            raise CommandError("--runs must be at least 1")
+        if not no_collect:
+            self.stdout.write("collectstatic (hashed, compressed: as production serves)…")
+            call_command("collectstatic", "--noinput", verbosity=0)
+        os.environ["STATIC_ROOT"] = str(settings.STATIC_ROOT)
+        scenarios = ["desktop first", "desktop second", "bare Pyodide"]
+        if not no_phone:
+            scenarios[2:2] = ["phone first", "phone second"]
+        times = {name: {"runtime": [], "first": [], "runtime_bytes": []} for name in scenarios}
+        with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
+            root = Path(tmp)
+            (root / "server").mkdir()
+            server = Server("this", Path(settings.BASE_DIR), root / "server", units=runs * 20 + 20)
+            proxy = None if no_phone else ThrottledProxy(server.port, PHONE_DOWN_BPS,
+                                                          PHONE_UP_BPS, PHONE_RTT_S)
+            wrapper, pgid_file = chromium_wrapper(root)
+            try:
+                with sync_playwright() as playwright:
+                    for run in range(runs):
+                        profile = root / f"desktop-{run}"
+                        for kind in ("first", "second"):
+                            got = visit(playwright, server.url, profile, DESKTOP, CHROMIUM)
+                            self._record(times, f"desktop {kind}", got, run)
+                        if proxy:
+                            profile = root / f"phone-{run}"
+                            for kind in ("first", "second"):
+                                slow = ProcessSlowdown(pgid_file, slowdown)
+                                try:
+                                    got = visit(playwright, f"http://127.0.0.1:{proxy.port}",
+                                                profile, PIXEL_7, wrapper)
+                                finally:
+                                    slow.stop()
+                                    pgid_file.unlink(missing_ok=True)
+                                self._record(times, f"phone {kind}", got, run)
+                        loaded = bare_pyodide(playwright, server.url, root / f"bare-{run}",
+                                              CHROMIUM)
+                        times["bare Pyodide"]["runtime"].append(loaded)
+                        self.stdout.write(f"run {run + 1} bare Pyodide     runtime {loaded:6.2f} s")
+            finally:
+                if proxy:
+                    proxy.stop()
+                server.stop()
+        self._report(times, runs, slowdown)
+
+    def _record(self, times, name, got, run):
+        for key in ("runtime", "first", "runtime_bytes"):
+            times[name][key].append(got[key])
+        self.stdout.write(f"run {run + 1} {name:15s} runtime {got['runtime']:6.2f} s  "
+                          f"first result {got['first']:6.2f} s  "
+                          f"runtime on the wire {got['runtime_bytes'] / 1e6:.2f} MB")
+
+    def _report(self, times, runs, slowdown):
+        files = [settings.STATIC_ROOT / "pyodide" / settings.PYODIDE_VERSION / name
+                 for name in pwa.PYODIDE_RUNTIME_FILES]
+        plain = sum(f.stat().st_size for f in files)
+        self.stdout.write(f"\nMedians (ranges) of {runs} interleaved rounds; Start pressed to "
+                          f"runtime loaded / first accepted result; phone = Pixel 7, "
+                          f"{PHONE_DOWN_BPS / 1e6:.0f} Mbps / {PHONE_RTT_S * 1000:.0f} ms, "
+                          f"Chromium slowed {slowdown:g}×. Runtime: {plain / 1e6:.2f} MB on disk.")
+        self.stdout.write("| | runtime loaded | first accepted result | runtime on the wire |")
+        self.stdout.write("|---|---:|---:|---:|")
+        for name, got in times.items():
+            self.stdout.write(f"| {name} | {summary(got['runtime'])} | {summary(got['first'])} "
+                              f"| {summary(got['runtime_bytes'], 'MB')} |")
