@@ -45,6 +45,24 @@ PHONE_UP_BPS = 3_000_000
 PHONE_RTT_S = 0.150
 RESULT_TIMEOUT_S = 240
 
+PER_TASK_UNITS = 24
+# Bare Pyodide's per-task time: the same app code on the same inputs, JSON in and out as
+# the worker does, in a blank page; seconds per task.
+BARE_TASKS_JS = """async ({ base, code, inputs }) => {
+  const { loadPyodide } = await import(base + "pyodide.mjs");
+  const pyodide = await loadPyodide({ indexURL: base, packageBaseUrl: base });
+  pyodide.runPython(code);
+  pyodide.runPython("import json\\ndef bench_run(s):\\n    return json.dumps(main(json.loads(s)))");
+  const run = pyodide.globals.get("bench_run");
+  const times = [];
+  for (const input of inputs) {
+    const t0 = performance.now();
+    run(JSON.stringify(input));
+    times.push((performance.now() - t0) / 1000);
+  }
+  return times;
+}"""
+
 BARE_JS = """async (base) => {
   const t0 = performance.now();
   const { loadPyodide } = await import(base + "pyodide.mjs");
@@ -227,6 +245,46 @@ def bare_pyodide(playwright, url: str, profile: Path, executable: Path) -> float
         context.close()
 
 
+def worker_task_times(playwright, url: str, profile: Path, count: int) -> list[float]:
+    """The volunteer page runs `count` tiles (one worker); seconds each, as the page saw them
+    (from handing the task to its frame to the checked result)."""
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+        service_workers="allow", **DESKTOP)
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(f"{url}/")
+        page.locator("#toggle").wait_for()
+        while page.locator("#toggle").is_disabled():
+            page.wait_for_timeout(20)
+        page.locator("#toggle").click()
+        started = time.monotonic()
+        while int(page.locator("#count-done").text_content() or 0) < count:
+            if time.monotonic() - started > RESULT_TIMEOUT_S * 3:
+                raise CommandError("the per-task run did not finish")
+            page.wait_for_timeout(100)
+        busy = page.evaluate("() => window.sparecycles.client.timeline"
+                             ".filter((e) => e.end !== null).map((e) => (e.end - e.start) / 1000)")
+        return busy[-count:]
+    finally:
+        context.close()
+
+
+def bare_task_times(playwright, url: str, profile: Path, inputs: list) -> list[float]:
+    from sparecycles.projects.catalogue import bundled_app_read
+
+    code = bundled_app_read("mandelbrot").code().decode()
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, **DESKTOP)
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(f"{url}/healthz")
+        return page.evaluate(BARE_TASKS_JS, {"base": f"{url}{settings.PYODIDE_URL}",
+                                             "code": code, "inputs": inputs})
+    finally:
+        context.close()
+
+
 def summary(values: list[float], unit: str = "s") -> str:
     if not values:
         return "–"
@@ -297,7 +355,44 @@ class Command(BaseCommand):
                 if proxy:
                     proxy.stop()
                 server.stop()
+            per_task = self._per_task(playwright_runs=runs, root=root)
         self._report(times, runs, slowdown)
+        self._report_per_task(per_task)
+
+    def _per_task(self, *, playwright_runs: int, root: Path) -> dict:
+        """Worker against bare Pyodide on the same tiles, interleaved."""
+        from playwright.sync_api import sync_playwright
+
+        from sparecycles.projects.catalogue import bundled_app_read
+
+        inputs = bundled_app_read("mandelbrot").generate_inputs(PER_TASK_UNITS, 0)
+        got = {"worker": [], "bare": []}
+        with sync_playwright() as playwright:
+            for run in range(playwright_runs):
+                (root / f"pt-{run}").mkdir()
+                server = Server("per-task", Path(settings.BASE_DIR), root / f"pt-{run}",
+                                units=PER_TASK_UNITS)
+                try:
+                    worker = worker_task_times(playwright, server.url, root / f"ptw-{run}",
+                                               PER_TASK_UNITS)
+                    bare = bare_task_times(playwright, server.url, root / f"ptb-{run}", inputs)
+                finally:
+                    server.stop()
+                got["worker"].append(sum(worker) / len(worker))
+                got["bare"].append(sum(bare) / len(bare))
+                self.stdout.write(f"run {run + 1} per task: worker "
+                                  f"{got['worker'][-1] * 1000:.1f} ms, bare Pyodide "
+                                  f"{got['bare'][-1] * 1000:.1f} ms "
+                                  f"(mean of {PER_TASK_UNITS} tiles)")
+        return got
+
+    def _report_per_task(self, got: dict) -> None:
+        worker, bare = statistics.median(got["worker"]), statistics.median(got["bare"])
+        ratios = [w / b for w, b in zip(got["worker"], got["bare"], strict=True)]
+        self.stdout.write(f"\nPer task (mean over the same {PER_TASK_UNITS} Mandelbrot tiles; "
+                          f"median of rounds): worker {worker * 1000:.1f} ms, bare Pyodide "
+                          f"{bare * 1000:.1f} ms, ratio {statistics.median(ratios):.3f} "
+                          f"({min(ratios):.3f}–{max(ratios):.3f})")
 
     def _record(self, times, name, got, run):
         for key in ("runtime", "first", "runtime_bytes"):
