@@ -21,6 +21,7 @@ Prints each run, then medians and ranges; it asserts nothing about speed.
 
 import asyncio
 import os
+import re
 import signal
 import statistics
 import tempfile
@@ -46,6 +47,8 @@ PHONE_RTT_S = 0.150
 RESULT_TIMEOUT_S = 240
 
 PER_TASK_UNITS = 24
+DOCS_BEGIN = "<!-- bench_browser: begin -->"
+DOCS_END = "<!-- bench_browser: end -->"
 # Bare Pyodide's per-task time: the same app code on the same inputs, JSON in and out as
 # the worker does, in a blank page; seconds per task.
 BARE_TASKS_JS = """async ({ base, code, inputs }) => {
@@ -95,6 +98,11 @@ class ThrottledProxy:
         self.ready.set()
         self.loop.run_forever()
         server.close()
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
 
     async def _pipe(self, reader, writer, direction):
         queue: asyncio.Queue = asyncio.Queue()
@@ -137,6 +145,7 @@ class ThrottledProxy:
 
     def stop(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 class ProcessSlowdown:
@@ -302,18 +311,25 @@ class Command(BaseCommand):
         parser.add_argument("--slowdown", type=float, default=4.0,
                             help="The phone's whole-process slowdown factor.")
         parser.add_argument("--no-phone", action="store_true", help="Desktop and bare only.")
+        parser.add_argument("--docs", type=Path, default=None,
+                            help="Also write the output into this file's bench_browser section "
+                                 "(docs/performance.md).")
         parser.add_argument("--no-collect", action="store_true",
                             help="Serve STATIC_ROOT as it is (collectstatic ran already).")
 
-    def handle(self, *args, runs, slowdown, no_phone, no_collect, **options):
+    def handle(self, *args, runs, slowdown, no_phone, no_collect, docs, **options):
         from playwright.sync_api import sync_playwright
+
+        self.lines: list[str] = []
+        began = time.time()
+        load_before = os.getloadavg()[0]
 
         if not CHROMIUM.exists():
             raise CommandError(f"{CHROMIUM} is missing: make chromium")
         if runs < 1:
             raise CommandError("--runs must be at least 1")
         if not no_collect:
-            self.stdout.write("collectstatic (hashed, compressed: as production serves)…")
+            self.say("collectstatic (hashed, compressed: as production serves)…")
             call_command("collectstatic", "--noinput", verbosity=0)
         os.environ["STATIC_ROOT"] = str(settings.STATIC_ROOT)
         # Its own daphne runs on this checkout's development key unless a key is set.
@@ -350,7 +366,7 @@ class Command(BaseCommand):
                         loaded = bare_pyodide(playwright, server.url, root / f"bare-{run}",
                                               CHROMIUM)
                         times["bare Pyodide"]["runtime"].append(loaded)
-                        self.stdout.write(f"run {run + 1} bare Pyodide     runtime {loaded:6.2f} s")
+                        self.say(f"run {run + 1} bare Pyodide     runtime {loaded:6.2f} s")
             finally:
                 if proxy:
                     proxy.stop()
@@ -358,6 +374,13 @@ class Command(BaseCommand):
             per_task = self._per_task(playwright_runs=runs, root=root)
         self._report(times, runs, slowdown)
         self._report_per_task(per_task)
+        if docs:
+            self.write_docs(docs, (
+                f"`python manage.py bench_browser --runs {runs} --docs docs/performance.md` on "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(began))} in "
+                f"{(time.time() - began) / 60:.1f} min; {CHROMIUM} headless; load average "
+                f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (2 cores, "
+                f"shared). Written by the command: rerun it rather than editing."))
 
     def _per_task(self, *, playwright_runs: int, root: Path) -> dict:
         """Worker against bare Pyodide on the same tiles, interleaved."""
@@ -380,7 +403,7 @@ class Command(BaseCommand):
                     server.stop()
                 got["worker"].append(sum(worker) / len(worker))
                 got["bare"].append(sum(bare) / len(bare))
-                self.stdout.write(f"run {run + 1} per task: worker "
+                self.say(f"run {run + 1} per task: worker "
                                   f"{got['worker'][-1] * 1000:.1f} ms, bare Pyodide "
                                   f"{got['bare'][-1] * 1000:.1f} ms "
                                   f"(mean of {PER_TASK_UNITS} tiles)")
@@ -389,15 +412,30 @@ class Command(BaseCommand):
     def _report_per_task(self, got: dict) -> None:
         worker, bare = statistics.median(got["worker"]), statistics.median(got["bare"])
         ratios = [w / b for w, b in zip(got["worker"], got["bare"], strict=True)]
-        self.stdout.write(f"\nPer task (mean over the same {PER_TASK_UNITS} Mandelbrot tiles; "
+        self.say(f"\nPer task (mean over the same {PER_TASK_UNITS} Mandelbrot tiles; "
                           f"median of rounds): worker {worker * 1000:.1f} ms, bare Pyodide "
                           f"{bare * 1000:.1f} ms, ratio {statistics.median(ratios):.3f} "
                           f"({min(ratios):.3f}–{max(ratios):.3f})")
 
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+        self.stdout.write(line)
+
+    def write_docs(self, path: Path, header: str) -> None:
+        """Replace (or append) this command's section of docs/performance.md."""
+        text = path.read_text() if path.exists() else ""
+        title = "## A volunteer's first seconds in the browser (bench_browser)"
+        body = "\n".join([DOCS_BEGIN, title, "", header, "", "```", *self.lines, "```",
+                          DOCS_END])
+        pattern = re.compile(re.escape(DOCS_BEGIN) + ".*?" + re.escape(DOCS_END), re.S)
+        text = pattern.sub(lambda _: body, text) if pattern.search(text) else \
+            text.rstrip("\n") + "\n\n" + body + "\n"
+        path.write_text(text)
+
     def _record(self, times, name, got, run):
         for key in ("runtime", "first", "runtime_bytes"):
             times[name][key].append(got[key])
-        self.stdout.write(f"run {run + 1} {name:15s} runtime {got['runtime']:6.2f} s  "
+        self.say(f"run {run + 1} {name:15s} runtime {got['runtime']:6.2f} s  "
                           f"first result {got['first']:6.2f} s  "
                           f"runtime on the wire {got['runtime_bytes'] / 1e6:.2f} MB")
 
@@ -405,12 +443,12 @@ class Command(BaseCommand):
         files = [settings.STATIC_ROOT / "pyodide" / settings.PYODIDE_VERSION / name
                  for name in pwa.PYODIDE_RUNTIME_FILES]
         plain = sum(f.stat().st_size for f in files)
-        self.stdout.write(f"\nMedians (ranges) of {runs} interleaved rounds; Start pressed to "
+        self.say(f"\nMedians (ranges) of {runs} interleaved rounds; Start pressed to "
                           f"runtime loaded / first accepted result; phone = Pixel 7, "
                           f"{PHONE_DOWN_BPS / 1e6:.0f} Mbps / {PHONE_RTT_S * 1000:.0f} ms, "
                           f"Chromium slowed {slowdown:g}×. Runtime: {plain / 1e6:.2f} MB on disk.")
-        self.stdout.write("| | runtime loaded | first accepted result | runtime on the wire |")
-        self.stdout.write("|---|---:|---:|---:|")
+        self.say("| | runtime loaded | first accepted result | runtime on the wire |")
+        self.say("|---|---:|---:|---:|")
         for name, got in times.items():
-            self.stdout.write(f"| {name} | {summary(got['runtime'])} | {summary(got['first'])} "
+            self.say(f"| {name} | {summary(got['runtime'])} | {summary(got['first'])} "
                               f"| {summary(got['runtime_bytes'], 'MB')} |")
