@@ -724,7 +724,7 @@ class VolunteerClient {
       this.view.showError("runtime",
         `The Python runtime failed to load within ${limit}.`,
         "Check your internet connection, then press Start to try again. On a slow connection " +
-        "the first load (about 13 MB) can take a while; later loads come from this device.");
+        "the first load (about 6 MB) can take a while; later loads come from this device.");
     } else {
       this.view.showError("runtime",
         `The Python runtime failed to load: ${error.message}`,
