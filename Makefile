@@ -53,8 +53,9 @@ sandbox:
 run: install sandbox
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py setup_demo
-	@# Hashed shell names and .gz/.br copies (web/static_delivery.py); a rerun compresses only what changed.
-	$(BIN)/python manage.py collectstatic --noinput -v0
+	@# Hashed shell names and .gz/.br copies (web/static_delivery.py; quick brotli for big files,
+	@# and a rerun compresses the runtime only when it changed).
+	SPARECYCLES_STATIC_QUICK=1 $(BIN)/python manage.py collectstatic --noinput -v0
 	@echo ""
 	@echo "  Spare Cycles is at  http://$(HOST):$(PORT)/   (press Start to compute)"
 	@echo "  Admin:              http://$(HOST):$(PORT)/admin/   user: $${ADMIN_USER:-admin}  password: $${ADMIN_PASSWORD:-admin}"
