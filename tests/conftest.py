@@ -1,6 +1,7 @@
 """Fixtures shared by every test: a project chain and a volunteer device."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,8 @@ os.environ.update(secret_key.development_key_environ(os.environ, django_settings
 # Static files come from the sources under plain names, whatever `make run`'s collectstatic
 # left in staticfiles/: an empty STATIC_ROOT of the tests' own, here and in the servers they
 # start (tests/web/test_static_delivery.py collects into a directory of its own).
-os.environ["STATIC_ROOT"] = str(django_settings.VAR_DIR / "test-staticfiles")
+os.environ["STATIC_ROOT"] = tempfile.mkdtemp(prefix="sparecycles-test-static-")
 django_settings.STATIC_ROOT = Path(os.environ["STATIC_ROOT"])
-django_settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 SQUARE_APP = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
 
