@@ -9,6 +9,9 @@ PORT ?= 8000
 # --proxy-headers: the app believes forwarded headers only from TRUSTED_PROXIES, and
 # `make run` faces clients directly, so it trusts none.
 DAPHNE_FLAGS := --websocket-max-message-size 1048576
+# `make run` collects into and serves this checkout's staticfiles/, whatever STATIC_ROOT the
+# environment names (the tests give their servers an empty one of their own).
+RUN_STATIC_ROOT ?= $(CURDIR)/staticfiles
 export PYTHONPATH := $(CURDIR)/platform
 # `make run` serves on this checkout's development key (random, django-insecure-, mode 0600,
 # made by settings.py on first use) unless you set SECRET_KEY or SECRET_KEY_FILE: a server
@@ -53,11 +56,14 @@ sandbox:
 run: install sandbox
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py setup_demo
+	@# Hashed shell names and .gz/.br copies (web/static_delivery.py; quick brotli for big files,
+	@# and a rerun compresses the runtime only when it changed).
+	STATIC_ROOT=$(RUN_STATIC_ROOT) SPARECYCLES_STATIC_QUICK=1 $(BIN)/python manage.py collectstatic --noinput -v0
 	@echo ""
 	@echo "  Spare Cycles is at  http://$(HOST):$(PORT)/   (press Start to compute)"
 	@echo "  Admin:              http://$(HOST):$(PORT)/admin/   user: $${ADMIN_USER:-admin}  password: $${ADMIN_PASSWORD:-admin}"
 	@echo ""
-	$(DEV_KEY) $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
+	STATIC_ROOT=$(RUN_STATIC_ROOT) $(DEV_KEY) $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) sparecycles.asgi:application
 
 test: install chromium sandbox test-unit test-e2e
 

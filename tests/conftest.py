@@ -1,6 +1,8 @@
 """Fixtures shared by every test: a project chain and a volunteer device."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -25,6 +27,12 @@ FRAME_WAIT = 15
 for _name in ("connect", "receive_from", "receive_json_from"):
     getattr(WebsocketCommunicator, _name).__defaults__ = (FRAME_WAIT,)
 WebsocketCommunicator.disconnect.__defaults__ = (1000, FRAME_WAIT)
+
+# Static files come from the sources under plain names, whatever `make run`'s collectstatic
+# left in staticfiles/: an empty STATIC_ROOT of the tests' own, here and in the servers they
+# start (tests/web/test_static_delivery.py collects into a directory of its own).
+os.environ["STATIC_ROOT"] = tempfile.mkdtemp(prefix="sparecycles-test-static-")
+django_settings.STATIC_ROOT = Path(os.environ["STATIC_ROOT"])
 
 SQUARE_APP = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
 

@@ -7,6 +7,7 @@ service needed. Scale-out: DATABASE_URL (PostgreSQL) and REDIS_URL
 
 import json
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -101,7 +102,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "sparecycles.web.middleware.ContentSecurityPolicyMiddleware",
     "sparecycles.web.middleware.ComputeOriginMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "sparecycles.web.static_delivery.StaticDeliveryMiddleware",   # WhiteNoise
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -187,7 +188,8 @@ else:
 
 # --- static files -----------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic in production
+# Filled by collectstatic in production (and `make run`); the tests use an empty one.
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(exist_ok=True)
 PYODIDE_DIR = BASE_DIR / "node_modules" / "pyodide"
 # The runtime is served under its version, so browsers may cache it for good.
@@ -197,10 +199,12 @@ PYODIDE_URL = f"{STATIC_URL}pyodide/{PYODIDE_VERSION}/"
 STATICFILES_DIRS = [BASE_DIR / "static", (f"pyodide/{PYODIDE_VERSION}", PYODIDE_DIR)]
 WHITENOISE_USE_FINDERS = True  # serve straight from STATICFILES_DIRS without collectstatic
 WHITENOISE_AUTOREFRESH = DEBUG
+_HASHED_NAME = re.compile(r"\.[0-9a-f]{12}\.[A-Za-z0-9]+$")  # what collectstatic names the shell
 
 
 def WHITENOISE_IMMUTABLE_FILE_TEST(path: str, url: str) -> bool:  # noqa: N802 (setting name)
-    return url.startswith(PYODIDE_URL)
+    # Cached for a year: the versioned runtime, and shell files under content-hashed names.
+    return url.startswith(PYODIDE_URL) or bool(_HASHED_NAME.search(url))
 
 
 WHITENOISE_MIMETYPES = {
@@ -212,7 +216,9 @@ WHITENOISE_MIMETYPES = {
 }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # collectstatic: hashed shell names, .gz/.br beside every file that shrinks
+    # (web/static_delivery.py); without a fresh collected manifest names stay plain.
+    "staticfiles": {"BACKEND": "sparecycles.web.static_delivery.ShellStaticStorage"},
 }
 
 # --- auth, i18n ----------------------------------------------------------------

@@ -5,8 +5,8 @@
 // Caches (all named "sparecycles-…"; activation deletes any other of ours):
 //   shell-<build>          the volunteer page, offline page, manifest, our CSS/JS/icons;
 //                          <build> hashes every one of them, so a change installs anew
-//   runtime-pyodide-<ver>  the Pyodide runtime, cached the first time it is fetched;
-//                          its URL carries the version, so it never goes stale
+//   runtime-pyodide-<ver>  the Pyodide runtime, stored whole by the page that read it
+//                          (or by "cache-runtime"); its URL carries the version
 //   apps-v1                app code (/apps/<name>/<version>/code: immutable, sha256-checked)
 // Strategies: pages network-first (cached copy after a few seconds or offline, else the
 // offline page); shell files, runtime and app code cache-first. Everything else — the
@@ -50,7 +50,9 @@ self.addEventListener("fetch", (event) => {
   if (request.mode === "navigate") {
     event.respondWith(page(event, url));
   } else if (url.pathname.startsWith(CONFIG.runtimeBase)) {
-    event.respondWith(cacheFirst(event, CONFIG.runtimeCache));
+    // The page stores the runtime itself (compute-host.js: keepRuntime), all of it, from
+    // the bytes it read: one write, and done before its first result is sent.
+    event.respondWith(cacheFirst(event, CONFIG.runtimeCache, { store: false }));
   } else if (url.pathname.startsWith(CONFIG.appsPrefix) && url.pathname.endsWith("/code")) {
     event.respondWith(appCode(event));
   } else if (SHELL_PATHS.has(url.pathname)) {
@@ -108,12 +110,12 @@ async function page(event, url) {
   }
 }
 
-async function cacheFirst(event, cacheName) {
+async function cacheFirst(event, cacheName, { store = true } = {}) {
   const cache = await caches.open(cacheName);
   const cached = await cache.match(event.request, { ignoreVary: true, ignoreSearch: true });
   if (cached) return cached;
   const response = await fetch(event.request);
-  if (cacheable(response)) event.waitUntil(cache.put(event.request, response.clone()).catch(() => {}));
+  if (store && cacheable(response)) event.waitUntil(cache.put(event.request, response.clone()).catch(() => {}));
   return response;
 }
 

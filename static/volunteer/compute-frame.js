@@ -31,9 +31,9 @@ function toPage(message) {
   window.parent.postMessage(message, parentOrigin);
 }
 
-/** Buffers in a message, moved to the worker rather than copied. */
+/** Buffers (and streams) in a message, moved to the worker rather than copied. */
 function buffers(value, found = [], depth = 0) {
-  if (value instanceof ArrayBuffer) {
+  if (value instanceof ArrayBuffer || value instanceof ReadableStream) {
     if (!found.includes(value)) found.push(value);
   } else if (ArrayBuffer.isView(value)) {
     buffers(value.buffer, found, depth);

@@ -12,6 +12,7 @@
 //     anything else is dropped or turned into an error result.
 //
 // Page -> frame: {type: "init", pyodideBase, runtime: {pyodideMjs, asmMjs, wasm, stdlib, lock}}
+//                (bytes; for the page's first frame wasm and stdlib are transferred streams)
 //                {type: "run", task: {task_id, app, input, code, wheels: [{sha256, bytes}]}}
 // Frame -> page: {type: "frame-ready"} | {type: "worker-error", message}
 //                and the worker's own: stage, ready, init-error, result (compute-worker.js)
@@ -28,7 +29,15 @@ const CODE_CACHE_LIMIT = 32;
 // Kinds of error the frame may name; they decide what the page does next.
 const FRAME_KINDS = new Set(["python", "wasm", "app", "runtime", "internal", "fetch"]);
 
+const RUNTIME_TYPES = Object.freeze({
+  pyodideMjs: "text/javascript", asmMjs: "text/javascript", wasm: "application/wasm",
+  stdlib: "application/zip", lock: "application/json",
+});
+// How long a result may wait for the runtime to be stored (it normally is long before).
+const KEEP_RUNTIME_WAIT_MS = 5_000;
+
 let runtimePromise = null;
+let runtimeKept = Promise.resolve();
 const codeCache = new Map();    // "name/version" -> Promise<ArrayBuffer> (verified)
 const wheelCache = new Map();   // sha256 -> Promise<ArrayBuffer> (verified)
 let container = null;
@@ -40,20 +49,91 @@ class HostError extends Error {
   }
 }
 
+// The two big files go to the first frame as streams while they arrive, so its worker
+// compiles the wasm as it downloads (as bare Pyodide does with instantiateStreaming)
+// instead of after the last byte; the page reads its own copy of the bytes alongside.
+const STREAMED = new Set(["wasm", "stdlib"]);
+let runtimeStreamed = null;   // Promise of the runtime with those two as streams; taken once
+
+function canTransferStreams() {
+  try {
+    const stream = new ReadableStream();
+    structuredClone(stream, { transfer: [stream] });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The runtime's files, fetched once per page through the service worker (its cache). */
 export function runtimeBytes(config) {
   if (!runtimePromise) {
-    runtimePromise = (async () => {
-      const entries = await Promise.all(Object.entries(RUNTIME_FILES).map(async ([key, file]) => {
-        const response = await fetch(`${config.pyodideBase}${file}`, { credentials: "same-origin" });
-        if (!response.ok) throw new Error(`could not download ${file}: HTTP ${response.status}`);
-        return [key, await response.arrayBuffer()];
-      }));
-      return Object.fromEntries(entries);
-    })();
+    const streams = canTransferStreams();
+    const parts = Object.entries(RUNTIME_FILES).map(([key, file]) => {
+      const response = fetch(`${config.pyodideBase}${file}`, { credentials: "same-origin" })
+        .then((got) => {
+          if (!got.ok || !got.body) throw new Error(`could not download ${file}: HTTP ${got.status}`);
+          return got;
+        });
+      if (streams && STREAMED.has(key)) {
+        const split = response.then((got) => got.body.tee());
+        return { key, early: split.then(([forFrame]) => forFrame),
+                 full: split.then(([, forPage]) => new Response(forPage).arrayBuffer()) };
+      }
+      const full = response.then((got) => got.arrayBuffer());
+      return { key, early: full, full };
+    });
+    const gather = (which) => Promise.all(parts.map((part) => part[which].then((v) => [part.key, v])))
+      .then(Object.fromEntries);
+    runtimePromise = gather("full").then((runtime) => {
+      runtimeKept = keepRuntime(config, runtime);
+      return runtime;
+    });
     runtimePromise.catch(() => { runtimePromise = null; });
+    runtimeStreamed = streams ? gather("early") : null;
+    if (runtimeStreamed) runtimeStreamed.catch(() => {});
   }
   return runtimePromise;
+}
+
+/** For a frame's init: the streamed runtime for the first frame of the page, else the bytes. */
+function runtimeForFrame(config) {
+  const bytes = runtimeBytes(config);
+  const streamed = runtimeStreamed;
+  runtimeStreamed = null;   // a stream is read once
+  return streamed || bytes;
+}
+
+function streamsIn(runtime) {
+  return Object.values(runtime).filter((value) => value instanceof ReadableStream);
+}
+
+/**
+ * Store the runtime for the next visit, from the bytes in hand (no second download), every
+ * file or it does not count: the service worker serves the runtime from this cache, and
+ * the page holds its first result until this is done, so a visit that closes right after
+ * that result still leaves the whole runtime behind (issue 18). Each entry is written whole
+ * or not at all by Cache Storage itself.
+ */
+async function keepRuntime(config, runtime) {
+  if (!config.runtimeCache || typeof caches === "undefined") return;
+  try {
+    const cache = await caches.open(config.runtimeCache);
+    await Promise.all(Object.entries(RUNTIME_FILES).map(async ([key, file]) => {
+      const url = new URL(`${config.pyodideBase}${file}`, window.location.href).href;
+      if (await cache.match(url)) return;
+      // A Response copies the bytes: the page keeps its own for restarts.
+      await cache.put(url, new Response(runtime[key], {
+        status: 200, headers: { "Content-Type": RUNTIME_TYPES[key] } }));
+    }));
+  } catch (error) {
+    console.warn("Spare Cycles: the runtime could not be kept for the next visit:", error);
+  }
+}
+
+/** Resolves once the runtime is stored (or after a few seconds, whatever happened). */
+function runtimeStored() {
+  return Promise.race([runtimeKept, new Promise((resolve) => setTimeout(resolve, KEEP_RUNTIME_WAIT_MS))]);
 }
 
 function canHash() {
@@ -182,14 +262,14 @@ export class ComputeFrame {
     else if (message.type === "run") this.run(message.task);
   }
 
-  send(message) {
+  send(message, transfer = []) {
     if (this.closed) return;
     if (!this.ready) {
-      this.outbox.push(message);
+      this.outbox.push([message, transfer]);
       return;
     }
     // "*": the frame's origin is opaque and has no name; it holds nothing secret of ours.
-    this.iframe.contentWindow.postMessage(message, "*");
+    this.iframe.contentWindow.postMessage(message, "*", transfer);
   }
 
   emit(message) {
@@ -202,9 +282,9 @@ export class ComputeFrame {
   }
 
   init() {
-    runtimeBytes(this.config).then((runtime) => {
+    runtimeForFrame(this.config).then((runtime) => {
       const pyodideBase = new URL(this.config.pyodideBase, window.location.href).href;
-      this.send({ type: "init", pyodideBase, runtime });
+      this.send({ type: "init", pyodideBase, runtime }, streamsIn(runtime));
     }, (error) => this.emit({ type: "init-error", message: error.message }));
   }
 
@@ -232,7 +312,7 @@ export class ComputeFrame {
           return;
         }
         this.ready = true;
-        for (const queued of this.outbox.splice(0)) this.send(queued);
+        for (const [queued, transfer] of this.outbox.splice(0)) this.send(queued, transfer);
         return;
       case "stage":
         if (!this.loaded) this.emit({ type: "stage", stage: text(message.stage, MAX_STAGE_CHARS) });
@@ -254,11 +334,12 @@ export class ComputeFrame {
         const current = this.current;
         if (!current || message.task_id !== current.taskId) return;   // not a task we gave it
         this.current = null;
-        this.emit(checkedResult(message, {
+        const result = checkedResult(message, {
           taskId: current.taskId, maxOutputBytes: this.config.maxOutputBytes,
           elapsedMs: Math.round(performance.now() - current.started),
           pageHashed: current.pageHashed,
-        }));
+        });
+        runtimeStored().then(() => this.emit(result));
         return;
       }
       default:

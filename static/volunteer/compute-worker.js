@@ -115,7 +115,10 @@ async function loadHelpers(modules) {
 
 async function init({ pyodideBase, lockFileURL, runtime, modules }) {
   const started = performance.now();
+  const timings = {};   // ms since started, per step (bench_browser, profiling)
+  const mark = (name) => { timings[name] = Math.round(performance.now() - started); };
   await loadHelpers(modules || {});
+  mark("helpers");
   post({ type: "stage", stage: "Downloading the Python runtime…" });
   const options = {};
   let loadPyodide;
@@ -128,6 +131,7 @@ async function init({ pyodideBase, lockFileURL, runtime, modules }) {
   } else {
     ({ loadPyodide } = await import(`${pyodideBase}pyodide.mjs`));
   }
+  mark("modules");
   post({ type: "stage", stage: "Starting the Python runtime…" });
   Object.assign(options, {
     indexURL: pyodideBase,
@@ -145,10 +149,12 @@ async function init({ pyodideBase, lockFileURL, runtime, modules }) {
     options.packageBaseUrl = new URL(".", new URL(lockFileURL, self.location.href)).href;
   }
   pyodide = await loadPyodide(options);
+  mark("loadPyodide");
   pyodide.runPython(RUNNER);
   runTask = pyodide.globals.get("sparecycles_run");
   const python = pyodide.runPython("import sys; sys.version.split()[0]");
-  post({ type: "ready", loadMs: Math.round(performance.now() - started), python });
+  mark("runner");
+  post({ type: "ready", loadMs: Math.round(performance.now() - started), python, timings });
 }
 
 function toHex(buffer) {

@@ -330,8 +330,16 @@ class ComputePool {
     this.slots = this.slots.filter((other) => other !== slot);
   }
 
-  stopAll() {
-    for (const slot of this.slots) slot.stop();
+  /**
+   * Stop every slot; with keepIdle, runtimes that are loaded and computing nothing stay
+   * (a frame idles without using the processor), so a resume needs no second start-up.
+   * A slot mid-task always stops: that is the only way to interrupt Python.
+   */
+  stopAll({ keepIdle = false } = {}) {
+    for (const slot of this.slots) {
+      if (keepIdle && !slot.retiring && slot.state === "ready" && slot.task === null) continue;
+      slot.stop();
+    }
     this.slots = this.slots.filter((slot) => !slot.retiring);
   }
 
@@ -603,7 +611,7 @@ class VolunteerClient {
   pause() {
     if (!this.running) return;
     this.running = false;
-    const interrupted = this.halt();
+    const interrupted = this.halt({ keepIdle: true });
     this.view.addLog(interrupted.length
       ? `Paused; task ${interrupted.map((t) => shortId(t.task_id)).join(", ")} will run again on Start.`
       : "Paused.");
@@ -645,8 +653,8 @@ class VolunteerClient {
     this.blocked = blockers(this.settings, this.device.snapshot());
     const nowBlocked = this.blocked.map((b) => b.key).join();
     const mayCompute = this.running && this.blocked.length === 0;
-    if (this.running && !mayCompute && this.pool.started) {
-      const interrupted = this.halt();
+    if (this.running && !mayCompute && this.pool.started && this.computingSince) {
+      const interrupted = this.halt({ keepIdle: true });
       if (!quiet) {
         this.view.addLog(`Waiting: ${this.blockedText()}` + (interrupted.length
           ? `; task ${interrupted.map((t) => shortId(t.task_id)).join(", ")} will run again later.`
@@ -669,7 +677,7 @@ class VolunteerClient {
   }
 
   /** Stop computing and asking for work; the socket stays up for acks and resends. */
-  halt() {
+  halt({ keepIdle = false } = {}) {
     // Interrupted tasks go back to the front of the queue and run again later
     // (or, if the page is closed, time out on the server and are reissued).
     const interrupted = [...this.active.values()].map((entry) => entry.task);
@@ -678,7 +686,7 @@ class VolunteerClient {
     const now = Date.now();
     for (const entry of this.timeline) if (entry.end === null) entry.end = now;
     this.active.clear();
-    this.pool.stopAll();
+    this.pool.stopAll({ keepIdle });
     this.clearRetry();
     this.computingSince = 0;
     this.runtimeAnnounced = false;
@@ -716,7 +724,7 @@ class VolunteerClient {
       this.view.showError("runtime",
         `The Python runtime failed to load within ${limit}.`,
         "Check your internet connection, then press Start to try again. On a slow connection " +
-        "the first load (about 13 MB) can take a while; later loads come from this device.");
+        "the first load (about 6 MB) can take a while; later loads come from this device.");
     } else {
       this.view.showError("runtime",
         `The Python runtime failed to load: ${error.message}`,

@@ -304,6 +304,33 @@ def test_second_visit_works_offline_and_starts_python_from_the_cache(stoppable_s
     expect(page.get_by_role("heading", name="You are offline")).to_be_visible()
 
 
+def test_a_visit_closed_right_after_its_first_result_leaves_the_whole_runtime(
+        live_daphne, playwright, browser_type_launch_args, tmp_path):
+    """Issue 18: one phone second visit in seven downloaded the stdlib again."""
+    bundled_batch_create("mandelbrot", count=10, quorum=ONE_REPLICA)
+    profile = tmp_path / "profile"
+
+    def visit() -> list[str]:
+        """Open the page, Start, close the browser at the first result; runtime URLs that
+        came over the network."""
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), **browser_type_launch_args, **PHONE)
+        try:
+            traffic = Traffic(context)
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(f"{live_daphne.url}/")
+            expect(page.get_by_role("button", name="Start")).to_be_enabled()
+            page.get_by_role("button", name="Start").tap()
+            wait_for_done(page, 1)
+            return [r.url for r in traffic.network() if PYODIDE in r.url]
+        finally:
+            context.close()   # at once: no time for anything to finish in the background
+
+    first = visit()
+    assert {url.rsplit("/", 1)[1] for url in first} >= {"pyodide.asm.wasm", "python_stdlib.zip"}
+    assert visit() == []
+
+
 def test_result_finished_offline_is_kept_and_delivered_exactly_once(live_daphne, phone):
     batch = slow_batch(seconds=3, count=1)
     page = phone.new_page()

@@ -83,6 +83,11 @@ def service_worker_source() -> bytes:
         return handle.read()
 
 
+def runtime_cache_name() -> str:
+    """The Cache Storage cache that holds the runtime (the page fills it, sw.js serves it)."""
+    return f"{CACHE_PREFIX}runtime-pyodide-{settings.PYODIDE_VERSION}"
+
+
 def service_worker_config() -> dict:
     """What /sw.js is told: cache names and the URLs it caches."""
     files = shell_files()
@@ -92,7 +97,7 @@ def service_worker_config() -> dict:
     return {
         "build": build,
         "shellCache": f"{CACHE_PREFIX}shell-{build}",
-        "runtimeCache": f"{CACHE_PREFIX}runtime-pyodide-{settings.PYODIDE_VERSION}",
+        "runtimeCache": runtime_cache_name(),
         # App code is immutable per URL and checked against its sha256 before it runs.
         "appsCache": f"{CACHE_PREFIX}apps-v1",
         "cachePrefix": CACHE_PREFIX,

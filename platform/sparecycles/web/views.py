@@ -22,6 +22,8 @@ def volunteer_page(request: HttpRequest) -> HttpResponse:
             # App code runs in sandboxed frames of this document (web/compute.py).
             "computeFrameUrl": compute.frame_url(),
             "runtimeFiles": list(pwa.PYODIDE_RUNTIME_FILES),
+            # The page stores the runtime there itself, complete, before its first result.
+            "runtimeCache": pwa.runtime_cache_name(),
             # The page checks outputs against the server's limit before sending them.
             "maxOutputBytes": settings.SPARECYCLES["MAX_OUTPUT_BYTES"],
             "runtimeTimeoutMs": 60_000,
