@@ -267,14 +267,15 @@ def report_first_as_another_volunteer(server) -> None:
 
 def test_server_cancel_stops_the_task_and_a_fresh_worker_carries_on(live_daphne, page):
     spin = spin_batch(target_nresults=2)
-    tiles = bundled_batch_create("mandelbrot", count=1, quorum=ONE_REPLICA)
     open_page(page, live_daphne)
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#status")).to_contain_text(" of spin v1", timeout=COMPUTE_TIMEOUT_MS)
     mine = Replica.objects.get(workunit__batch=spin, server_state="in_progress")
 
-    # Quorum 1 is reached elsewhere: the server cancels the browser's replica.
+    # Quorum 1 is reached elsewhere: the server cancels the browser's replica. (The tile is
+    # made only now: dispatch is random, so the other volunteer would otherwise get it.)
     report_first_as_another_volunteer(live_daphne)
+    tiles = bundled_batch_create("mandelbrot", count=1, quorum=ONE_REPLICA)
 
     expect(page.locator("#activity")).to_contain_text(
         f"Task {mine.task_id[:8]} cancelled by the server; restarting the worker.")
