@@ -155,7 +155,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- channel layer ----------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
-    from sparecycles.gateway.redis_connection import channel_layer_host
+    from sparecycles.redis_connection import channel_layer_host
 
     CHANNEL_LAYERS = {
         "default": {
