@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "sparecycles.jobs",
     "sparecycles.projects",
     "sparecycles.volunteers",
     "sparecycles.scheduler",
@@ -95,6 +96,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "sparecycles.api",
+    "sparecycles.housekeeping",
 ]
 
 MIDDLEWARE = [
