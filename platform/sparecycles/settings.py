@@ -300,8 +300,10 @@ SPARECYCLES = {
     "HOUSEKEEPING_INTERVAL_S": envint("SPARECYCLES_HOUSEKEEPING_INTERVAL_S", 15),
     # Grace after a replica's deadline before it is timed out and reissued.
     "DEADLINE_GRACE_S": envint("SPARECYCLES_DEADLINE_GRACE_S", 60),
-    # Run housekeeping (timeouts, reissue) in a thread of the web process. On by default in
-    # the embedded mode; with several processes run `manage.py housekeeping` once instead.
+    # Run housekeeping (housekeeping/: timeouts, validation sweep, epochs, stats export) in a
+    # thread of the web process, started with it (sparecycles.asgi). On by default in the
+    # embedded mode; `manage.py serve` runs one `manage.py housekeeping` process instead.
+    # Either way each job runs once across processes (a lease row per job).
     "EMBEDDED_HOUSEKEEPING": envbool("SPARECYCLES_EMBEDDED_HOUSEKEEPING", not REDIS_URL),
     # BOINC's daily result quota per (device, app version): cut by one per error or
     # timeout, doubled back (up to this) by each valid result.
