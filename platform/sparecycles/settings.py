@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 from sparecycles import secret_key as secret_keys
-from sparecycles.web.forwarded import TrustedProxiesError, trusted_networks_parse
+from sparecycles.trusted_proxies import TrustedProxiesError, trusted_networks_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent  # the repository root
 VAR_DIR = Path(os.environ.get("SPARECYCLES_VAR_DIR", BASE_DIR / "var"))
