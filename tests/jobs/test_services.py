@@ -36,6 +36,14 @@ def refuse(job, progress):
     raise ValidationError(["Line 3: not JSON."])
 
 
+tidied = []
+
+
+@job_handler("test.tidy", cleanup=lambda job: tidied.append(job.id))
+def tidy(job, progress):
+    return {}
+
+
 @job_handler("test.crash")
 def crash(job, progress):
     raise KeyError("boom")
@@ -89,3 +97,21 @@ def test_a_live_holder_is_left_alone_and_the_reaper_takes_the_dead():
     assert jobs_reap() == 1
     assert BackgroundJob.objects.get(pk=gone.pk).state == "failed"
     assert BackgroundJob.objects.get(pk=alive.pk).state == "running"
+
+
+def test_a_dead_jobs_cleanup_runs_once():
+    job = job_enqueue(kind="test.tidy", payload={}, start=False)
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        state="running", holder=f"{services.socket.gethostname()}:{dead_pid()}")
+    assert job_get(job_id=job.id).state == "failed"
+    assert job_get(job_id=job.id).state == "failed"
+    assert jobs_reap() == 0
+    assert tidied == [job.id]
+
+
+def test_a_job_queued_by_a_process_that_died_before_starting_it_fails():
+    job = job_enqueue(kind="test.tidy", payload={}, start=False)
+    BackgroundJob.objects.filter(pk=job.pk).update(
+        created_at=services.timezone.now() - services.dt.timedelta(hours=1))
+    assert jobs_reap() == 1
+    assert BackgroundJob.objects.get(pk=job.pk).state == "failed" and job.id in tidied

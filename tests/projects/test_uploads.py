@@ -145,3 +145,4 @@ def test_a_worker_killed_mid_upload_leaves_no_half_made_batch(serve, owner, proj
     else:                           # clearly failed, and nothing was made
         assert status["state"] == "failed" and "stopped before it finished" in status["errors"][0]
         assert not batches.exists() and not WorkUnit.objects.exists()
+        assert not Path(BackgroundJob.objects.get(pk=job_id).payload["path"]).exists()

@@ -41,12 +41,17 @@ FAILED = ("The job failed and nothing was created ({kind}). Try again; if it kee
 
 Handler = Callable[[BackgroundJob, Callable[[int, int], None]], dict[str, Any]]
 _handlers: dict[str, Handler] = {}
+_cleanups: dict[str, Callable[[BackgroundJob], None]] = {}
 
 
-def job_handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register `handler(job, progress) -> result` for jobs of `kind`."""
+def job_handler(kind: str, *, cleanup: Callable[[BackgroundJob], None] | None = None
+                ) -> Callable[[Handler], Handler]:
+    """Register `handler(job, progress) -> result` for jobs of `kind`, and what to tidy
+    (e.g. its input file) when a job of that kind is found dead and failed."""
     def register(handler: Handler) -> Handler:
         _handlers[kind] = handler
+        if cleanup is not None:
+            _cleanups[kind] = cleanup
         return handler
     return register
 
@@ -113,9 +118,12 @@ def job_fail_if_dead(job: BackgroundJob, *, now: dt.datetime | None = None) -> b
     now = now or timezone.now()
     if job.state != BackgroundJob.State.RUNNING or not _holder_dead(job, now):
         return False
-    return bool(BackgroundJob.objects.filter(
+    failed = BackgroundJob.objects.filter(
         pk=job.pk, state=BackgroundJob.State.RUNNING, holder=job.holder).update(
-        state=BackgroundJob.State.FAILED, errors=[DIED], finished_at=now))
+        state=BackgroundJob.State.FAILED, errors=[DIED], finished_at=now)
+    if failed:
+        _cleanup(job)
+    return bool(failed)
 
 
 def jobs_reap(*, now: dt.datetime | None = None) -> int:
@@ -126,11 +134,25 @@ def jobs_reap(*, now: dt.datetime | None = None) -> int:
                                            lease_until__lt=now)
     for job in running:
         reaped += job_fail_if_dead(job, now=now)
-    reaped += BackgroundJob.objects.filter(
+    stale = BackgroundJob.objects.filter(
         state=BackgroundJob.State.QUEUED,
-        created_at__lt=now - dt.timedelta(seconds=QUEUED_TOO_LONG_S)).update(
-        state=BackgroundJob.State.FAILED, errors=[DIED], finished_at=now)
+        created_at__lt=now - dt.timedelta(seconds=QUEUED_TOO_LONG_S))
+    for job in stale:
+        if BackgroundJob.objects.filter(pk=job.pk, state=BackgroundJob.State.QUEUED).update(
+                state=BackgroundJob.State.FAILED, errors=[DIED], finished_at=now):
+            _cleanup(job)
+            reaped += 1
     return reaped
+
+
+def _cleanup(job: BackgroundJob) -> None:
+    cleanup = _cleanups.get(job.kind)
+    if cleanup is None:
+        return
+    try:
+        cleanup(job)
+    except Exception:
+        logger.exception("background job %s: cleanup failed", job.id)
 
 
 def _holder_dead(job: BackgroundJob, now: dt.datetime) -> bool:

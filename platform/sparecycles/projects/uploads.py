@@ -85,10 +85,22 @@ def upload_job_get(*, job_id: str, user) -> UploadJob | None:
     return UploadJob.of(job)
 
 
-@job_handler(KIND)
+def _upload_file(job: BackgroundJob) -> Path:
+    """The job's copy of the upload; only ever a file in the uploads folder."""
+    path = Path(job.payload["path"])
+    if path.parent.resolve() != _upload_dir().resolve():
+        raise ValueError(f"upload job {job.id}: its file is not in the uploads folder")
+    return path
+
+
+def _forget_file(job: BackgroundJob) -> None:
+    _upload_file(job).unlink(missing_ok=True)
+
+
+@job_handler(KIND, cleanup=_forget_file)
 def _insert(job: BackgroundJob, progress) -> dict:
     payload = job.payload
-    path = Path(payload["path"])
+    path = _upload_file(job)
     try:
         version = AppVersion.objects.get(pk=payload["app_version_id"])
         user = get_user_model().objects.filter(pk=job.user_id).first()
