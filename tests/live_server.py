@@ -128,6 +128,9 @@ def live_server_start(*, log_dir: Path, env: dict[str, str] | None = None,
         "DJANGO_SETTINGS_MODULE": "sparecycles.settings",
         "DATABASE_URL": database_url(connection.settings_dict),
         "PYTHONUNBUFFERED": "1",
+        # Tests drive housekeeping themselves (tests/conftest.py): the server starts its
+        # embedded loop at start-up only when a test asks for it in `env`.
+        "SPARECYCLES_EMBEDDED_HOUSEKEEPING": "false",
     })
     server_env.update(env or {})  # REDIS_URL / REDIS_PREFIX pass through from os.environ
     # Another process may grab a free port before daphne binds it: then try another.

@@ -14,6 +14,12 @@ from sparecycles.secret_key import refuse_to_serve_without_key  # noqa: E402
 # One line and exit 1 instead of serving on the development key (secret_key.py).
 refuse_to_serve_without_key(debug=settings.DEBUG)
 
+from sparecycles.housekeeping.runner import housekeeping_start_embedded  # noqa: E402
+
+# The embedded mode (`make run`: one daphne) runs the periodic jobs in this process from
+# start-up; under `manage.py serve` (EMBEDDED_HOUSEKEEPING off) its housekeeping process does.
+housekeeping_start_embedded()
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from sparecycles import secret_key as secret_keys
-from sparecycles.web.forwarded import TrustedProxiesError, trusted_networks_parse
+from sparecycles.trusted_proxies import TrustedProxiesError, trusted_networks_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent  # the repository root
 VAR_DIR = Path(os.environ.get("SPARECYCLES_VAR_DIR", BASE_DIR / "var"))
@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "sparecycles.jobs",
     "sparecycles.projects",
     "sparecycles.volunteers",
     "sparecycles.scheduler",
@@ -96,6 +97,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "sparecycles.api",
+    "sparecycles.housekeeping",
 ]
 
 MIDDLEWARE = [
@@ -156,7 +158,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- channel layer ----------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
-    from sparecycles.gateway.redis_connection import channel_layer_host
+    from sparecycles.redis_connection import channel_layer_host
 
     CHANNEL_LAYERS = {
         "default": {
@@ -304,8 +306,10 @@ SPARECYCLES = {
     "HOUSEKEEPING_INTERVAL_S": envint("SPARECYCLES_HOUSEKEEPING_INTERVAL_S", 15),
     # Grace after a replica's deadline before it is timed out and reissued.
     "DEADLINE_GRACE_S": envint("SPARECYCLES_DEADLINE_GRACE_S", 60),
-    # Run housekeeping (timeouts, reissue) in a thread of the web process. On by default in
-    # the embedded mode; with several processes run `manage.py housekeeping` once instead.
+    # Run housekeeping (housekeeping/: timeouts, validation sweep, epochs, stats export) in a
+    # thread of the web process, started with it (sparecycles.asgi). On by default in the
+    # embedded mode; `manage.py serve` runs one `manage.py housekeeping` process instead.
+    # Either way each job runs once across processes (a lease row per job).
     "EMBEDDED_HOUSEKEEPING": envbool("SPARECYCLES_EMBEDDED_HOUSEKEEPING", not REDIS_URL),
     # BOINC's daily result quota per (device, app version): cut by one per error or
     # timeout, doubled back (up to this) by each valid result.

@@ -8,12 +8,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sparecycles.credit.models import CreditGrant
+from sparecycles.housekeeping import runner as housekeeping
 from sparecycles.ledger.policy import DEFAULT_PARAMS
 from sparecycles.ledger.services import epochs_close_due, ledger_init, tokens_transfer
 from sparecycles.ledger.units import MICRO
 from sparecycles.projects.models import App, Batch, Project, WorkUnit
 from sparecycles.projects.services import app_version_create
-from sparecycles.scheduler import housekeeping
 from sparecycles.scheduler.models import Replica
 from sparecycles.volunteers.models import Volunteer
 

@@ -8,7 +8,7 @@ from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from sparecycles.credit.notify import LEADERBOARD_GROUP
+from sparecycles.events import LEADERBOARD_GROUP
 from sparecycles.leaderboards.consumers import LeaderboardConsumer
 from sparecycles.leaderboards.routing import websocket_urlpatterns
 

@@ -27,8 +27,8 @@ def test_paused_batches_hand_out_nothing_until_resumed(make_batch, make_device):
 
 def test_abort_cancels_open_work_keeps_results_and_tells_devices(
         make_batch, make_device, monkeypatch, django_capture_on_commit_callbacks):
-    told = []
-    monkeypatch.setattr("sparecycles.projects.services.notify_cancelled", told.extend)
+    sent_events = []
+    monkeypatch.setattr("sparecycles.events.send_events", sent_events.extend)
     batch = make_batch(count=3)
     device = make_device().device
     sent = tasks_dispatch(device=device, slots=3).replicas
@@ -38,7 +38,9 @@ def test_abort_cancels_open_work_keeps_results_and_tells_devices(
     states = dict(batch.workunits.values_list("seq", "state"))
     assert list(states.values()).count(WorkUnit.State.COMPLETED) == 1
     assert list(states.values()).count(WorkUnit.State.CANCELLED) == 2
-    assert {t.task_id for t in told} == {r.task_id for r in sent[1:]}
+    told = [task_id for _group, event in sent_events if event["type"] == "tasks.cancel"
+            for task_id in event["task_ids"]]
+    assert set(told) == {r.task_id for r in sent[1:]}
     assert not Replica.objects.filter(server_state__in=["unsent", "in_progress"]).exists()
     # A result that comes back late for a cancelled unit is stored and judged too late.
     ack = replica_report(device=device, task_id=sent[1].task_id, ok=True, output={"n": 2})

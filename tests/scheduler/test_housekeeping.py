@@ -3,19 +3,12 @@
 import datetime as dt
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from sparecycles.projects.models import WorkUnit
-from sparecycles.scheduler.housekeeping import (
-    HousekeepingThread,
-    replicas_time_out,
-    workunits_unstick,
-)
-from sparecycles.scheduler.intake import Report, results_store
+from sparecycles.scheduler.housekeeping import replicas_time_out, workunits_unstick
 from sparecycles.scheduler.models import HostAppVersion, Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
-from tests.waiting import wait_for_completed
 
 pytestmark = pytest.mark.django_db
 
@@ -69,29 +62,3 @@ def test_unstick_reissues_an_open_workunit_with_no_live_replica(make_batch):
     Replica.objects.all().delete()  # as if a crash lost them
     assert workunits_unstick() == 1
     assert Replica.objects.filter(server_state=Replica.ServerState.UNSENT).count() == 1
-
-
-def test_housekeeping_command_runs_once(capsys):
-    call_command("housekeeping", "--once")
-    assert "timed_out: 0" in capsys.readouterr().out
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_restarted_web_process_validates_what_a_dead_one_left_pending(make_batch, make_device):
-    """The process that stored (and acked) the result died before validating it."""
-    batch = make_batch(count=1, min_quorum=1, target_nresults=1)
-    device = make_device().device
-    replica = tasks_dispatch(device=device, slots=1).replicas[0]
-    stored = results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
-                                   output={"n": 1, "square": 1})])
-    assert stored.acks[0].accepted
-    assert WorkUnit.objects.get().state == WorkUnit.State.OPEN   # acked, not validated
-
-    thread = HousekeepingThread(interval_s=3600)   # its periodic pass never comes
-    thread.start()
-    try:
-        wait_for_completed(batch, 1, timeout_s=10)
-    finally:
-        thread.stopped.set()
-        thread.join(timeout=10)
-    assert not Replica.objects.filter(pending=True).exists()

@@ -7,13 +7,13 @@ its own module so granting and reversing can evolve separately.
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from sparecycles import events
 from sparecycles.db.bulk import rows_update
 from sparecycles.projects.models import Project
 from sparecycles.volunteers.models import Team, Volunteer
 
 from .averages import rac_withdraw
 from .models import MICRO, CreditGrant, CreditReversal, VolunteerProjectCredit
-from .notify import notify_credit_granted
 
 REASON_MAX = 200
 MERGE_HOPS = 8  # volunteer_merge folds an anonymous volunteer into an account: one hop
@@ -101,8 +101,7 @@ def credit_reverse_many(*, replica_ids: list[int], reason: str) -> int:
         rows_update(VolunteerProjectCredit, per_project.values(), fields)
     devices = sorted({g.device_id for g in todo if g.device_id is not None})
     changed = sorted({owner_of[g.pk] for g in todo})
-    transaction.on_commit(lambda: notify_credit_granted(volunteer_ids=changed,
-                                                        device_ids=devices))
+    events.credit_granted(volunteer_ids=changed, device_ids=devices)
     return len(todo)
 
 

@@ -5,6 +5,7 @@ import math
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from sparecycles import events
 from sparecycles.db.bulk import rows_update
 from sparecycles.projects.models import Project
 from sparecycles.scheduler.models import Replica
@@ -14,7 +15,6 @@ from sparecycles.volunteers.models import Team, Volunteer
 from .averages import rac_now, rac_update
 from .claims import replicas_credit_micro
 from .models import MICRO, CreditGrant, FlopsApproval, VolunteerProjectCredit
-from .notify import notify_credit_granted
 from .reversals import ReversalError, credit_reverse_many  # noqa: F401 (credit's one write API)
 
 
@@ -100,8 +100,7 @@ def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
         badges_award(volunteer=volunteer, credit_before=before[pk][0],
                      last_credit_time=before[pk][1], now=now)
     devices = sorted({g.device_id for g in grants if g.device_id is not None})
-    transaction.on_commit(lambda: notify_credit_granted(volunteer_ids=sorted(volunteers),
-                                                        device_ids=devices))
+    events.credit_granted(volunteer_ids=sorted(volunteers), device_ids=devices)
     return grants
 
 

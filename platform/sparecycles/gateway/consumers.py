@@ -12,11 +12,10 @@ from django.conf import settings
 
 from sparecycles.credit.models import MICRO
 from sparecycles.credit.selectors import volunteer_stats
+from sparecycles.events import device_group
 from sparecycles.scheduler import services as scheduler
 from sparecycles.scheduler.dispatch import Ask
-from sparecycles.scheduler.housekeeping import ensure_embedded_housekeeping
 from sparecycles.scheduler.intake import Report
-from sparecycles.scheduler.notify import device_group
 from sparecycles.volunteers.models import Device, Volunteer
 from sparecycles.volunteers.selectors import volunteer_tokens
 from sparecycles.volunteers.services import device_connect
@@ -64,7 +63,6 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_MANY)  # before accept: the handshake is denied
             return
         self.admitted = True
-        ensure_embedded_housekeeping()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:

@@ -2,7 +2,7 @@
 
 Thin on purpose: it carries no data, only "changed"; the page then refetches the JSON
 of the board it shows (so every viewer sees their own page, order and highlight).
-credit.notify sends one `leaderboard.changed` per grant; a busy grid makes hundreds a
+events.credit_granted sends one `leaderboard.changed` per grant; a busy grid makes hundreds a
 second, so each socket forwards the first at once and folds the rest into one
 trailing message per interval.
 """
@@ -12,7 +12,7 @@ import json
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from sparecycles.credit.notify import LEADERBOARD_GROUP
+from sparecycles.events import LEADERBOARD_GROUP
 
 CHANGED = json.dumps({"type": "changed"})
 

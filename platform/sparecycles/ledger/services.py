@@ -13,8 +13,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, Exists, F, Max, OuterRef, Sum, Value, When
 from django.utils import timezone
 
+from sparecycles import events
 from sparecycles.credit.models import CreditGrant, CreditReversal
-from sparecycles.volunteers.models import Volunteer
+from sparecycles.volunteers.models import Device, Volunteer
 
 from .canonical import canonical_json, from_us, sha256_hex, to_us
 from .chain import ACCOUNT_CODE, payout_leaves
@@ -288,6 +289,9 @@ def epoch_close(*, index: int | None = None, now: dt.datetime | None = None
     _clawback_step(head, epoch=epoch, payouts=shares, now=now)
     volunteer_ids = [int(code.removeprefix("volunteer-")) for code in shares
                      if code.startswith("volunteer-")]
+    # The paid volunteers' devices show their new balances (after commit, like the signal).
+    events.stats_changed(Device.objects.filter(volunteer_id__in=volunteer_ids, revoked=False)
+                         .values_list("pk", flat=True))
     transaction.on_commit(lambda: epoch_closed.send(sender=Epoch, index=index,
                                                     volunteer_ids=volunteer_ids))
     return EpochClose(epoch=epoch, closed_now=True, grants_linked=linked)

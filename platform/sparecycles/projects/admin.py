@@ -469,8 +469,7 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
     def upload_progress_view(self, request, job_id):
         job = upload_job_get(job_id=job_id, user=request.user)
         if job is None:
-            raise Http404("No such upload in this server process (it may have finished "
-                          "more than an hour ago, or another process handled it).")
+            raise Http404("No such upload.")
         context = {**self.admin_site.each_context(request), "opts": self.model._meta,
                    "title": f"Creating “{job.name}”", "job": job.as_dict(),
                    "status_url": reverse("admin:projects_batch_upload_status", args=[job.id]),

@@ -12,10 +12,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from sparecycles import events
 from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.sandbox.judging import validator_check
 from sparecycles.scheduler.models import Replica, new_task_id
-from sparecycles.scheduler.notify import notify_cancelled
 from sparecycles.scheduler.transitioner import Cancelled
 
 from .code_checks import wheels_check
@@ -448,7 +448,7 @@ def batch_abort(*, batch: Batch) -> Batch:
         cancelled = _batch_cancel_open(batch, "The batch was aborted by its owner.")
         batch.state = Batch.State.ABORTED
         batch.save(update_fields=["state"])
-        transaction.on_commit(lambda: notify_cancelled(cancelled))
+        events.tasks_cancelled(cancelled)
     return batch
 
 
@@ -463,5 +463,5 @@ def batch_retire(*, batch: Batch) -> Batch:
         cancelled = _batch_cancel_open(batch, "The batch was retired by its owner.")
         batch.state = Batch.State.RETIRED
         batch.save(update_fields=["state"])
-        transaction.on_commit(lambda: notify_cancelled(cancelled))
+        events.tasks_cancelled(cancelled)
     return batch

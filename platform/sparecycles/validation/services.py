@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from sparecycles import events
 from sparecycles.credit.reversals import credit_reverse_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.db.retry import deadlock_retry
@@ -65,9 +66,7 @@ def _workunits_validate_locked(workunit_ids) -> Transition:
 
 def transition_announce(transition: Transition) -> None:
     """After commit: cancel what is no longer needed, look again at what was reopened."""
-    from sparecycles.scheduler.notify import notify_cancelled
-
-    notify_cancelled(transition.cancelled)
+    events.tasks_cancelled(transition.cancelled)
     if transition.revalidate:
         workunits_validate(workunit_ids=sorted(set(transition.revalidate)))
 

@@ -19,30 +19,14 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from sparecycles.trusted_proxies import IPNetwork, trusted_networks_parse
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Every header a proxy may use to speak for the client; removed unless a trusted proxy sent it.
 FORWARDED_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto",
                                b"x-forwarded-host", b"x-forwarded-port", b"forwarded"})
 SECURE_SCHEMES = {"http": "https", "ws": "wss"}
-
-
-class TrustedProxiesError(ValueError):
-    pass
-
-
-def trusted_networks_parse(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
-    """TRUSTED_PROXIES entries ("10.0.0.5", "10.0.0.0/8", "::1") as networks."""
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            raise TrustedProxiesError(
-                f"TRUSTED_PROXIES: {entry!r} is not an IP address or network "
-                "(write e.g. 127.0.0.1 or 10.0.0.0/8, separated by commas).") from None
-    return tuple(networks)
 
 
 @functools.lru_cache(maxsize=4096)  # the same few peers and clients, over and over

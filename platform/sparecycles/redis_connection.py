@@ -1,5 +1,7 @@
 """The Redis connection the channel layer uses: one whose commands can always be cancelled.
 
+A settings-level helper (settings.py builds CHANNEL_LAYERS with it), so it imports no app.
+
 redis-py bounds each write with `asyncio.wait_for`. On Python 3.11 that swallows a
 cancellation arriving just as the write completes (CPython gh-86296, fixed in
 3.12; redis-py issue 2028). Channels cancels a consumer's `channel_layer.receive`

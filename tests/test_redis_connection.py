@@ -2,7 +2,7 @@
 
 Against a real Redis (the scale-out path's REDIS_URL). The cancellation is swept
 across every point of a write, because the lost-cancellation bug this guards
-against (see sparecycles.gateway.redis_connection) only shows when the cancel lands
+against (see sparecycles.redis_connection) only shows when the cancel lands
 in the step where the write has just finished.
 """
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sparecycles.gateway.redis_connection import (
+from sparecycles.redis_connection import (
     CancellableConnection,
     CancellableSSLConnection,
     CancellableUnixConnection,

@@ -1,0 +1,115 @@
+"""sparecycles.events: every socket push leaves after commit, to the group it names.
+
+Each test runs on one event loop (channels_redis binds a channel's buffer to it); the
+services run in a thread (database_sync_to_async), whose async_to_sync calls come back
+to this loop, as in a consumer.
+"""
+
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from sparecycles import events
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def joined(group: str) -> str:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+async def received(channel: str) -> dict:
+    return await asyncio.wait_for(get_channel_layer().receive(channel), 10)
+
+
+async def nothing_for(channel: str) -> bool:
+    """True if nothing arrives on the channel for a moment."""
+    try:
+        await asyncio.wait_for(asyncio.shield(_receive_later(channel)), 0.3)
+    except TimeoutError:
+        return True
+    return False
+
+
+_pending: dict[str, asyncio.Future] = {}
+
+
+def _receive_later(channel: str) -> asyncio.Future:
+    """One outstanding receive per channel, kept across checks (a cancelled receive
+    could lose a message)."""
+    if channel not in _pending:
+        _pending[channel] = asyncio.ensure_future(get_channel_layer().receive(channel))
+    return _pending[channel]
+
+
+async def next_message(channel: str) -> dict:
+    if channel in _pending:
+        return await asyncio.wait_for(_pending.pop(channel), 10)
+    return await received(channel)
+
+
+class Item:
+    def __init__(self, device_id, task_id):
+        self.device_id, self.task_id = device_id, task_id
+
+
+def test_group_names():
+    assert events.device_group(7) == "device.7"
+    assert events.LEADERBOARD_GROUP == "leaderboards"
+
+
+async def test_an_event_waits_for_the_commit():
+    channel = await joined(events.device_group(1))
+
+    def change():
+        with transaction.atomic():
+            events.stats_changed([1])
+            assert async_to_sync(nothing_for)(channel)
+
+    await database_sync_to_async(change)()
+    assert await next_message(channel) == {"type": "stats.changed"}
+
+
+async def test_a_rolled_back_change_is_never_announced():
+    channel = await joined(events.device_group(2))
+
+    def change():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            events.tasks_cancelled([Item(2, "t-1")])
+            raise RuntimeError("rolled back")
+
+    await database_sync_to_async(change)()
+    assert await nothing_for(channel)
+    _pending.pop(channel).cancel()
+
+
+async def test_outside_a_transaction_it_is_sent_at_once_grouped_per_device():
+    first, second = await joined(events.device_group(3)), await joined(events.device_group(4))
+    await database_sync_to_async(events.tasks_cancelled)([Item(3, "a"), Item(4, "b"),
+                                                          Item(3, "c")])
+    assert await received(first) == {"type": "tasks.cancel", "task_ids": ["a", "c"]}
+    assert await received(second) == {"type": "tasks.cancel", "task_ids": ["b"]}
+
+
+async def test_credit_granted_nudges_each_device_and_the_boards_once():
+    device, board = await joined(events.device_group(5)), await joined(events.LEADERBOARD_GROUP)
+    await database_sync_to_async(events.credit_granted)(volunteer_ids=[9, 10], device_ids=[5])
+    assert await received(device) == {"type": "stats.changed"}
+    assert await received(board) == {"type": "leaderboard.changed", "volunteer_ids": [9, 10]}
+    assert await nothing_for(board)
+    _pending.pop(board).cancel()
+
+
+async def test_no_volunteers_no_event():
+    board = await joined(events.LEADERBOARD_GROUP)
+    await database_sync_to_async(events.credit_granted)(volunteer_ids=[], device_ids=[])
+    await database_sync_to_async(events.leaderboard_changed)([])
+    assert await nothing_for(board)
+    _pending.pop(board).cancel()
