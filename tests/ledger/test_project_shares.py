@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sparecycles.credit.models import CreditGrant
-from sparecycles.ledger.chain import ChainVerifier
+from sparecycles.ledger.chain import ChainVerifier, record_hash
 from sparecycles.ledger.models import Epoch, JournalEntry, PolicyVersion
 from sparecycles.ledger.policy import (
     SHARE_WHOLE,
@@ -300,3 +300,70 @@ def test_the_public_pages_show_the_shares(client, app_version):
     policy = client.get("/ledger/api/policy").json()
     assert policy["versions"][0]["project_shares"] == [{"project": code, "share_ppm": 250_000}]
     assert "project_shares" in policy["rules"]
+
+
+# -- clawback per (project, account) -------------------------------------------------------
+
+def test_reversed_credit_is_clawed_back_from_what_its_own_project_paid(
+        app_version, second_version, grant_in, volunteers):
+    """A cheat earns in a richly allotted project and a poor one; reversing its credit in
+    the poor one claws back what that project paid it, not a slice of its whole payout."""
+    from sparecycles.credit.services import credit_reverse_many
+    from sparecycles.ledger.models import JournalEntry, ReversalClaim
+
+    rich, poor = app_version, second_version
+    codes = {v.pk: project_code(v.app.project_id) for v in (rich, poor)}
+    shares = tuple(sorted([(codes[rich.pk], 900_000), (codes[poor.pk], 100_000)]))
+    ledger_init(params=dataclasses.replace(TEST_POLICY, project_shares=shares),
+                genesis=GENESIS, now=GENESIS)
+    cheat, other = volunteers[:2]
+    grant_in(rich, cheat, 1 * MICRO, at(0, 10))       # half of rich's credit: 450 tokens
+    grant_in(rich, other, 1 * MICRO, at(0, 20))
+    bad = grant_in(poor, cheat, 1 * MICRO, at(0, 30))  # all of poor's credit: 100 tokens
+    epochs_close_due(now=at(1, 1))
+    code = f"volunteer-{cheat.pk}"
+    assert payouts_of(0)[code] == 550 * MICRO
+    assert credit_reverse_many(replica_ids=[bad.replica_id], reason="caught") == 1
+    grant_in(rich, cheat, 1 * MICRO, at(1, 10))        # epoch 1 pays it enough to repay
+    epochs_close_due(now=at(2, 1))
+
+    [entry] = JournalEntry.objects.filter(kind="clawback")
+    # The poor project paid 100 for that credit: 100 is owed, not 550 x 1/3 (183.3).
+    assert entry.data["reversals"] == [[code, 0, codes[poor.pk], 1 * MICRO, 100 * MICRO, code]]
+    assert ReversalClaim.objects.get().tokens_micro == 100 * MICRO
+    assert dict(entry.lines.values_list("account__code", "amount_micro")) == {
+        code: -100 * MICRO, "treasury": 100 * MICRO}
+    report = verify_ledger()
+    assert report.ok, report.problem
+    assert report.totals["clawed_back"] == 100 * MICRO
+
+
+def test_a_forged_per_project_clawback_fails_the_rules(app_version, second_version, grant_in,
+                                                     volunteers):
+    from sparecycles.credit.services import credit_reverse_many
+
+    rich, poor = app_version, second_version
+    shares = tuple(sorted([(project_code(rich.app.project_id), 900_000),
+                           (project_code(poor.app.project_id), 100_000)]))
+    ledger_init(params=dataclasses.replace(TEST_POLICY, project_shares=shares),
+                genesis=GENESIS, now=GENESIS)
+    cheat, other = volunteers[:2]
+    grant_in(rich, cheat, 1 * MICRO, at(0, 10))
+    grant_in(rich, other, 1 * MICRO, at(0, 20))
+    bad = grant_in(poor, cheat, 1 * MICRO, at(0, 30))
+    epochs_close_due(now=at(1, 1))
+    credit_reverse_many(replica_ids=[bad.replica_id], reason="caught")
+    grant_in(rich, cheat, 1 * MICRO, at(1, 10))
+    epochs_close_due(now=at(2, 1))
+    records = [record for chunk in journal_chunks() for _, record in chunk]
+    assert records[-1]["kind"] == "clawback" and verify_records(records).ok
+    code, project = f"volunteer-{cheat.pk}", shares[0][0]
+    # The old whole-payout rule's number, or the item without its project, or another
+    # project's rate: each is refused even with the entry's hash recomputed.
+    for forged, says in (([[code, 0, 1 * MICRO, 183_333_333, code]], "per project"),
+                         ([[code, 0, project, 1 * MICRO, 450 * MICRO, code]], "should withhold"),
+                         ([[code, 0, shares[1][0], 1 * MICRO, 183_333_333, code]], "earned")):
+        record = {**records[-1], "data": {**records[-1]["data"], "reversals": forged}}
+        record["hash"] = record_hash(record)
+        report = verify_records([*records[:-1], record])
+        assert not report.ok and says in report.problem.message, report.problem

@@ -7,6 +7,7 @@ import pytest
 from sparecycles.scheduler import dispatch as dispatch_module
 from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
 from sparecycles.scheduler.models import HostAppVersion, Replica
+from sparecycles.volunteers.models import Device
 from sparecycles.volunteers.services import device_connect
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,59 @@ def test_a_device_the_window_cannot_serve_falls_back_to_its_own_query(
     [replica] = dispatch.replicas
     assert replica.workunit_id not in {r.workunit_id for r in taken.replicas}
     assert [w.get("volunteer_id") for w in windows] == [None, second.volunteer_id]
+
+
+# --- pair diversity per volunteer and per network (issue 16) ----------------------------------
+
+def meetings_between(group_a, group_b) -> int:
+    """Work units in which a device of group_a and a device of group_b both held a task."""
+    def units(group):
+        return set(Replica.objects.filter(device__in=group, spot_check=False)
+                   .values_list("workunit_id", flat=True))
+    return len(units(group_a) & units(group_b))
+
+
+def take_rounds(devices, rounds, networks=None):
+    networks = networks or {}
+    for _ in range(rounds):
+        for device in devices:
+            for replica in tasks_dispatch_many(
+                    [Ask(device_id=device.pk, slots=1, network=networks.get(device.pk, ""))],
+                    rng=RNG)[0].replicas:
+                Replica.objects.filter(pk=replica.pk).update(
+                    server_state=Replica.ServerState.OVER, outcome=Replica.Outcome.SUCCESS)
+
+
+def test_many_devices_of_two_volunteers_meet_no_more_than_two_devices_would(
+        make_batch, make_device, settings):
+    # Each device pair alone stays under the limit; the volunteers behind them must too.
+    make_batch(count=60, min_quorum=2, target_nresults=2)
+    x_devices = [make_device().device for _ in range(3)]
+    y_devices = [make_device().device for _ in range(3)]
+    for group in (x_devices, y_devices):
+        Device.objects.filter(pk__in=[d.pk for d in group]).update(volunteer=group[0].volunteer)
+    take_rounds([d for pair in zip(x_devices, y_devices, strict=True) for d in pair], rounds=4)
+    limit = settings.SPARECYCLES["PAIR_MAX_MEETINGS"]
+    assert meetings_between(x_devices, y_devices) <= limit
+
+
+def test_two_networks_of_many_volunteers_meet_no_more_than_two_devices_would(
+        make_batch, make_device, settings):
+    make_batch(count=60, min_quorum=2, target_nresults=2)
+    here = [make_device().device for _ in range(3)]   # three volunteers behind one address
+    there = [make_device().device for _ in range(3)]  # three behind another
+    networks = {d.pk: "198.51.100.0/24" for d in here} | {d.pk: "192.0.2.0/24" for d in there}
+    take_rounds([d for pair in zip(here, there, strict=True) for d in pair], rounds=4,
+                networks=networks)
+    assert meetings_between(here, there) <= settings.SPARECYCLES["PAIR_MAX_MEETINGS"]
+    # The network is stored with each task, so the limit holds across processes.
+    assert set(Replica.objects.filter(device__in=here).values_list("network", flat=True)) == {
+        "198.51.100.0/24"}
+
+
+def test_pair_diversity_is_a_preference_never_a_refusal(make_batch, make_device):
+    # Two volunteers and nothing else to do: they still share work units.
+    make_batch(count=4, min_quorum=2, target_nresults=2)
+    first, second = make_device().device, make_device().device
+    take_rounds([first, second], rounds=4)
+    assert meetings_between([first], [second]) == 4

@@ -2,6 +2,7 @@
 the swarm's colluders, random cheaters and honest volunteers, all new and connecting at
 once. Judged from the database, every canonical result recomputed natively."""
 
+import json
 import math
 import os
 
@@ -61,8 +62,32 @@ def honest_results_never_invalid(runner, expected):
             assert replica.validate_state != V.INVALID, (replica.workunit.seq, replica.pk)
 
 
-# CI runs two; VALIDATION_SWARM_RUNS=10 repeats the judge's run ten times.
+# CI runs two; VALIDATION_SWARM_RUNS=10 repeats the judge's run ten times, and
+# VALIDATION_SWARM_REPORT=<file> appends each run's numbers to that file (one JSON line).
 RUNS = int(os.environ.get("VALIDATION_SWARM_RUNS", "2"))
+
+
+def report(name: str, seed: int, batch, units, completed, wrong, failed, runner) -> dict:
+    meetings = pair_meetings(batch_id=batch.pk)
+    numbers = {
+        "test": name, "seed": seed, "units": len(units), "completed": len(completed),
+        "completed_pct": round(100 * len(completed) / len(units), 1),
+        "wrong": len(wrong), "failed": len(failed),
+        "colluders_credit_share": round(credit_share(devices_of(runner, "colluder")), 4),
+        "cheaters_credit_share": round(credit_share(devices_of(runner, "cheater")), 4),
+        "max_pair_meetings": max(meetings.values(), default=0),
+        "mean_pair_meetings": round(sum(meetings.values()) / len(meetings), 2) if meetings
+        else 0,
+        "tasks_per_completed": round(Replica.objects.filter(
+            workunit__batch=batch, sent_at__isnull=False).count() / max(1, len(completed))
+            + Replica.objects.filter(spot_check=True).exclude(workunit__batch=batch).count()
+            / max(1, len(completed)), 2),
+    }
+    print(json.dumps(numbers))
+    if os.environ.get("VALIDATION_SWARM_REPORT"):
+        with open(os.environ["VALIDATION_SWARM_REPORT"], "a") as out:
+            out.write(json.dumps(numbers) + "\n")
+    return numbers
 
 
 @pytest.mark.parametrize("seed", range(11, 11 + RUNS))
@@ -78,6 +103,7 @@ def test_an_adversarial_majority_never_wins_at_the_defaults(live_server_factory,
     assert summary.problems == []
     expected = native_outputs("mandelbrot", batch)
     units, completed, wrong, failed = audit(batch, expected)
+    report("adversarial majority", seed, batch, units, completed, wrong, failed, runner)
     assert wrong == []
     assert len(completed) >= 0.95 * len(units), stuck(batch, runner)
     bad = devices_of(runner, "cheater", "colluder")
@@ -93,6 +119,7 @@ def test_thirty_percent_colluders_and_cheaters_at_the_defaults(live_server_facto
     assert summary.problems == []
     expected = native_outputs("mandelbrot", batch)
     units, completed, wrong, failed = audit(batch, expected)
+    report("30% colluders + 30% cheaters", 5, batch, units, completed, wrong, failed, runner)
     assert wrong == []
     assert len(failed) <= 0.02 * len(units)
     assert credit_share(devices_of(runner, "colluder")) <= 0.05

@@ -19,13 +19,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .canonical import ZERO_HASH, canonical_json, sha256_hex
-from .clawback import CLAWBACK_KEYS, DESTINATION, clawback_tokens, withheld
+from .clawback import CLAWBACK_KEYS, DESTINATION, clawback_tokens, item_key, withheld
 from .merkle import leaf_bytes, leaf_hash, merkle_root
 from .policy import (
     PROJECT_CODE,
     PolicyError,
     PolicyRecord,
     Schedule,
+    project_payouts,
     shares_check,
     split_by_project,
     split_pro_rata,
@@ -230,10 +231,14 @@ class ChainVerifier:
             raise Broken("credits must name distinct accounts, sorted by code")
         if data["credit_total"] != sum(c[1] for c in credits):
             raise Broken("credit_total is not the sum of the credits")
+        books = None
         if shares is not None:
             by_project = self._project_credits(data[EPOCH_PROJECTS_KEY], credits)
             expected = {"emission": -emission,
                         **split_by_project(emission, shares=shares, credits=by_project)}
+            paid_by_project = project_payouts(emission, shares=shares, credits=by_project)
+            books = {code: (paid_by_project.get(code, {}), dict(rows))
+                     for code, rows in by_project.items()}
             expected = {code: amount for code, amount in expected.items() if amount}
         elif emission == 0:
             expected = {}
@@ -255,7 +260,7 @@ class ChainVerifier:
         self.emitted += emission
         paid = {line["account"]: line["amount"] for line in record["lines"]
                 if line["amount"] > 0 and line["account"].startswith("volunteer-")}
-        self.epoch_books[index] = (paid, {c[0]: c[1] for c in credits})
+        self.epoch_books[index] = (paid, {c[0]: c[1] for c in credits}, books)
         self.last_payouts = paid
         if any(self.owed[code] > 0 for code in paid):
             self.clawback_due = index
@@ -268,31 +273,42 @@ class ChainVerifier:
             raise Broken("a clawback entry must directly follow the payout of its epoch")
         items = data["reversals"]
         if not isinstance(items, list) or not all(
-                isinstance(i, list) and len(i) == 5
+                isinstance(i, list) and len(i) in (5, 6)
                 and all(isinstance(c, str) and c.startswith("volunteer-")
-                        and ACCOUNT_CODE.match(c) for c in (i[0], i[4]))
-                and all(_is_int(v) for v in i[1:4]) and i[2] > 0 for i in items):
-            raise Broken("reversals must be [paid volunteer account, epoch, credit, tokens, "
-                         "charged volunteer account] items")
-        keys = [(i[0], i[1]) for i in items]
+                        and ACCOUNT_CODE.match(c) for c in (i[0], i[-1]))
+                and (len(i) == 5 or isinstance(i[2], str) and PROJECT_CODE.match(i[2]))
+                and all(_is_int(v) for v in (i[1], i[-3], i[-2])) and i[-3] > 0
+                for i in items):
+            raise Broken("reversals must be [paid volunteer account, epoch, (project,) credit, "
+                         "tokens, charged volunteer account] items")
+        keys = [item_key(i) for i in items]
         if keys != sorted(set(keys)):
-            raise Broken("reversals must name distinct (account, epoch) pairs, sorted")
+            raise Broken("reversals must name distinct (account, epoch, project) items, sorted")
         touched = set()
-        for code, index, credit, tokens, charged in items:
+        for item in items:
+            code, index, project = item_key(item)
+            credit, tokens, charged = item[-3:]
             if not 0 <= index < self.last_epoch or index not in self.epoch_books:
                 raise Broken(f"credit of epoch {index} cannot be clawed back after epoch "
                              f"{self.last_epoch}: only credit of an earlier, paid epoch")
-            paid, credits = self.epoch_books[index]
-            before = self.reversed[(code, index)]
+            paid, credits, books = self.epoch_books[index]
+            if (books is None) != (project == ""):
+                raise Broken(f"epoch {index} paid {'site-wide' if books is None else 'per project'}"
+                             f": its reversals are claimed "
+                             f"{'without' if books is None else 'per'} project")
+            if project:
+                paid, credits = books.get(project, ({}, {}))
+            where = f"epoch {index}" + (f" ({project})" if project else "")
+            before = self.reversed[(code, index, project)]
             if before + credit > credits.get(code, 0):
-                raise Broken(f"{code} had {credits.get(code, 0)} µcredit in epoch {index}; "
+                raise Broken(f"{code} had {credits.get(code, 0)} µcredit in {where}; "
                              f"{before + credit} cannot be reversed")
             expected = clawback_tokens(paid=paid.get(code, 0), credit=credits[code],
                                        reversed_before=before, reversed_now=credit)
             if tokens != expected:
-                raise Broken(f"{credit} µcredit of {code} in epoch {index} earned {expected} "
+                raise Broken(f"{credit} µcredit of {code} in {where} earned {expected} "
                              f"µ, not {tokens}")
-            self.reversed[(code, index)] += credit
+            self.reversed[(code, index, project)] += credit
             self.owed[charged] += tokens
             touched.add(charged)
         taken = withheld(owed={c: d for c, d in self.owed.items() if d > 0}, payouts=payouts)

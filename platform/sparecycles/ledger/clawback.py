@@ -20,13 +20,53 @@ verifier (chain.ChainVerifier), so anyone can recompute every clawback from the 
   claimed into an account (volunteer_merge moved its tokens there), from that account:
   the "charged" account.
 
+- Per project: an epoch paid by project shares (policy.split_by_project) paid each
+  account a part of each project's allotment for its credit *in that project*. Reversed
+  credit of project p claws back from the part p paid, against the account's credit in
+  p: P_p and C_p in the formula above, one debt per (account, epoch, project). (Taking
+  it from the account's whole payout would charge a cheat in a richly allotted project
+  the rate of its poorer ones, and the other way round.) Epochs paid site-wide keep one
+  debt per (account, epoch).
+
 The clawback entry's data: {"epoch": i, "reversals": [[paid account, epoch, credit,
 tokens, charged account]], "owed": [[account, owed after this entry]]} — reversals summed
 per (paid account, epoch), sorted; owed for every account charged or withheld from, sorted.
+A reversal of an epoch paid per project is [paid account, epoch, project, credit, tokens,
+charged account], summed per (paid account, epoch, project); items sort by (account,
+epoch, project), a site-wide item's project counting as "".
 """
+
+from .policy import Schedule, project_payouts
 
 CLAWBACK_KEYS = {"epoch", "reversals", "owed"}
 DESTINATION = "treasury"
+# {project: ({account: tokens that project's part paid it}, {account: its credit there})}
+ProjectBooks = dict[str, tuple[dict[str, int], dict[str, int]]]
+
+
+def clawback_books(epoch_data: dict, schedule: Schedule) -> ProjectBooks | None:
+    """What each project paid each account in a closed epoch, from its journal data alone;
+    None for an epoch paid site-wide (no "projects" in its data)."""
+    if epoch_data.get("projects") is None:
+        return None
+    shares = schedule.governing(epoch_data["epoch"]).params.project_shares or ()
+    credits = {code: [(account, credit) for account, credit in rows]
+               for code, rows in epoch_data["projects"]}
+    paid = project_payouts(epoch_data["emission"], shares=shares, credits=credits)
+    return {code: (paid.get(code, {}), dict(credits[code])) for code in credits}
+
+
+def clawback_item(code: str, epoch: int, project: str, credit: int, tokens: int,
+                  charged: str) -> list:
+    """One published reversal item: with its project if its epoch paid per project."""
+    if project:
+        return [code, epoch, project, credit, tokens, charged]
+    return [code, epoch, credit, tokens, charged]
+
+
+def item_key(item: list) -> tuple[str, int, str]:
+    """(paid account, epoch, project or "") of a published reversal item."""
+    return (item[0], item[1], item[2] if len(item) == 6 else "")
 
 
 def clawback_tokens(*, paid: int, credit: int, reversed_before: int, reversed_now: int) -> int:

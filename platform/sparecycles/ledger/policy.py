@@ -294,6 +294,20 @@ def split_pro_rata(total: int, credits: list[tuple[str, int]]) -> dict[str, int]
     return {code: amount for code, amount in shares.items() if amount}
 
 
+def project_payouts(total: int, *, shares: Shares,
+                    credits: dict[str, list[tuple[str, int]]]) -> dict[str, dict[str, int]]:
+    """What each project's allotment paid each volunteer account (`split_by_project`
+    without the treasury's part): a clawback takes back per (project, account)."""
+    if total < 0:
+        raise ValueError("cannot split a negative amount")
+    paid: dict[str, dict[str, int]] = {}
+    for code, share in shares:
+        part = split_pro_rata(total * share // SHARE_WHOLE, credits.get(code, []))
+        if part:
+            paid[code] = part
+    return paid
+
+
 def split_by_project(total: int, *, shares: Shares,
                      credits: dict[str, list[tuple[str, int]]]) -> dict[str, int]:
     """Split `total` by the operator's project shares, then within each project by credit.
@@ -301,18 +315,11 @@ def split_by_project(total: int, *, shares: Shares,
     `credits` maps a project code to its [(volunteer account, credit)] in the epoch.
     Returns payouts per account, the treasury's included; they sum to `total` exactly.
     """
-    if total < 0:
-        raise ValueError("cannot split a negative amount")
     payouts: dict[str, int] = defaultdict(int)
-    allotted = 0
-    for code, share in shares:
-        allotment = total * share // SHARE_WHOLE
-        part = split_pro_rata(allotment, credits.get(code, []))
-        if not part:
-            continue  # no contributor: the allotment stays with the treasury
-        allotted += allotment
+    for part in project_payouts(total, shares=shares, credits=credits).values():
         for account, amount in part.items():
             payouts[account] += amount
-    if total - allotted:
-        payouts["treasury"] += total - allotted
+    rest = total - sum(payouts.values())
+    if rest:
+        payouts["treasury"] += rest
     return dict(payouts)

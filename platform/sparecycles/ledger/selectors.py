@@ -287,9 +287,10 @@ def clawback_rows(entry: JournalEntry) -> dict:
     data = entry.data
     return {
         "epoch": data.get("epoch"),
-        "reversals": [{"account": code, "epoch": index, "credit_micro": credit,
-                       "tokens_micro": tokens, "charged": charged}
-                      for code, index, credit, tokens, charged in data.get("reversals", [])],
+        "reversals": [{"account": item[0], "epoch": item[1],
+                       "project": item[2] if len(item) == 6 else "",
+                       "credit_micro": item[-3], "tokens_micro": item[-2], "charged": item[-1]}
+                      for item in data.get("reversals", [])],
         "owed": [{"account": code, "withheld_micro": -withheld.get(code, 0),
                   "owed_micro": owed} for code, owed in data.get("owed", [])],
         "withheld_micro": -sum(withheld.values()),

@@ -19,7 +19,7 @@ from sparecycles.volunteers.models import Device, Volunteer
 
 from .canonical import canonical_json, from_us, sha256_hex, to_us
 from .chain import ACCOUNT_CODE, payout_leaves
-from .clawback import DESTINATION, clawback_tokens, withheld
+from .clawback import DESTINATION, clawback_books, clawback_item, clawback_tokens, withheld
 from .merkle import merkle_root
 from .models import (
     Account,
@@ -463,30 +463,40 @@ def _clawback_step(head: ChainHead, *, epoch: Epoch, payouts: dict[str, int],
         .filter(**{f"{link}epoch__index__lte": epoch.index})
         .order_by("pk")
         .values_list("pk", "amount_micro", f"{link}epoch_id", f"{link}epoch__index",
-                     f"{link}amount_micro", f"{link}volunteer_id"))
+                     f"{link}amount_micro", f"{link}volunteer_id", "grant__project_id"))
     claims: list[ReversalClaim] = []
-    debts: dict[tuple[str, int], list[tuple[int, int]]] = {}
-    for pk, credit, epoch_id, index, counted, volunteer_id in rows:
+    # (paid account, paid epoch, project code or "" if that epoch paid site-wide)
+    debts: dict[tuple[str, int, str], list[tuple[int, int]]] = {}
+    paid_epochs = {e.index: e for e in Epoch.objects.filter(
+        index__in={r[3] for r in rows if r[3] < epoch.index}).select_related("entry")}
+    per_project = {index: clawback_books(e.entry.data, _schedule())
+                   for index, e in paid_epochs.items()}
+    for pk, credit, epoch_id, index, counted, volunteer_id, project_id in rows:
         if counted == 0:
             claims.append(ReversalClaim(reversal_id=pk, kind=ReversalClaim.Kind.BASIS,
                                         closed_in=epoch, credit_epoch_id=epoch_id,
                                         credit_micro=credit))
         elif index < epoch.index and volunteer_id is not None:
-            debts.setdefault((Account.volunteer_code(volunteer_id), index), []).append(
+            project = project_code(project_id) if per_project[index] is not None else ""
+            debts.setdefault((Account.volunteer_code(volunteer_id), index, project), []).append(
                 (pk, credit))
-    charged_code = _charged_codes({code for code, _ in debts})
-    accounts = _accounts_for(sorted({code for code, _ in debts} | set(charged_code.values())))
-    epochs = {e.index: e for e in Epoch.objects.filter(index__in={i for _, i in debts})
-              .select_related("entry")}
+    charged_code = _charged_codes({code for code, _, _ in debts})
+    accounts = _accounts_for(sorted({code for code, _, _ in debts} | set(charged_code.values())))
     items = []
-    for (code, index), reversals in sorted(debts.items()):
-        paid_epoch = epochs[index]
-        paid = (JournalLine.objects.filter(entry_id=paid_epoch.entry_id, account__code=code)
-                .values_list("amount_micro", flat=True).first() or 0)
-        credit_total = dict(map(tuple, paid_epoch.entry.data["credits"])).get(code, 0)
-        before = (ReversalClaim.objects.filter(kind=ReversalClaim.Kind.DEBT, account__code=code,
-                                               credit_epoch=paid_epoch)
-                  .aggregate(s=Sum("credit_micro"))["s"] or 0)
+    for (code, index, project), reversals in sorted(debts.items()):
+        paid_epoch = paid_epochs[index]
+        before_claims = ReversalClaim.objects.filter(
+            kind=ReversalClaim.Kind.DEBT, account__code=code, credit_epoch=paid_epoch)
+        if project:   # the epoch paid per project: claw back what that project's part paid
+            paid, credits = per_project[index].get(project, ({}, {}))
+            paid, credit_total = paid.get(code, 0), credits.get(code, 0)
+            before_claims = before_claims.filter(
+                reversal__grant__project_id=int(project.removeprefix("project-")))
+        else:
+            paid = (JournalLine.objects.filter(entry_id=paid_epoch.entry_id, account__code=code)
+                    .values_list("amount_micro", flat=True).first() or 0)
+            credit_total = dict(map(tuple, paid_epoch.entry.data["credits"])).get(code, 0)
+        before = before_claims.aggregate(s=Sum("credit_micro"))["s"] or 0
         credit_sum = tokens_sum = 0
         for pk, credit in reversals:   # one by one: each claim row carries its own share
             tokens = clawback_tokens(paid=max(paid, 0), credit=credit_total,
@@ -500,14 +510,15 @@ def _clawback_step(head: ChainHead, *, epoch: Epoch, payouts: dict[str, int],
             before += credit
             credit_sum += credit
             tokens_sum += tokens
-        items.append([code, index, credit_sum, tokens_sum, charged_code[code]])
+        items.append(clawback_item(code, index, project, credit_sum, tokens_sum,
+                                   charged_code[code]))
 
-    owed = _clawback_owed(extra={code: sum(i[3] for i in items if i[4] == code)
+    owed = _clawback_owed(extra={code: sum(i[-2] for i in items if i[-1] == code)
                                  for *_, code in items})
     taken = withheld(owed=owed, payouts=payouts)
     entry = None
     if items or taken:
-        touched = sorted({i[4] for i in items} | set(taken))
+        touched = sorted({i[-1] for i in items} | set(taken))
         holders = _accounts_for(sorted(set(taken) | {DESTINATION}))
         lines = {holders[code]: -amount for code, amount in taken.items()}
         if taken:

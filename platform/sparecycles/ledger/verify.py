@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from .canonical import to_us
 from .chain import ChainVerifier, Problem
+from .clawback import clawback_item, item_key
 from .models import (
     Account,
     ChainHead,
@@ -24,6 +25,7 @@ from .models import (
     PolicyVersion,
     ReversalClaim,
 )
+from .policy import project_code
 from .selectors import chain_head, journal_chunks, policy_records
 
 ATTEMPTS = 5
@@ -144,10 +146,24 @@ def _check_epoch_row(epoch: Epoch | None, record: dict) -> str | None:
 def _check_claim_rows(entry: JournalEntry, record: dict) -> str | None:
     """The claims a clawback entry published are exactly the rows that point at it."""
     rows = (ReversalClaim.objects.filter(entry=entry)
-            .values("account__code", "credit_epoch__index", "charged__code")
+            .values("account__code", "credit_epoch__index", "charged__code",
+                    "reversal__grant__project_id")
             .annotate(credit=Sum("credit_micro"), tokens=Sum("tokens_micro")).order_by())
-    stored = sorted([r["account__code"], r["credit_epoch__index"], r["credit"], r["tokens"],
-                     r["charged__code"]] for r in rows)
+    per_project = set(Epoch.objects.filter(
+        index__in={r["credit_epoch__index"] for r in rows}, entry__data__has_key="projects")
+        .values_list("index", flat=True))
+    summed: dict[tuple, list[int]] = {}
+    for r in rows:
+        index = r["credit_epoch__index"]
+        project = (project_code(r["reversal__grant__project_id"]) if index in per_project
+                   else "")
+        total = summed.setdefault((r["account__code"], index, project, r["charged__code"]),
+                                  [0, 0])
+        total[0] += r["credit"]
+        total[1] += r["tokens"]
+    stored = sorted((clawback_item(code, index, project, credit, tokens, charged)
+                     for (code, index, project, charged), (credit, tokens) in summed.items()),
+                    key=item_key)
     if stored != record["data"]["reversals"]:
         return (f"the reversal claims of clawback entry #{entry.seq} differ from what it "
                 "published")

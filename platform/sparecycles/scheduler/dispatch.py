@@ -9,7 +9,9 @@ asking volunteers and networks already hold, and then decides in memory,
 with BOINC's scheduler rules: runtime,
 memory and phone fit, one replica of a work unit per volunteer and per
 network, the daily quota, the wait before a tie-breaker goes to an untested
-device, spot checks and adaptive replication. The claims go out in one
+device, spot checks and adaptive replication, and pair diversity (work units whose
+holders' volunteers or networks the asker's volunteer or network already met in
+PAIR_MAX_MEETINGS units over PAIR_WINDOW_S go last). The claims go out in one
 statement. A device the shared window could not serve gets a window of its
 own, with its volunteer's and network's work units left out in SQL.
 """
@@ -137,13 +139,22 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
 
     credibility, spot_checks_module = _validation()
     standing = credibility.standings(wants)
-    holders: dict[int, set[int]] = defaultdict(set)  # work unit -> devices holding a replica
-    for workunit_id, device_id in (
+    # Pair diversity, per volunteer and per network (a device is its volunteer's, so the
+    # volunteer rule covers devices too): who holds each window work unit, and how often
+    # the asking volunteers and networks already met them over the window.
+    holders: dict[int, set[int]] = defaultdict(set)  # work unit -> volunteers holding one
+    holder_nets: dict[int, set[str]] = defaultdict(set)  # work unit -> networks holding one
+    for workunit_id, holder, net in (
             Replica.objects.filter(workunit_id__in={c.workunit_id for c in window},
                                    device_id__isnull=False, spot_check=False)
-            .values_list("workunit_id", "device_id")):
-        holders[workunit_id].add(device_id)
-    meetings = pair_meetings(list(wants), {d for h in holders.values() for d in h})
+            .values_list("workunit_id", "volunteer_id", "network")):
+        if holder is not None:
+            holders[workunit_id].add(holder)
+        if net:
+            holder_nets[workunit_id].add(net)
+    meetings = pair_meetings("volunteer_id", volunteers,
+                             {v for h in holders.values() for v in h})
+    net_meetings = pair_meetings("network", nets, {n for h in holder_nets.values() for n in h})
     pair_max = settings.SPARECYCLES["PAIR_MAX_MEETINGS"]
 
     retry_wait = dt.timedelta(seconds=settings.SPARECYCLES["RELIABLE_RETRY_WAIT_S"])
@@ -163,10 +174,12 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         picked = 0
         mine = standing.get(device_id)
 
-        def crowded(c: Candidate, device_id=device_id) -> bool:
-            """Would this pair devices that already met too often (pair diversity)?"""
-            return any(meetings.get((device_id, other), 0) >= pair_max
-                       for other in holders.get(c.workunit_id, ()))
+        def crowded(c: Candidate, volunteer_id=volunteer_id, network=network) -> bool:
+            """Would this pair a volunteer or network with one it already met too often?"""
+            return (any(meetings.get((volunteer_id, other), 0) >= pair_max
+                        for other in holders.get(c.workunit_id, ()))
+                    or bool(network) and any(net_meetings.get((network, other), 0) >= pair_max
+                                             for other in holder_nets.get(c.workunit_id, ())))
 
         # Versions it was sent today first (their code is loaded); among those, work units
         # whose holders it has not met too often, in random order: devices that ask
@@ -203,10 +216,12 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
                         and device.volunteer.reputation >= ADAPTIVE_MIN_REPUTATION
                         and rng.random() < 1 - 1 / host.consecutive_valid)
             used.add(c.id)
-            for other in holders[c.workunit_id]:
-                meetings[(device_id, other)] = meetings.get((device_id, other), 0) + 1
-                meetings[(other, device_id)] = meetings.get((other, device_id), 0) + 1
-            holders[c.workunit_id].add(device_id)
+            _meet(meetings, volunteer_id, holders[c.workunit_id])
+            if network:
+                _meet(net_meetings, network, holder_nets[c.workunit_id])
+                holder_nets[c.workunit_id].add(network)
+            if volunteer_id is not None:
+                holders[c.workunit_id].add(volunteer_id)
             taken_by_volunteer.add((c.workunit_id, volunteer_id))
             if network:
                 taken_by_network.add((c.workunit_id, network))
@@ -237,17 +252,30 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
     return claimed, short
 
 
-def pair_meetings(devices: list[int], others: set[int]) -> dict[tuple[int, int], int]:
-    """How many work units each (asking device, other device) pair shared lately."""
-    if not devices or not others:
+def pair_meetings(field: str, mine: set, others: set) -> dict[tuple, int]:
+    """How many work units each (asking, other) pair of volunteers (`field` "volunteer_id")
+    or of networks ("network") shared over PAIR_WINDOW_S, spot checks left out. One query.
+    Each work unit holds one replica per volunteer and per network (the constraints), so
+    counting rows counts work units."""
+    mine, others = {m for m in mine if m}, {o for o in others if o}
+    if not mine or not others:
         return {}
     since = timezone.now() - dt.timedelta(seconds=settings.SPARECYCLES["PAIR_WINDOW_S"])
-    rows = (Replica.objects.filter(device_id__in=devices, sent_at__gte=since, spot_check=False,
-                                   workunit__replicas__device_id__in=others,
+    other = f"workunit__replicas__{field}"
+    rows = (Replica.objects.filter(**{f"{field}__in": mine, f"{other}__in": others},
+                                   sent_at__gte=since, spot_check=False,
                                    workunit__replicas__spot_check=False)
-            .values_list("device_id", "workunit__replicas__device_id")
-            .annotate(n=Count("workunit_id", distinct=True)).order_by())
+            .values_list(field, other).annotate(n=Count("workunit_id", distinct=True))
+            .order_by())
     return {(a, b): n for a, b, n in rows if a != b}
+
+
+def _meet(meetings: dict[tuple, int], who, others) -> None:
+    """`who` now shares one more work unit with each of `others` (both directions)."""
+    for other in others:
+        if other != who:
+            meetings[(who, other)] = meetings.get((who, other), 0) + 1
+            meetings[(other, who)] = meetings.get((other, who), 0) + 1
 
 
 def _claims_write(claims, *, devices, networks, now) -> dict[int, list[int]]:
