@@ -20,6 +20,10 @@ pytest_plugins = ["tests.live_server"]  # live_server_factory / live_server_url:
 # that settings already chose, told so the way `make run` tells them (secret_key.py).
 os.environ.update(secret_key.development_key_environ(os.environ, django_settings.VAR_DIR))
 
+# This process drives housekeeping itself (tests call the jobs): importing sparecycles.asgi,
+# as the socket tests do, must not start the embedded loop in a thread that would race them.
+django_settings.SPARECYCLES["EMBEDDED_HOUSEKEEPING"] = False
+
 # Channels' communicator waits 1 s for each frame. On a loaded 2-core CI machine a frame can
 # take longer than that, and the test then fails on time, not behaviour. A wait costs time
 # only when a frame is late, so the tests wait up to 15 s: a missing frame still fails.
