@@ -7,6 +7,7 @@ service needed. Scale-out: DATABASE_URL (PostgreSQL) and REDIS_URL
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -88,14 +89,20 @@ INSTALLED_APPS = [
     "sparecycles.ledger",
     "sparecycles.gateway",
     "sparecycles.web",
-    "sparecycles.swarm",
-    "sparecycles.bench",
     "sparecycles.sandbox",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
     "sparecycles.api",
 ]
+# Developer tools (tools/ at the repository root: the benchmark and the swarm) are apps only
+# so that `manage.py bench_platform` and `manage.py swarm` are found. A production site does
+# not install them (nor does the wheel ship them): they are on only when SPARECYCLES_TOOLS
+# says so, by default with DEBUG or under pytest. The debug-toolbar pattern.
+TESTING = "pytest" in sys.modules
+TOOLS = envbool("SPARECYCLES_TOOLS", DEBUG or TESTING)
+if TOOLS:
+    INSTALLED_APPS += ["tools.bench", "tools.swarm"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

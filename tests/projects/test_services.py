@@ -10,7 +10,7 @@ from sparecycles.projects.services import (
     QuorumParams,
     app_version_create,
     batch_create,
-    batch_create_from_jsonl,
+    batch_create_from_file,
     parse_jsonl,
 )
 from sparecycles.scheduler.models import Replica
@@ -73,7 +73,7 @@ def test_jsonl_blank_lines_are_skipped():
 def test_malformed_jsonl_names_every_bad_line_and_creates_nothing(app_version):
     upload = io.BytesIO(b'{"n": 1}\n{"n": \n[1, 2]\n{"n": 4}\n\xff\n')
     with pytest.raises(ValidationError) as caught:
-        batch_create_from_jsonl(app_version=app_version, name="b", stream=upload)
+        batch_create_from_file(app_version=app_version, name="b", file=upload)
     messages = caught.value.messages
     assert messages[0].startswith("Line 2: not valid JSON")
     assert messages[1].startswith("Line 3: each line must be a JSON object")
@@ -83,7 +83,7 @@ def test_malformed_jsonl_names_every_bad_line_and_creates_nothing(app_version):
 
 def test_empty_jsonl_is_refused(app_version):
     with pytest.raises(ValidationError, match="no work units"):
-        batch_create_from_jsonl(app_version=app_version, name="b", stream=io.BytesIO(b"\n"))
+        batch_create_from_file(app_version=app_version, name="b", file=io.BytesIO(b"\n"))
 
 
 def test_error_report_is_capped():

@@ -373,17 +373,6 @@ def batch_create_from_file(*, app_version: AppVersion, name: str, file: IO[bytes
                         quorum=quorum, created_by=created_by, progress=report)
 
 
-def batch_create_from_jsonl(*, app_version: AppVersion, name: str, stream,
-                            quorum: QuorumParams | None = None, created_by=None) -> Batch:
-    """Create a batch from a JSONL upload; a malformed line names itself and creates nothing."""
-    if hasattr(stream, "seek") and hasattr(stream, "read"):
-        return batch_create_from_file(app_version=app_version, name=name, file=stream,
-                                      quorum=quorum, created_by=created_by)
-    inputs = [value for _, value in parse_jsonl(stream)]
-    return batch_create(app_version=app_version, name=name, inputs=inputs, quorum=quorum,
-                        created_by=created_by)
-
-
 # --- batch life cycle (BOINC's pause/resume, abort_batch and retire_batch) -----------------
 
 class BatchStateError(Exception):

@@ -1,6 +1,6 @@
 """Django-side helpers of the benchmark and the chaos tests: load work, count, audit.
 
-They run inside `python -m sparecycles.bench.worker` against the bench database,
+They run inside `python -m tools.bench.worker` against the bench database,
 never in the process that orchestrates a run.
 """
 

@@ -28,7 +28,7 @@ from sparecycles import secret_key
 
 from . import procs
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 EMBEDDED, SCALE_OUT = "embedded", "scale-out"
 START_TIMEOUT_S = 60.0
 # A load run from one address: the per-address abuse limits and the trust ramp would
@@ -101,8 +101,8 @@ class World:
         return self.env.get("DATABASE_URL") or f"sqlite:///{self.workdir}/sparecycles.sqlite3"
 
     def worker(self, action: str, *args: str, timeout: float = 600) -> dict:
-        """Run one `sparecycles.bench.worker` job against this world's database."""
-        done = subprocess.run([sys.executable, "-m", "sparecycles.bench.worker", action, *args],
+        """Run one `tools.bench.worker` job against this world's database."""
+        done = subprocess.run([sys.executable, "-m", "tools.bench.worker", action, *args],
                               cwd=REPO, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
         if done.returncode != 0:

@@ -1,6 +1,6 @@
 """The bare-echo baseline: a Channels consumer that answers every frame, no database.
 
-Served by daphne exactly like the real app (`daphne sparecycles.bench.echo:application`),
+Served by daphne exactly like the real app (`daphne tools.bench.echo:application`),
 it measures what the transport alone costs on this machine: the most round trips
 per second the live server could ever do.
 """

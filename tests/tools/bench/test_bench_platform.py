@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sparecycles.bench import procs, report
+from tools.bench import procs, report
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCALE_OUT = bool(os.environ.get("REDIS_URL")) and os.environ.get(
     "DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
 
@@ -52,7 +52,7 @@ def test_targets_say_met_or_by_how_much_they_fall_short():
 def test_the_command_runs_end_to_end_and_writes_the_report(tmp_path):
     output, raw = tmp_path / "performance.md", tmp_path / "raw.json"
     modes = "embedded,scale-out" if SCALE_OUT else "embedded"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "platform")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "SPARECYCLES_TOOLS": "1"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     done = subprocess.run(
         [sys.executable, "manage.py", "bench_platform", "--modes", modes, "--sizes", "12",

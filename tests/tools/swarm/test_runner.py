@@ -2,8 +2,8 @@
 
 import pytest
 
-from sparecycles.swarm.client import SwarmError, endpoints
-from sparecycles.swarm.runner import (
+from tools.swarm.client import SwarmError, endpoints
+from tools.swarm.runner import (
     Latency,
     Outcomes,
     SwarmConfig,

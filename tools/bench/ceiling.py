@@ -162,7 +162,7 @@ AREAS = (
     ("idle: waiting for the network, a lock or the next job",
      ("'poll' of 'select.epoll'", "'select' of", "'acquire' of '_thread.lock'",
       "'get' of '_queue.SimpleQueue'", "_thread.lock' objects>")),
-    ("the profiler's own bookkeeping", ("/sparecycles/bench/",)),
+    ("the profiler's own bookkeeping", ("/tools/bench/",)),
     ("database driver and server round trips", ("sqlite3", "psycopg")),
     ("Django ORM (building SQL, making model instances)", ("/django/db/",)),
     ("WebSocket and HTTP server and sockets (twisted, autobahn, daphne)",

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from sparecycles.swarm.behaviours import (
+from tools.swarm.behaviours import (
     BEHAVIOURS,
     BehaviourOptions,
     behaviour_create,

@@ -9,9 +9,9 @@ import random
 import pytest
 from websockets.asyncio.server import serve
 
-from sparecycles.swarm import client as swarm_client
-from sparecycles.swarm.behaviours import BehaviourOptions, behaviour_create
-from sparecycles.swarm.client import SimulatedVolunteer
+from tools.swarm import client as swarm_client
+from tools.swarm.behaviours import BehaviourOptions, behaviour_create
+from tools.swarm.client import SimulatedVolunteer
 
 CODE = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
 TASK = {"task_id": "t-1", "deadline": "2099-01-01T00:00:00Z", "input": {"n": 7},

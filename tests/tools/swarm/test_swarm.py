@@ -11,11 +11,11 @@ from sparecycles.projects.catalogue import bundled_app_read, bundled_batch_creat
 from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.projects.services import QuorumParams
 from sparecycles.scheduler.models import Replica
-from sparecycles.swarm.behaviours import BehaviourOptions
-from sparecycles.swarm.client import SimulatedVolunteer
-from sparecycles.swarm.runner import Swarm, SwarmConfig, SwarmSummary
 from sparecycles.volunteers.models import Device, Volunteer
 from tests.waiting import wait_for_completed
+from tools.swarm.behaviours import BehaviourOptions
+from tools.swarm.client import SimulatedVolunteer
+from tools.swarm.runner import Swarm, SwarmConfig, SwarmSummary
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

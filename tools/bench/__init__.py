@@ -11,6 +11,6 @@ transport alone) and a loop calling the scheduler's services in-process (the
 database work alone). docs/performance.md is its output.
 
 The orchestrating process never opens the bench database itself: everything
-that touches it runs in a child (`python -m sparecycles.bench.worker`), so one
+that touches it runs in a child (`python -m tools.bench.worker`), so one
 run can measure both modes, whatever DATABASE_URL says.
 """

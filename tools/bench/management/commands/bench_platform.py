@@ -29,8 +29,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from sparecycles.bench import live, procs, report
-from sparecycles.bench.servers import (
+from tools.bench import live, procs, report
+from tools.bench.servers import (
     EMBEDDED,
     REPO,
     SCALE_OUT,
@@ -273,7 +273,7 @@ class Command(BaseCommand):
         return data
 
     def echo_run(self, world: World, *, workers: int, seconds: float) -> dict:
-        server = server_start(world, workers=workers, app="sparecycles.bench.echo:application")
+        server = server_start(world, workers=workers, app="tools.bench.echo:application")
         try:
             before, busy = server.usage(), procs.machine_busy_s()[0]
             result = asyncio.run(live.echo_run(url=server.url, connections=100, seconds=seconds))
@@ -293,7 +293,7 @@ class Command(BaseCommand):
     def live_profile(self, world: World, *, active: int, seconds: float) -> dict | None:
         """A short run against one profiled daphne: where the live server's time goes."""
         out = world.workdir / "live-profile.json"
-        server = server_start(world, app="sparecycles.bench.instrumented:application",
+        server = server_start(world, app="tools.bench.instrumented:application",
                               env={"BENCH_PROFILE_OUT": str(out)})
         try:
             swarm = asyncio.run(live.profiled_run(url=server.url, active=active,
@@ -315,7 +315,7 @@ class Command(BaseCommand):
     def ceiling_run(self, world: World, *, processes: int, devices: int, seconds: float) -> dict:
         per = max(1, devices // processes)
         children = [subprocess.Popen(
-            [sys.executable, "-m", "sparecycles.bench.worker", "ceiling", "--devices", str(per),
+            [sys.executable, "-m", "tools.bench.worker", "ceiling", "--devices", str(per),
              "--seconds", str(seconds)], cwd=REPO, env=world.env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True) for _ in range(processes)]
         busy = procs.machine_busy_s()[0]

@@ -1,4 +1,4 @@
-"""python -m sparecycles.bench.worker ACTION [options]: one database job, answered as JSON.
+"""python -m tools.bench.worker ACTION [options]: one database job, answered as JSON.
 
 The benchmark and the chaos tests run every step that touches their throwaway
 database through this, in a child process whose environment (DATABASE_URL,
@@ -19,7 +19,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sparecycles.bench.worker")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.worker")
     actions = parser.add_subparsers(dest="action", required=True)
     work = actions.add_parser("work")
     work.add_argument("--open-units", type=int, required=True)

@@ -2,5 +2,6 @@ from django.apps import AppConfig
 
 
 class BenchConfig(AppConfig):
-    name = "sparecycles.bench"
+    name = "tools.bench"
+    label = "bench"
     verbose_name = "Benchmarks"

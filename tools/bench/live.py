@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from sparecycles.swarm.behaviours import BehaviourOptions
-from sparecycles.swarm.runner import Latency, Swarm, SwarmConfig
+from tools.swarm.behaviours import BehaviourOptions
+from tools.swarm.runner import Latency, Swarm, SwarmConfig
 
 from . import procs
 from .servers import Server

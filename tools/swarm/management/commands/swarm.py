@@ -7,9 +7,9 @@ outcome counts. A pure client: it needs no database.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sparecycles.swarm.behaviours import BEHAVIOURS, BehaviourOptions
-from sparecycles.swarm.client import SwarmError
-from sparecycles.swarm.runner import SwarmConfig, parse_mix, summary_table, swarm_run
+from tools.swarm.behaviours import BEHAVIOURS, BehaviourOptions
+from tools.swarm.client import SwarmError
+from tools.swarm.runner import SwarmConfig, parse_mix, summary_table, swarm_run
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """The product's ASGI app with a profiler in every thread and every query counted.
 
-`daphne sparecycles.bench.instrumented:application` serves exactly what
+`daphne tools.bench.instrumented:application` serves exactly what
 `sparecycles.asgi:application` serves; on SIGUSR1 (or at exit) it writes, to the
 JSON file named by BENCH_PROFILE_OUT: the cProfile statistics of all its threads merged (the
 event loop and the ORM thread alike), and every query by shape and by the

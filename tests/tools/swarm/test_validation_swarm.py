@@ -13,7 +13,7 @@ from sparecycles.projects.catalogue import bundled_batch_create
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.management.commands.sabotage_table import pair_meetings
 from sparecycles.scheduler.models import Replica
-from tests.swarm.test_swarm import FAST, all_closed, devices_of, native_outputs, swarm
+from tests.tools.swarm.test_swarm import FAST, all_closed, devices_of, native_outputs, swarm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 V = Replica.ValidateState

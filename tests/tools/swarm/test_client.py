@@ -5,8 +5,8 @@ import hashlib
 
 import pytest
 
-from sparecycles.swarm import client as swarm_client
-from sparecycles.swarm.client import CodeCache, CodeError, run_entry
+from tools.swarm import client as swarm_client
+from tools.swarm.client import CodeCache, CodeError, run_entry
 
 CODE = (b"STATE = []\n\n"
         b"def main(input):\n"

@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class SwarmAppConfig(AppConfig):
-    name = "sparecycles.swarm"
+    name = "tools.swarm"
     label = "swarm"
     verbose_name = "Simulated-volunteer swarm"

@@ -7,8 +7,8 @@ from django.core.management import CommandError, call_command
 
 from sparecycles.projects.catalogue import bundled_batch_create
 from sparecycles.projects.services import QuorumParams
-from sparecycles.swarm.management.commands.swarm import Command
 from tests.live_server import free_port
+from tools.swarm.management.commands.swarm import Command
 
 
 def swarm(*args) -> str:
