@@ -1,33 +1,15 @@
 """apps/: your apps and their settings (validator, scheduling)."""
 
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    extend_schema,
-)
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from sparecycles.projects import selectors
-from sparecycles.projects.models import (
-    App,
-    OutputView,
-    Validator,
-)
-from sparecycles.projects.services import (
-    app_create,
-    app_update,
-)
+from sparecycles.projects.models import App, OutputView, Validator
+from sparecycles.projects.services import app_create, app_update
 
-from .base import (
-    ERRORS,
-    ErrorSerializer,
-    OwnerApi,
-    OwnerListApi,
-    app_or_404,
-    finite,
-    validated,
-)
+from .base import ERRORS, ErrorSerializer, OwnerApi, OwnerListApi, app_or_404, finite, validated
 
 
 class AppOutputSerializer(serializers.ModelSerializer):

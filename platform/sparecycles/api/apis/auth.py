@@ -17,10 +17,7 @@ from sparecycles.projects import selectors
 from ..exceptions import exception_handler
 from ..permissions import IsProjectOwner
 from ..throttling import LoginRateThrottle
-from .base import (
-    ERRORS,
-    ErrorSerializer,
-)
+from .base import ERRORS, ErrorSerializer
 
 
 class ApiRootApi(APIView):

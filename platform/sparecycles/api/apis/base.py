@@ -10,17 +10,13 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.views import APIView
 
 from sparecycles.projects import selectors
-from sparecycles.projects.models import (
-    App,
-    Batch,
-)
+from sparecycles.projects.models import App, Batch
 
 from ..exceptions import exception_handler
 from ..pagination import Pagination
 from ..permissions import IsProjectOwner
 from ..throttling import OwnerRateThrottle
 
-MAX_CODE_BYTES = 5 * 1024 * 1024
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 

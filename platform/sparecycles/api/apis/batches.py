@@ -11,19 +11,19 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from sparecycles.projects import selectors
-from sparecycles.projects.inputs import MAX_BATCH_UNITS, format_for, inputs_check
+from sparecycles.projects.inputs import MAX_BATCH_UNITS, format_for
 from sparecycles.projects.models import Batch
 from sparecycles.projects.services import (
     MAX_DELAY_BOUND_S,
     MAX_REPLICAS,
     QuorumParams,
-    batch_abort,
     batch_create,
     batch_create_from_file,
     batch_pause,
     batch_resume,
-    batch_retire,
 )
+from sparecycles.scheduler.batches import batch_abort, batch_retire
+from sparecycles.scheduler.selectors import batch_status
 
 from .base import (
     ERRORS,
@@ -107,7 +107,7 @@ class BatchDetailOutputSerializer(BatchOutputSerializer):
 
     @extend_schema_field(BatchStatusSerializer)
     def get_status(self, obj):
-        return selectors.batch_status(batch=obj)
+        return batch_status(batch=obj)
 
     @extend_schema_field(inline_serializer("BatchLinks", {
         "workunits": serializers.CharField(), "results": serializers.CharField(),
@@ -194,7 +194,6 @@ class BatchListApi(OwnerListApi):
                 fmt=format_for(upload.name, data.get("format")), quorum=quorum,
                 created_by=request.user)
         else:
-            inputs_check(data["inputs"])
             batch = batch_create(app_version=version, name=data["name"], inputs=data["inputs"],
                                  quorum=quorum, created_by=request.user)
         return Response(BatchDetailOutputSerializer(batch).data, status=status.HTTP_201_CREATED)

@@ -7,19 +7,10 @@ from rest_framework.response import Response
 
 from sparecycles.projects import selectors
 from sparecycles.projects.models import Project
-from sparecycles.projects.services import (
-    project_create,
-    project_update,
-)
+from sparecycles.projects.services import project_create, project_update
 
 from ..permissions import CanCreateProjects, IsProjectOwner
-from .base import (
-    ERRORS,
-    ErrorSerializer,
-    OwnerApi,
-    OwnerListApi,
-    validated,
-)
+from .base import ERRORS, ErrorSerializer, OwnerApi, OwnerListApi, validated
 
 
 class ProjectOutputSerializer(serializers.ModelSerializer):

@@ -4,23 +4,14 @@ and the streamed JSONL/CSV export (api/exports.py)."""
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-)
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
 from sparecycles.projects import selectors
 from sparecycles.projects.models import WorkUnit
 
 from ..exports import export_async, export_sync
-from .base import (
-    ERRORS,
-    OwnerApi,
-    OwnerListApi,
-    batch_or_404,
-)
+from .base import ERRORS, OwnerApi, OwnerListApi, batch_or_404
 
 
 class WorkUnitOutputSerializer(serializers.ModelSerializer):

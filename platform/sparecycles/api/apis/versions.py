@@ -1,33 +1,15 @@
 """apps/<name>/versions/: upload an app version, read one, approve its FLOPs estimate."""
 
-from drf_spectacular.utils import (
-    extend_schema,
-    extend_schema_field,
-)
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
 from sparecycles.projects import selectors
-from sparecycles.projects.models import (
-    AppVersion,
-    Runtime,
-)
-from sparecycles.projects.services import (
-    app_code_check,
-    app_version_create,
-)
+from sparecycles.projects.models import AppVersion, Runtime
+from sparecycles.projects.services import MAX_CODE_BYTES, app_version_create
 
-from .base import (
-    ERRORS,
-    IDENTIFIER,
-    MAX_CODE_BYTES,
-    OwnerApi,
-    OwnerListApi,
-    app_or_404,
-    finite,
-    validated,
-)
+from .base import ERRORS, IDENTIFIER, OwnerApi, OwnerListApi, app_or_404, finite, validated
 
 
 class WheelOutputSerializer(serializers.Serializer):
@@ -93,18 +75,13 @@ class AppVersionListApi(OwnerListApi):
                    responses={201: AppVersionOutputSerializer, **ERRORS},
                    summary="Upload a new app version")
     def post(self, request, name):
-        from sparecycles.projects.code_checks import wasm_abi_check
-
         app = app_or_404(request, name)
         data = validated(self.InputSerializer, request.data)
         upload = data["code"]
         if upload.size > MAX_CODE_BYTES:
             raise serializers.ValidationError(
                 {"code": [f"The code file is larger than {MAX_CODE_BYTES // 2**20} MiB."]})
-        code = upload.read()
-        app_code_check(code=code, runtime=data["runtime"], entry=data["entry"])
-        if data["runtime"] == Runtime.WASM:
-            wasm_abi_check(code=code, entry=data["entry"])
+        code = upload.read()  # app_version_create checks it (code, ABI, wheels)
         wheels = [(w.name, w.read()) for w in data.get("wheels") or []]
         version = app_version_create(app=app, code=code, runtime=data["runtime"],
                                      entry=data["entry"], flops_per_unit=data["flops_per_unit"],

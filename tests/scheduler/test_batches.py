@@ -1,15 +1,11 @@
-"""Pause, resume, abort and retire a batch (BOINC's remote job life cycle)."""
+"""Pause, resume, abort and retire a batch (BOINC's remote job life cycle), and the replicas
+the scheduler issues for a new batch's work units."""
 
 import pytest
 
 from sparecycles.projects.models import Batch, WorkUnit
-from sparecycles.projects.services import (
-    BatchStateError,
-    batch_abort,
-    batch_pause,
-    batch_resume,
-    batch_retire,
-)
+from sparecycles.projects.services import BatchStateError, batch_pause, batch_resume
+from sparecycles.scheduler.batches import batch_abort, batch_retire
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
 
@@ -28,7 +24,7 @@ def test_paused_batches_hand_out_nothing_until_resumed(make_batch, make_device):
 def test_abort_cancels_open_work_keeps_results_and_tells_devices(
         make_batch, make_device, monkeypatch, django_capture_on_commit_callbacks):
     told = []
-    monkeypatch.setattr("sparecycles.projects.services.notify_cancelled", told.extend)
+    monkeypatch.setattr("sparecycles.scheduler.batches.notify_cancelled", told.extend)
     batch = make_batch(count=3)
     device = make_device().device
     sent = tasks_dispatch(device=device, slots=3).replicas
@@ -63,3 +59,29 @@ def test_retire_cancels_what_is_left(make_batch):
     batch_retire(batch=batch)
     assert set(batch.workunits.values_list("state", flat=True)) == {WorkUnit.State.CANCELLED}
     assert batch.workunits.first().error_reason == "The batch was retired by its owner."
+
+
+def test_a_new_batch_gets_target_nresults_unsent_replicas_per_work_unit(app_version):
+    from sparecycles.projects.services import QuorumParams, batch_create
+
+    batch = batch_create(app_version=app_version, name="b", inputs=[{"n": n} for n in range(3)],
+                         quorum=QuorumParams(min_quorum=2, target_nresults=3,
+                                             max_total_results=6))
+    replicas = Replica.objects.filter(workunit__batch=batch)
+    assert replicas.count() == 9
+    assert set(replicas.values_list("server_state", flat=True)) == {Replica.ServerState.UNSENT}
+    assert len(set(replicas.values_list("task_id", flat=True))) == 9
+
+
+def test_projects_imports_nothing_of_the_scheduler_but_its_admin():
+    """The work layer has one direction: scheduler imports projects, never the reverse
+    (projects.admin is an edge of the site and may call the scheduler's services)."""
+    from pathlib import Path
+
+    import sparecycles.projects as projects
+
+    root = Path(projects.__file__).parent
+    offenders = [str(path.relative_to(root)) for path in root.rglob("*.py")
+                 if "migrations" not in path.parts and path.name != "admin.py"
+                 and "sparecycles.scheduler" in path.read_text()]
+    assert offenders == []
