@@ -269,6 +269,8 @@ REST_FRAMEWORK = {
     # Throttles key on REMOTE_ADDR, which the edge resolved from trusted proxies only; DRF's
     # default (None) would key on whatever X-Forwarded-For a client sends.
     "NUM_PROXIES": 0,
+    # The site's one JSON error shape (sparecycles/errors.py) for every DRF view.
+    "EXCEPTION_HANDLER": "sparecycles.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spare Cycles owners' API",

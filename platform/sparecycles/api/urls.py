@@ -1,10 +1,11 @@
 """/api/v1/…: the owners' REST API. The OpenAPI 3 schema is at /api/v1/schema/."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
 from .apis import apps, auth, batches, projects, results, versions
+from .exceptions import api_not_found
 
 app_name = "api"
 
@@ -36,4 +37,6 @@ urlpatterns = [
          name="batch-results-jsonl"),
     path("batches/<int:pk>/results.csv", results.BatchResultCsvApi.as_view(),
          name="batch-results-csv"),
+    # Last: any other path under /api/v1/ is a JSON 404 in the one error shape.
+    re_path(r"^(?P<rest>.*)$", api_not_found),
 ]

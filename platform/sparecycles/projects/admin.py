@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 # The admin is an edge: it may call the scheduler (above projects) for what touches replicas.
+from sparecycles.errors import error_response
 from sparecycles.scheduler.batches import batch_abort, batch_retire
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.selectors import batch_status
@@ -478,7 +479,7 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
     def upload_status_view(self, request, job_id):
         job = upload_job_get(job_id=job_id, user=request.user)
         if job is None:
-            return JsonResponse({"error": "No such upload."}, status=404)
+            return error_response(404, "No such upload.")
         status = job.as_dict()
         if job.batch_id:
             status["batch_url"] = reverse("admin:projects_batch_change", args=[job.batch_id])

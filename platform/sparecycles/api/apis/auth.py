@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from sparecycles.errors import error_body
 from sparecycles.projects import selectors
 
 from ..exceptions import exception_handler
@@ -61,7 +62,7 @@ class TokenApi(APIView):
         username = serializers.CharField()
 
     @extend_schema(request=InputSerializer,
-                   responses={200: OutputSerializer, 429: ErrorSerializer, **ERRORS},
+                   responses={200: OutputSerializer, **ERRORS},
                    auth=[], summary="Get an API token")
     def post(self, request):
         from django.contrib.auth import authenticate
@@ -72,10 +73,11 @@ class TokenApi(APIView):
         if user is None:
             refusal = getattr(request._request, "login_refusal", None)
             if refusal is not None:  # volunteers/login_throttle.py: per username and address
-                return Response({"detail": refusal.message},
+                return Response(error_body(429, refusal.message),
                                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                                 headers={"Retry-After": str(refusal.retry_after_s)})
-            return Response({"detail": "Wrong username or password."},
+            return Response(error_body(400, "Wrong username or password.",
+                                       code="authentication_failed"),
                             status=status.HTTP_400_BAD_REQUEST)
         if not selectors.user_is_owner(user):
             raise PermissionDenied(IsProjectOwner.message)
@@ -87,7 +89,7 @@ class TokenApi(APIView):
                    summary="Revoke your API token")
     def delete(self, request):
         if not request.user.is_authenticated:
-            return Response({"detail": "Authentication credentials were not provided."},
+            return Response(error_body(401, "Authentication credentials were not provided."),
                             status=status.HTTP_401_UNAUTHORIZED)
         Token.objects.filter(user=request.user).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from sparecycles.projects import selectors
 from sparecycles.projects.models import App, Batch
 
-from ..exceptions import exception_handler
+from ..exceptions import ErrorSerializer, exception_handler
 from ..pagination import Pagination
 from ..permissions import IsProjectOwner
 from ..throttling import OwnerRateThrottle
@@ -59,12 +59,8 @@ def app_or_404(request, name: str) -> App:
     return app
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.ListField(child=serializers.CharField(), required=False)
-
-
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+# Every operation may answer these, in the one error shape (sparecycles/errors.py).
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 404, 405, 429)}
 
 
 def validated(serializer_class, data, **kwargs) -> dict:
