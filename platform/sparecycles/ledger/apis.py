@@ -48,7 +48,7 @@ def error(status: int, message: str) -> JsonResponse:
 
 def api(view):
     """GET only (405 otherwise); a malformed parameter is a 400 with a message."""
-    @json_errors(methods=("GET", "HEAD"))
+    @json_errors(methods=("GET",))
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         try:
