@@ -8,6 +8,7 @@ service needed. Scale-out: DATABASE_URL (PostgreSQL) and REDIS_URL
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -90,8 +91,6 @@ INSTALLED_APPS = [
     "sparecycles.ledger",
     "sparecycles.gateway",
     "sparecycles.web",
-    "sparecycles.swarm",
-    "sparecycles.bench",
     "sparecycles.sandbox",
     "rest_framework",
     "rest_framework.authtoken",
@@ -99,6 +98,14 @@ INSTALLED_APPS = [
     "sparecycles.api",
     "sparecycles.housekeeping",
 ]
+# Developer tools (tools/ at the repository root: the benchmark and the swarm) are apps only
+# so that `manage.py bench_platform` and `manage.py swarm` are found. A production site does
+# not install them (nor does the wheel ship them): they are on only when SPARECYCLES_TOOLS
+# says so, by default with DEBUG or under pytest. The debug-toolbar pattern.
+TESTING = "pytest" in sys.modules
+TOOLS = envbool("SPARECYCLES_TOOLS", DEBUG or TESTING)
+if TOOLS:
+    INSTALLED_APPS += ["tools.bench", "tools.swarm"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -270,6 +277,8 @@ REST_FRAMEWORK = {
     # Throttles key on REMOTE_ADDR, which the edge resolved from trusted proxies only; DRF's
     # default (None) would key on whatever X-Forwarded-For a client sends.
     "NUM_PROXIES": 0,
+    # The site's one JSON error shape (sparecycles/errors.py) for every DRF view.
+    "EXCEPTION_HANDLER": "sparecycles.api.exceptions.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spare Cycles owners' API",

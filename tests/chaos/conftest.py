@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sparecycles.bench.servers import free_port
+from tools.bench.servers import free_port
 
 START_TIMEOUT_S = 30.0
 

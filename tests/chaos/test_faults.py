@@ -2,7 +2,7 @@
 the middle of a swarm run. Afterwards every acknowledged result is stored, no credit or token
 was paid twice, every work unit completed, and the ledger verifies.
 
-Each test builds a throwaway world (sparecycles.bench.servers): its own database (a SQLite
+Each test builds a throwaway world (tools.bench.servers): its own database (a SQLite
 file, or a fresh database on PostgreSQL when DATABASE_URL points at one, or on a throwaway
 cluster for the PostgreSQL restart), its own Redis prefix or throwaway Redis. Reward epochs
 last two seconds there (tests/chaos/fast_epochs.py) and are closed both by housekeeping
@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sparecycles.bench.servers import REPO, Server, World, server_start, world_create
-from sparecycles.swarm.behaviours import BehaviourOptions
-from sparecycles.swarm.runner import Swarm, SwarmConfig, SwarmSummary
+from tools.bench.servers import REPO, Server, World, server_start, world_create
+from tools.swarm.behaviours import BehaviourOptions
+from tools.swarm.runner import Swarm, SwarmConfig, SwarmSummary
 
 UNITS = 120  # at quorum 2: 240 results
 VOLUNTEERS = 6

@@ -27,3 +27,17 @@ def test_rows_update_writes_json_datetimes_and_nulls(make_batch):
 def test_rows_update_with_nothing_to_do_sends_nothing(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert rows_update(Replica, [], ["output"]) == 0
+
+
+def test_row_writer_inserts_rows_with_the_fields_own_defaults_and_adapters(make_batch):
+    from sparecycles.db.bulk import RowWriter
+    from sparecycles.projects.models import WorkUnit
+
+    batch = make_batch(count=1)
+    template = WorkUnit.objects.get(batch=batch)
+    writer = RowWriter(WorkUnit(batch=batch, app_version=template.app_version, seq=1, input={}),
+                       ["seq", "input"])
+    writer.write([writer.row(seq=seq, input={"n": seq, "s": "é"}) for seq in (2, 3)])
+    rows = list(WorkUnit.objects.filter(batch=batch, seq__gt=1).order_by("seq"))
+    assert [(r.seq, r.input) for r in rows] == [(2, {"n": 2, "s": "é"}), (3, {"n": 3, "s": "é"})]
+    assert all(r.state == WorkUnit.State.OPEN and r.created_at is not None for r in rows)

@@ -76,10 +76,12 @@ async def test_whatever_the_client_sends_is_ignored(fast):
 async def test_after_disconnect_nothing_is_sent(fast):
     board = await connected()
     await changed()
-    await board.receive_json_from(timeout=2)
+    assert await board.receive_json_from(timeout=2) == CHANGED
     await changed()  # schedules a trailing message...
     await board.disconnect()  # ...which is cancelled
-    await asyncio.sleep(0.4)
+    assert await board.receive_nothing(timeout=0.6)  # past the 0.3 s the trailing one was due
+    await changed()  # and the group no longer reaches it
+    assert await board.receive_nothing(timeout=0.2)
 
 
 async def test_credit_granted_through_the_scheduler_notifies_boards(fast, make_batch, make_device,

@@ -144,7 +144,8 @@ async def test_journal_streams_under_asgi(async_client):
 def test_bad_input_is_a_clear_json_4xx(client, books, url, status, text):
     response = client.get(url)
     assert response.status_code == status
-    assert text in response.json()["error"]["message"]
+    assert text in response.json()["detail"]
+    assert response.json()["code"] == {400: "invalid", 404: "not_found"}[status]
 
 
 def test_api_is_read_only(client, books):

@@ -278,4 +278,4 @@ def test_large_upload_runs_in_the_background_with_progress(owner, project, clien
 def test_progress_of_an_unknown_upload_is_404(owner_admin):
     assert owner_admin.get("/admin/projects/batch/upload/nope/status").status_code == 404
     assert json.loads(owner_admin.get("/admin/projects/batch/upload/nope/status").content) == {
-        "error": "No such upload."}
+        "detail": "No such upload.", "code": "not_found"}  # the one error shape (errors.py)

@@ -83,7 +83,8 @@ def test_tiles_feed_pages_with_after(client, tiles_app):
 @pytest.mark.parametrize("query", ["?after=x", "?after=-1", "?level=99999999999999999999999"])
 def test_tiles_feed_refuses_bad_parameters(client, tiles_app, query):
     response = client.get(f"/projects/squares/tiles/tiles.json{query}")
-    assert response.status_code == 400 and "error" in response.json()
+    assert response.status_code == 400 and response.json()["detail"]  # the one error shape
+    assert response.json()["code"] == "invalid"
 
 
 def test_tiles_feed_of_an_app_without_tiles_is_404(client, app_version):

@@ -17,7 +17,6 @@ from rest_framework.test import APIClient
 
 from sparecycles.gateway.protocol import FrameError, parse_client_frame
 from sparecycles.projects.models import App, WorkUnit
-from sparecycles.projects.selectors import batch_status
 from sparecycles.projects.services import (
     QuorumParams,
     app_create,
@@ -30,6 +29,7 @@ from sparecycles.sandbox.pool import pool
 from sparecycles.scheduler.housekeeping import workunits_unstick
 from sparecycles.scheduler.intake import Report, results_store
 from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.selectors import batch_status
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.models import DeviceCredibility
 from sparecycles.volunteers.services import device_connect

@@ -36,9 +36,6 @@ class Intake:
         self.to_validate: set[int] = set()
         self.report_ready = asyncio.Event()
         self.validate_ready = asyncio.Event()
-        self.busy = 0  # batches in the database right now
-        self.idle = asyncio.Event()
-        self.idle.set()
         self.tasks = [asyncio.create_task(self._store_loop(), name="results-store"),
                       asyncio.create_task(self._validate_loop(), name="results-validate")]
 
@@ -46,19 +43,8 @@ class Intake:
         """Store `report`; returns its ack once it is committed."""
         future = asyncio.get_running_loop().create_future()
         self.reports.append((report, future))
-        self.idle.clear()
         self.report_ready.set()
         return await future
-
-    async def settled(self) -> None:
-        """Wait until everything submitted so far is stored and validated (for tests)."""
-        while self.reports or self.to_validate or self.busy:
-            self.idle.clear()
-            await self.idle.wait()
-
-    def _check_idle(self) -> None:
-        if not (self.reports or self.to_validate or self.busy):
-            self.idle.set()
 
     async def _store_loop(self) -> None:
         # A thread of its own: a report waiting on a row lock must not hold up dispatch.
@@ -68,7 +54,6 @@ class Intake:
             self.report_ready.clear()
             while self.reports:
                 batch, self.reports = self.reports[:MAX_BATCH], self.reports[MAX_BATCH:]
-                self.busy += 1
                 try:
                     stored = await store([report for report, _ in batch])
                 except Exception as exc:  # the sockets answer server_error; nothing was kept
@@ -77,15 +62,12 @@ class Intake:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                finally:
-                    self.busy -= 1
                 for (_, future), ack in zip(batch, stored.acks, strict=True):
                     if not future.done():
                         future.set_result(ack)
                 if stored.workunit_ids and settings.SPARECYCLES["VALIDATE_IN_WEB"]:
                     self.to_validate.update(stored.workunit_ids)
                     self.validate_ready.set()
-            self._check_idle()
 
     async def _validate_loop(self) -> None:
         validate = database_sync_to_async(_validate, thread_sensitive=False)
@@ -95,14 +77,10 @@ class Intake:
             while self.to_validate:
                 chunk = sorted(self.to_validate)[:MAX_VALIDATE]
                 self.to_validate.difference_update(chunk)
-                self.busy += 1
                 try:
                     await validate(chunk)
                 except Exception:  # left pending: housekeeping's sweep validates them
                     logger.exception("validating %d work units failed", len(chunk))
-                finally:
-                    self.busy -= 1
-            self._check_idle()
 
 
 def _validate(workunit_ids: list[int]) -> None:

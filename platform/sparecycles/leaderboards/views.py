@@ -11,6 +11,7 @@ from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_safe
 from django.views.static import was_modified_since
 
+from sparecycles.errors import json_errors
 from sparecycles.projects.models import Project
 from sparecycles.volunteers.selectors import viewer_volunteer_id
 
@@ -23,6 +24,11 @@ ORDER_LABELS = {"credit": "total credit", "rac": "recent average credit"}
 
 def _wants_json(request: HttpRequest, as_json: bool) -> bool:
     return as_json or request.GET.get("format") == "json"
+
+
+def _json_wanted(request: HttpRequest, as_json: bool = False, **kwargs) -> bool:
+    """JSON asked for: its errors (404, 405) come in the site's one shape too."""
+    return _wants_json(request, as_json)
 
 
 def _respond(request: HttpRequest, page: BoardPage, *, as_json: bool,
@@ -50,21 +56,21 @@ def _args(request: HttpRequest) -> dict:
             "viewer_id": viewer_volunteer_id(user=request.user, session=request.session)}
 
 
-@require_GET
+@json_errors(methods=("GET",), wants_json=_json_wanted)
 def volunteers(request: HttpRequest, as_json: bool = False) -> HttpResponse:
     args = _args(request)
     return _respond(request, selectors.volunteers_page(**args), as_json=as_json,
                     viewer_id=args["viewer_id"])
 
 
-@require_GET
+@json_errors(methods=("GET",), wants_json=_json_wanted)
 def teams(request: HttpRequest, as_json: bool = False) -> HttpResponse:
     args = _args(request)
     return _respond(request, selectors.teams_page(**args), as_json=as_json,
                     viewer_id=args["viewer_id"])
 
 
-@require_GET
+@json_errors(methods=("GET",), wants_json=_json_wanted)
 def project(request: HttpRequest, slug: str, as_json: bool = False) -> HttpResponse:
     found = get_object_or_404(Project, slug=slug, is_public=True)
     args = _args(request)

@@ -1,15 +1,19 @@
 """The ledger's REST endpoints: plain JSON (and one JSON-lines stream), read-only, public.
 
 Amounts are given twice: "<name>_micro" as an integer of micro-tokens and
-"<name>" as a decimal string of tokens. Errors: {"error": {"status", "message"}}.
+"<name>" as a decimal string of tokens. Errors have the site's one shape
+(sparecycles/errors.py): {"detail": "...", "code": "not_found"}, also for 404 and 405.
 """
+
+from functools import wraps
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+
+from sparecycles.errors import error_response, json_errors
 
 from . import selectors
 from .canonical import canonical_json, from_us
@@ -39,19 +43,18 @@ ENTRY_HASH = ("SHA-256 of the canonical JSON of the record without its \"hash\" 
 
 
 def error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"status": status, "message": message}}, status=status)
+    return error_response(status, message)
 
 
 def api(view):
-    """GET only; a malformed parameter is a 400 with a message."""
-    @require_GET
+    """GET only (405 otherwise); a malformed parameter is a 400 with a message."""
+    @json_errors(methods=("GET",))
+    @wraps(view)
     def wrapped(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
         except BadParam as exc:
             return error(400, str(exc))
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 

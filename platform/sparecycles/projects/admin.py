@@ -17,31 +17,32 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+# The admin is an edge: it may call the scheduler (above projects) for what touches replicas.
+from sparecycles.errors import error_response
+from sparecycles.scheduler.batches import batch_abort, batch_retire
 from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.selectors import batch_status
 
-from .code_checks import wasm_abi_check, wheels_check
+from .code_checks import wheels_check
 from .inputs import format_for, inputs_scan
 from .models import App, AppVersion, Batch, Project, Runtime, WorkUnit
-from .selectors import batch_status
 from .services import (
     APP_FIELDS,
+    MAX_CODE_BYTES,
     BatchStateError,
     QuorumParams,
-    app_code_check,
     app_create,
     app_update,
     app_validator_check,
+    app_version_check,
     app_version_create,
-    batch_abort,
     batch_create_from_file,
     batch_pause,
     batch_resume,
-    batch_retire,
     project_owner_add,
 )
 from .uploads import upload_job_get, upload_job_start
 
-MAX_CODE_BYTES = 5 * 1024 * 1024
 # Uploads up to this many work units are inserted during the request; larger ones by a
 # background thread while the owner watches a progress bar.
 SYNC_MAX_UNITS = 5000
@@ -214,11 +215,9 @@ class AppVersionAddForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if data.get("code_file") is not None and data.get("runtime") and data.get("entry"):
-            try:
-                app_code_check(code=data["code_file"], runtime=data["runtime"],
-                               entry=data["entry"])
-                if data["runtime"] == Runtime.WASM:
-                    wasm_abi_check(code=data["code_file"], entry=data["entry"])
+            try:  # the service's own rules (app_version_create runs them again)
+                app_version_check(code=data["code_file"], runtime=data["runtime"],
+                                  entry=data["entry"])
             except ValidationError as exc:
                 self.add_error("code_file", exc)
         if data.get("wheel_files") and data.get("runtime") == Runtime.WASM:
@@ -479,7 +478,7 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
     def upload_status_view(self, request, job_id):
         job = upload_job_get(job_id=job_id, user=request.user)
         if job is None:
-            return JsonResponse({"error": "No such upload."}, status=404)
+            return error_response(404, "No such upload.")
         status = job.as_dict()
         if job.batch_id:
             status["batch_url"] = reverse("admin:projects_batch_change", args=[job.batch_id])

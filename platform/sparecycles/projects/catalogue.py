@@ -25,11 +25,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .code_checks import wasm_abi_check
 from .models import App, AppVersion, Batch, Project, Runtime, Validator
 from .services import (
     QuorumParams,
-    app_validator_check,
+    app_create,
+    app_update,
     app_version_create,
     batch_create,
     spot_check_batch_create,
@@ -132,24 +132,20 @@ def bundled_app_install(bundled: BundledApp, *, project: Project | None = None) 
     validate_code = bundled.validate_code()
     if validate_code and validator == Validator.EXACT:
         validator = Validator.CUSTOM
-    if validator == Validator.CUSTOM:  # checked in the sandbox, like an owner's
-        app_validator_check(validator=validator, options=bundled.validator_options,
-                            code=validate_code)
-    app, _ = App.objects.update_or_create(
-        name=bundled.name,
-        defaults={
-            "project": project,
-            "title": bundled.title,
-            "description": bundled.description,
-            "validator": validator,
-            "validator_options": bundled.validator_options,
-            "validate_code": validate_code,
-            "output_view": bundled.output_view,
-        },
-    )
+    # Through the services, like an owner's app: the same checks (a custom validator is
+    # tried in the sandbox; a wasm module's ABI is checked by app_version_create).
+    fields = {"title": bundled.title, "description": bundled.description,
+              "validator": validator, "validator_options": bundled.validator_options,
+              "validate_code": validate_code, "output_view": bundled.output_view}
+    app = App.objects.filter(name=bundled.name).first()
+    if app is None:
+        app = app_create(project=project, name=bundled.name, **fields)
+    else:
+        if app.project_id != project.pk:
+            App.objects.filter(pk=app.pk).update(project=project)
+            app.project = project
+        app = app_update(app=app, **fields)
     code = bundled.code()
-    if bundled.runtime == Runtime.WASM:
-        wasm_abi_check(code=code, entry=bundled.entry)
     latest = app.latest_version()
     if latest is not None and latest.sha256 == AppVersion.hash_code(code):
         return latest

@@ -10,24 +10,23 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
-from sparecycles import events
+from sparecycles.db.bulk import RowWriter
 from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.sandbox.judging import validator_check
-from sparecycles.scheduler.models import Replica, new_task_id
-from sparecycles.scheduler.transitioner import Cancelled
 
-from .code_checks import wheels_check
+from .code_checks import wasm_abi_check, wheels_check
 from .inputs import (  # noqa: F401 (parse_jsonl and the limits are part of this module's API)
     MAX_INPUT_BYTES,
     MAX_REPORTED_ERRORS,
     format_for,
+    inputs_check,
     inputs_read,
     inputs_scan,
     parse_jsonl,
 )
 from .models import App, AppVersion, AppWheel, Batch, Project, Runtime, Validator, WorkUnit
+from .signals import workunits_created
 
 BULK_SIZE = 1000
 # Upper bounds the database columns can hold (PositiveSmallIntegerField, PositiveIntegerField).
@@ -84,6 +83,30 @@ def app_code_check(*, code: bytes, runtime: str, entry: str) -> None:
         raise ValidationError(f"main.py does not define the entry function {entry}(input).")
 
 
+MAX_CODE_BYTES = 5 * 1024 * 1024
+
+
+def app_version_check(*, code: bytes, runtime: str, entry: str,
+                      wheels: Sequence[tuple[str, bytes]] = (),
+                      flops_per_unit: float = 1e9) -> list:
+    """Every rule an app version must meet, in one place: app_version_create runs it, and
+    forms that want the message on a field (the admin) call it too. Returns the checked
+    wheels. Raises ValidationError with a message that says what to fix."""
+    if len(code) > MAX_CODE_BYTES:
+        raise ValidationError(f"The code file is larger than {MAX_CODE_BYTES // 2**20} MiB.")
+    if runtime not in Runtime.values:
+        raise ValidationError(f"Unknown runtime {runtime!r}: use {', '.join(Runtime.values)}.")
+    if (isinstance(flops_per_unit, bool) or not isinstance(flops_per_unit, int | float)
+            or not math.isfinite(flops_per_unit) or not 0 <= flops_per_unit <= 1e24):
+        raise ValidationError("flops_per_unit must be a finite number from 0 to 1e24.")
+    app_code_check(code=code, runtime=runtime, entry=entry)
+    if runtime == Runtime.WASM:
+        wasm_abi_check(code=code, entry=entry)
+        if wheels:
+            raise ValidationError("Wheels are for the Python runtime; a wasm module needs none.")
+    return wheels_check(list(wheels)) if wheels else []
+
+
 @transaction.atomic
 def app_version_create(*, app: App, code: bytes, runtime: str = Runtime.PYODIDE,
                        entry: str = "main", packages: list[str] | None = None,
@@ -96,10 +119,8 @@ def app_version_create(*, app: App, code: bytes, runtime: str = Runtime.PYODIDE,
     listed in `packages` as "<url>#sha256=<hash>", which the worker fetches, checks
     and installs before it runs the code.
     """
-    app_code_check(code=code, runtime=runtime, entry=entry)
-    checked = wheels_check(list(wheels)) if wheels else []
-    if checked and runtime != Runtime.PYODIDE:
-        raise ValidationError("Wheels are for the Python runtime; a wasm module needs none.")
+    checked = app_version_check(code=code, runtime=runtime, entry=entry, wheels=wheels,
+                                flops_per_unit=flops_per_unit)
     # Serialise version numbers.
     App.objects.select_for_update(no_key=True).filter(pk=app.pk).first()
     number = (app.versions.aggregate(n=Max("number"))["n"] or 0) + 1
@@ -252,6 +273,10 @@ def batch_create(*, app_version: AppVersion, name: str, inputs: Iterable[dict],
     quorum.check()
     if not name.strip():
         raise ValidationError("The batch needs a name.")
+    if isinstance(inputs, Sequence):
+        # A list from a request or a caller: the rules a file's lines meet (inputs_read
+        # checks a file's lines as it reads them).
+        inputs_check(inputs)
     batch = Batch.objects.create(app_version=app_version, name=name.strip()[:200],
                                  created_by=created_by)
     seq = _insert_fast(batch=batch, app_version=app_version, quorum=quorum, inputs=inputs,
@@ -280,66 +305,25 @@ def spot_check_batch_create(*, app_version: AppVersion, known: Iterable[tuple[di
     return batch
 
 
-class _RowWriter:
-    """Fast INSERTs of many rows of one model, bypassing the ORM's per-value SQL compilation.
-
-    bulk_create spends ~0.15 ms per row compiling SQL for every value; a 100,000-unit
-    upload is 200,000 rows. Here the column list and every column's value come from a
-    template instance through the fields' own pre_save/get_db_prep_save (so defaults
-    and adapters are Django's), and only the `varying` columns change per row.
-    PostgreSQL gets the rows by COPY (psycopg 3), others by executemany — measured
-    here the fastest way on each (multi-row VALUES was slower on both).
-    """
-
-    def __init__(self, template, varying: list[str]):
-        self.connection = transaction.get_connection()
-        meta = type(template)._meta
-        self.fields = [f for f in meta.concrete_fields if not f.primary_key]
-        self.base = [f.get_db_prep_save(f.pre_save(template, add=True), self.connection)
-                     for f in self.fields]
-        names = [f.attname for f in self.fields]
-        self.slots = {name: names.index(name) for name in varying}
-        self.prep = {name: self.fields[self.slots[name]] for name in varying}
-        quote = self.connection.ops.quote_name
-        self.table = quote(meta.db_table)
-        self.columns = ", ".join(quote(f.column) for f in self.fields)
-        self.copy = (self.connection.vendor == "postgresql"
-                     and hasattr(self.connection.connection, "pipeline"))  # psycopg 3
-        self.sql = (f"INSERT INTO {self.table} ({self.columns}) "
-                    f"VALUES ({', '.join(['%s'] * len(self.fields))})")
-
-    def row(self, **values) -> list:
-        row = list(self.base)
-        for name, value in values.items():
-            row[self.slots[name]] = self.prep[name].get_db_prep_save(value, self.connection)
-        return row
-
-    def write(self, rows: list[list]) -> None:
-        with self.connection.cursor() as cursor:
-            if self.copy:
-                with cursor.cursor.copy(f"COPY {self.table} ({self.columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                cursor.executemany(self.sql, rows)
-
-
 def _insert_fast(*, batch: Batch, app_version: AppVersion, quorum: "QuorumParams",
                  inputs: Iterable[dict], progress: Callable[[int], None] | None) -> int:
-    """Insert the work units of a new batch and their unsent replicas; returns the count."""
-    units = _RowWriter(WorkUnit(batch=batch, app_version=app_version, seq=1, input={},
-                                **quorum.__dict__), ["seq", "input"])
-    replicas = _RowWriter(Replica(workunit_id=0), ["workunit_id", "task_id"])
+    """Insert the work units of a new batch; returns the count.
+
+    After each chunk, `workunits_created` tells the scheduler, which issues their
+    target_nresults unsent replicas in the same transaction (scheduler.batches).
+    """
+    units = RowWriter(WorkUnit(batch=batch, app_version=app_version, seq=1, input={},
+                               **quorum.__dict__), ["seq", "input"])
     seq = 0
     pending: list[list] = []
 
     def flush() -> None:
         units.write(pending)
         first = seq - len(pending) + 1
-        ids = WorkUnit.objects.filter(batch=batch, seq__gte=first, seq__lte=seq).values_list(
-            "pk", flat=True)
-        replicas.write([replicas.row(workunit_id=pk, task_id=new_task_id())
-                        for pk in ids for _ in range(quorum.target_nresults)])
+        ids = list(WorkUnit.objects.filter(batch=batch, seq__gte=first, seq__lte=seq)
+                   .values_list("pk", flat=True))
+        workunits_created.send(sender=Batch, batch=batch, workunit_ids=ids,
+                               replicas_each=quorum.target_nresults)
         pending.clear()
         if progress:
             progress(seq)
@@ -373,31 +357,22 @@ def batch_create_from_file(*, app_version: AppVersion, name: str, file: IO[bytes
                         quorum=quorum, created_by=created_by, progress=report)
 
 
-def batch_create_from_jsonl(*, app_version: AppVersion, name: str, stream,
-                            quorum: QuorumParams | None = None, created_by=None) -> Batch:
-    """Create a batch from a JSONL upload; a malformed line names itself and creates nothing."""
-    if hasattr(stream, "seek") and hasattr(stream, "read"):
-        return batch_create_from_file(app_version=app_version, name=name, file=stream,
-                                      quorum=quorum, created_by=created_by)
-    inputs = [value for _, value in parse_jsonl(stream)]
-    return batch_create(app_version=app_version, name=name, inputs=inputs, quorum=quorum,
-                        created_by=created_by)
-
-
-# --- batch life cycle (BOINC's pause/resume, abort_batch and retire_batch) -----------------
+# --- batch life cycle (BOINC's pause/resume; abort_batch and retire_batch cancel replicas,
+# so they are the scheduler's: scheduler.batches) -------------------------------------------
 
 class BatchStateError(Exception):
     """The batch is in a state that does not allow this change."""
 
 
-def _batch_locked(batch: Batch) -> Batch:
+def batch_locked(batch: Batch) -> Batch:
+    """The batch's row, locked for a state change (its life-cycle services take it first)."""
     return Batch.objects.select_for_update(no_key=True).get(pk=batch.pk)
 
 
 @transaction.atomic
 def batch_pause(*, batch: Batch) -> Batch:
     """Stop handing out this batch's work; tasks already out may still come back."""
-    batch = _batch_locked(batch)
+    batch = batch_locked(batch)
     if batch.state in (Batch.State.ABORTED, Batch.State.RETIRED):
         raise BatchStateError(f"The batch is {batch.state}; it can't be paused.")
     if batch.state != Batch.State.PAUSED:
@@ -408,60 +383,10 @@ def batch_pause(*, batch: Batch) -> Batch:
 
 @transaction.atomic
 def batch_resume(*, batch: Batch) -> Batch:
-    batch = _batch_locked(batch)
+    batch = batch_locked(batch)
     if batch.state in (Batch.State.ABORTED, Batch.State.RETIRED):
         raise BatchStateError(f"The batch is {batch.state}; it can't be resumed.")
     if batch.state != Batch.State.OPEN:
         batch.state = Batch.State.OPEN
         batch.save(update_fields=["state"])
-    return batch
-
-
-def _batch_cancel_open(batch: Batch, reason: str) -> list[Cancelled]:
-    """Cancel the batch's unfinished work units and withdraw their live replicas.
-
-    Work units first (their row locks are what reports take), then replicas, so a
-    concurrent result report either finishes its work unit first or finds it
-    cancelled and is judged too late.
-    """
-    now = timezone.now()
-    WorkUnit.objects.filter(batch=batch, state=WorkUnit.State.OPEN).update(
-        state=WorkUnit.State.CANCELLED, error_reason=reason[:300], completed_at=now)
-    live = Replica.objects.filter(
-        workunit__batch=batch, workunit__state=WorkUnit.State.CANCELLED,
-        server_state__in=[Replica.ServerState.UNSENT, Replica.ServerState.IN_PROGRESS])
-    cancelled = [Cancelled(device_id=device_id, task_id=task_id) for device_id, task_id in
-                 live.filter(server_state=Replica.ServerState.IN_PROGRESS,
-                             device_id__isnull=False).values_list("device_id", "task_id")]
-    Replica.objects.filter(pk__in=live.values("pk")).update(
-        server_state=Replica.ServerState.OVER, outcome=Replica.Outcome.DIDNT_NEED)
-    return cancelled
-
-
-@transaction.atomic
-def batch_abort(*, batch: Batch) -> Batch:
-    """Cancel every unfinished work unit; finished ones keep their results."""
-    batch = _batch_locked(batch)
-    if batch.state == Batch.State.RETIRED:
-        raise BatchStateError("The batch is retired; there is nothing left to abort.")
-    if batch.state != Batch.State.ABORTED:
-        cancelled = _batch_cancel_open(batch, "The batch was aborted by its owner.")
-        batch.state = Batch.State.ABORTED
-        batch.save(update_fields=["state"])
-        events.tasks_cancelled(cancelled)
-    return batch
-
-
-@transaction.atomic
-def batch_retire(*, batch: Batch) -> Batch:
-    """The owner is done with the batch: cancel what is left and close it for good.
-
-    Its results stay downloadable; a retired batch no longer shows among active ones.
-    """
-    batch = _batch_locked(batch)
-    if batch.state != Batch.State.RETIRED:
-        cancelled = _batch_cancel_open(batch, "The batch was retired by its owner.")
-        batch.state = Batch.State.RETIRED
-        batch.save(update_fields=["state"])
-        events.tasks_cancelled(cancelled)
     return batch

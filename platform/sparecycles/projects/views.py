@@ -4,6 +4,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from sparecycles.errors import error_response, json_errors
+
 from .charts import progress_chart
 from .selectors import (
     MAX_PK,
@@ -90,18 +92,18 @@ def _int_param(request: HttpRequest, name: str, default: int | None) -> int | No
     return value
 
 
-@require_GET
+@json_errors(methods=("GET",))
 def project_tiles_json(request: HttpRequest, slug: str, app: str) -> JsonResponse:
     """Validated image tiles for the mosaic; poll with ?after=<last id> for new ones."""
     project = project_public_get(slug=slug)
     tile_app = next((a for a in project_tile_apps(project=project) if a.name == app),
                     None) if project else None
     if tile_app is None:
-        return JsonResponse({"error": "No such project or app with image tiles."}, status=404)
+        return error_response(404, "No such project or app with image tiles.")
     try:
         after = _int_param(request, "after", 0)
         level = _int_param(request, "level", 0)
     except ValueError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+        return error_response(400, str(exc))
     tiles, last = project_tiles(app=tile_app, after=after, level=level)
     return JsonResponse({"app": tile_app.name, "level": level, "tiles": tiles, "last": last})

@@ -157,8 +157,3 @@ class HostAppVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device} on {self.app_version_id}"
-
-    @property
-    def error_rate(self) -> float:
-        done = self.n_valid + self.n_invalid + self.n_error + self.n_timeout
-        return (self.n_error + self.n_timeout) / done if done else 0.0

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from sparecycles.db.bulk import rows_update
 from sparecycles.volunteers.models import Device
@@ -29,34 +27,9 @@ def starting_quota() -> int:
     return min(settings.SPARECYCLES["DAILY_QUOTA_START"], daily_quota())
 
 
-def host_get(*, device_id: int, app_version_id: int) -> HostAppVersion:
-    """The row for (device, app version), locked for update; created on first use."""
-    host = (HostAppVersion.objects.select_for_update(no_key=True)
-            .filter(device_id=device_id, app_version_id=app_version_id).first())
-    if host is not None:
-        return host
-    try:
-        with transaction.atomic():  # savepoint: another transaction may create it first
-            return HostAppVersion.objects.create(device_id=device_id,
-                                                 app_version_id=app_version_id,
-                                                 max_jobs_per_day=starting_quota())
-    except IntegrityError:
-        return HostAppVersion.objects.select_for_update(no_key=True).get(device_id=device_id,
-                                                              app_version_id=app_version_id)
-
-
 def host_quota_left(host: HostAppVersion, *, today: date) -> int:
     used = host.jobs_today if host.quota_day == today else 0
     return max(0, host.max_jobs_per_day - used)
-
-
-def host_record_sent(*, device_id: int, app_version_id: int, count: int = 1) -> None:
-    today = timezone.now().date()
-    host = host_get(device_id=device_id, app_version_id=app_version_id)
-    if host.quota_day != today:
-        host.quota_day, host.jobs_today = today, 0
-    host.jobs_today += count
-    host.save(update_fields=["quota_day", "jobs_today"])
 
 
 @dataclass(frozen=True)
@@ -86,16 +59,6 @@ class SpotCheck:
     device_id: int
     app_version_id: int
     passed: bool
-
-
-def host_record_outcome(replica: Replica) -> None:
-    """Account for a replica that just got its final verdict."""
-    if replica.device_id is not None:
-        hosts_record(outcomes=[Outcome.of(replica)])
-
-
-def host_record_spot_check(*, device_id: int, app_version_id: int, passed: bool) -> None:
-    hosts_record(spot_checks=[SpotCheck(device_id, app_version_id, passed)])
 
 
 def hosts_record(*, outcomes: Sequence[Outcome] = (), spot_checks: Sequence[SpotCheck] = ()

@@ -19,8 +19,6 @@ from .models import Replica
 
 logger = logging.getLogger(__name__)
 
-S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
-
 _rng = random.SystemRandom()
 # Adaptive replication also needs the volunteer's overall reputation (volunteers.reputation).
 

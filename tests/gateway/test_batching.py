@@ -1,0 +1,117 @@
+"""gateway/batching.py: reports and requests from every socket of a process go to the database
+together, each socket gets its own answer, and a failure reaches every socket of its batch."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+
+from sparecycles.gateway import batching
+from sparecycles.gateway.batching import feeder, intake
+from sparecycles.projects.models import WorkUnit
+from sparecycles.scheduler.dispatch import Ask
+from sparecycles.scheduler.intake import Report
+from sparecycles.scheduler.services import tasks_dispatch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Record the size of each batch the real functions get (they still run)."""
+    seen: dict[str, list] = {"store": [], "validate": [], "dispatch": []}
+    store, validate, dispatch = (batching.results_store, batching.workunits_validate,
+                                 batching.tasks_dispatch_many)
+
+    def store_spy(reports):
+        seen["store"].append(len(reports))
+        return store(reports)
+
+    def validate_spy(*, workunit_ids):
+        seen["validate"].append(sorted(workunit_ids))
+        return validate(workunit_ids=workunit_ids)
+
+    def dispatch_spy(asks, **kwargs):
+        seen["dispatch"].append([ask.device_id for ask in asks])
+        return dispatch(asks, **kwargs)
+
+    monkeypatch.setattr(batching, "results_store", store_spy)
+    monkeypatch.setattr(batching, "workunits_validate", validate_spy)
+    monkeypatch.setattr(batching, "tasks_dispatch_many", dispatch_spy)
+    return seen
+
+
+@pytest.fixture
+def out(make_batch, make_device):
+    """Six devices, each holding one task of a quorum-1 batch."""
+    make_batch(count=6, min_quorum=1, target_nresults=1)
+    devices = [make_device().device for _ in range(6)]
+    tasks = [tasks_dispatch(device=device, slots=1).replicas[0] for device in devices]
+    return list(zip(devices, tasks, strict=True))
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await database_sync_to_async(predicate)():
+            await asyncio.sleep(0.02)
+
+
+async def test_reports_of_many_sockets_are_stored_together_and_each_gets_its_ack(out, spy):
+    reports = [Report(device_id=device.pk, task_id=task.task_id, ok=True,
+                      output={"n": n}) for n, (device, task) in enumerate(out)]
+    acks = await asyncio.gather(*(intake().submit(report) for report in reports))
+    assert [ack.task_id for ack in acks] == [report.task_id for report in reports]
+    assert all(ack.accepted and not ack.duplicate for ack in acks)
+    assert sum(spy["store"]) == 6 and len(spy["store"]) < 6  # batched, not one by one
+    await until(lambda: WorkUnit.objects.filter(state=WorkUnit.State.COMPLETED).count() == 6)
+    assert sorted(i for chunk in spy["validate"] for i in chunk) == sorted(
+        task.workunit_id for _, task in out)
+
+
+async def test_a_report_sent_twice_is_a_duplicate(out, spy):
+    device, task = out[0]
+    report = Report(device_id=device.pk, task_id=task.task_id, ok=True, output={"n": 1})
+    first = await intake().submit(report)
+    again = await intake().submit(report)
+    assert first.accepted and not first.duplicate
+    assert again.accepted and again.duplicate
+
+
+async def test_a_failed_store_reaches_every_socket_of_its_batch_and_the_next_batch_works(
+        out, monkeypatch):
+    store = batching.results_store
+    calls = []
+
+    def broken_once(reports):
+        calls.append(len(reports))
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return store(reports)
+
+    monkeypatch.setattr(batching, "results_store", broken_once)
+    reports = [Report(device_id=device.pk, task_id=task.task_id, ok=True, output={})
+               for device, task in out[:3]]
+    answers = await asyncio.gather(*(intake().submit(r) for r in reports),
+                                   return_exceptions=True)
+    assert all(isinstance(a, RuntimeError) for a in answers)
+    ack = await intake().submit(reports[0])  # nothing was kept: it stores now
+    assert ack.accepted and not ack.duplicate
+
+
+async def test_one_ask_per_device_per_dispatch_batch(make_batch, make_device, spy):
+    await database_sync_to_async(make_batch)(count=6, min_quorum=1, target_nresults=1)
+    a = (await database_sync_to_async(make_device)()).device
+    b = (await database_sync_to_async(make_device)()).device
+    answers = await asyncio.gather(feeder().submit(Ask(device_id=a.pk, slots=1)),
+                                   feeder().submit(Ask(device_id=a.pk, slots=1)),
+                                   feeder().submit(Ask(device_id=b.pk, slots=1)))
+    assert all(len(answer["tasks"]) == 1 for answer in answers)
+    # (a's second ask, not knowing its first task yet, may be sent that one again)
+    assert answers[2]["tasks"][0]["task_id"] not in {answers[0]["tasks"][0]["task_id"],
+                                                     answers[1]["tasks"][0]["task_id"]}
+    assert all(len(set(batch)) == len(batch) for batch in spy["dispatch"])
+    assert sorted(d for batch in spy["dispatch"] for d in batch) == sorted([a.pk, a.pk, b.pk])
+
+
+async def test_one_intake_and_one_feeder_per_event_loop():
+    assert intake() is intake() and feeder() is feeder()

@@ -1,0 +1,86 @@
+"""bench_platform end to end with tiny numbers, and the pieces it is made of."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.bench import procs, report
+
+REPO = Path(__file__).resolve().parents[3]
+SCALE_OUT = bool(os.environ.get("REDIS_URL")) and os.environ.get(
+    "DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+
+
+def test_proc_readings_of_this_process():
+    mine = procs.usage(os.getpid())
+    assert mine.cpu_s > 0 and mine.rss_kb > 1000 and mine.hwm_kb >= mine.rss_kb
+    assert mine.wait_s >= 0
+    assert procs.usage(2 ** 22 + 7) is None  # no such process
+    busy, steal = procs.machine_busy_s()
+    assert busy > 0 and steal >= 0
+    assert procs.machine()["cores"] >= 1
+
+
+def _results(validated: float, connected: int, paced_p99: float) -> dict:
+    phase = {"name": "saturated", "connected": connected, "active": 10,
+             "validated_per_s": validated, "accepted_per_s": validated,
+             "ack": {"n": 5, "p50_ms": 10.0, "p99_ms": 400.0}}
+    paced = {**phase, "name": "paced", "fraction": 0.5,
+             "ack": {"n": 5, "p50_ms": 5.0, "p99_ms": paced_p99}}
+    return {"modes": [{"mode": "scale-out", "sizes": [
+        {"size": 1000, "phases": [phase, paced]}]}]}
+
+
+def test_targets_say_met_or_by_how_much_they_fall_short():
+    rows = report.targets(_results(validated=250.0, connected=1000, paced_p99=40.0))
+    verdicts = {row[0]: row[2] for row in rows}
+    assert verdicts["≥ 1,000 results/s validated at quorum 2, scale-out"] == (
+        "**short by 750/s** (25% of the target)")
+    assert verdicts["10,000 volunteers connected at once (scale-out)"] == "**short by 9,000**"
+    paced = next(v for k, v in verdicts.items() if "at 50% of the saturated rate" in k)
+    saturated = next(v for k, v in verdicts.items() if k.endswith("saturated)"))
+    assert paced == "**met**" and saturated == "**short**: 4.0× too slow"
+    rows = report.targets(_results(validated=1200.0, connected=10000, paced_p99=40.0))
+    assert [row[2] for row in rows[:2]] == ["**met**", "**met**"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_the_command_runs_end_to_end_and_writes_the_report(tmp_path):
+    output, raw = tmp_path / "performance.md", tmp_path / "raw.json"
+    modes = "embedded,scale-out" if SCALE_OUT else "embedded"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "platform"), "SPARECYCLES_TOOLS": "1"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "bench_platform", "--modes", modes, "--sizes", "12",
+         "--active", "4", "--window", "1.5", "--warmup", "0.5", "--idle-probe", "0.5",
+         "--backlog", "300", "--ceiling-seconds", "1", "--paced-at", "12", "--paced", "0.5",
+         "--output", str(output), "--json", str(raw)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
+    assert done.returncode == 0, done.stderr[-4000:]
+    text = output.read_text()
+    assert text in done.stdout  # printed as written
+    for heading in ("## Targets", "## Throughput and latency (saturated)",
+                    "## Latency below saturation (paced)", "## Cost of connected volunteers",
+                    "## Ceilings and ratios", "## Where the time goes", "## Integrity"):
+        assert heading in text
+    assert "python manage.py bench_platform --modes" in text  # how to reproduce it
+    results = json.loads(raw.read_text())
+    assert [m["mode"] for m in results["modes"]] == modes.split(",")
+    for mode in results["modes"]:
+        assert not mode.get("skipped"), mode.get("skipped")
+        assert mode["echo"]["round_trips"] > 0
+        assert mode["ceiling"]["results_per_s"] > 0
+        assert mode["profile"]["queries_per_result"] > 0
+        [size] = mode["sizes"]
+        assert size["size"] == 12 and size["connected_idle"] == 8
+        assert [p["name"] for p in size["phases"]] == ["saturated", "paced"]
+        for phase in size["phases"]:
+            assert phase["connected"] == 12, phase
+            assert phase["accepted"] > 0 and phase["ack"]["n"] > 0
+            assert phase["validated"] > 0  # counted in the database afterwards
+        assert mode["audit"]["problems"] == [] and mode["audit"]["acked"] > 0
+    assert "cleanup" not in done.stderr  # every throwaway world was removed
