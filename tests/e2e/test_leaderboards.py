@@ -17,7 +17,7 @@ from sparecycles.projects.catalogue import bundled_batch_create
 from sparecycles.projects.services import QuorumParams
 from sparecycles.volunteers.models import Device, Team, Volunteer
 from sparecycles.volunteers.services import team_create
-from sparecycles.volunteers.templatetags.credit_format import format_credit
+from sparecycles.credit.templatetags.credit_format import format_credit
 from tests.conftest import approved
 from tests.waiting import wait_for_completed
 

@@ -8,7 +8,7 @@ from sparecycles.asgi import application
 from sparecycles.credit.selectors import volunteer_stats
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.volunteers.models import Device, Volunteer
-from sparecycles.volunteers.templatetags.credit_format import format_credit
+from sparecycles.credit.templatetags.credit_format import format_credit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

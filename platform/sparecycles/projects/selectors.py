@@ -236,7 +236,7 @@ def project_top_contributors(*, project: Project, limit: int = 10) -> list[dict[
 
 
 def _credit_text(credit: float) -> str:
-    from sparecycles.volunteers.templatetags.credit_format import format_credit
+    from sparecycles.credit.templatetags.credit_format import format_credit
 
     return format_credit(credit)  # one format for credit on every page
 
