@@ -142,15 +142,9 @@ def tasks_in_progress(*, volunteer: Volunteer):
 TEAMS_PER_PAGE = 50
 
 
-@dataclass(frozen=True)
-class TeamRow:
-    team: Team
-    credit: float
-    rac: float
-
-
 def team_directory(*, query: str = "", page: int = 1, size: int = TEAMS_PER_PAGE):
-    """Teams by total credit (those without credit yet too), optionally filtered by name."""
+    """Teams by total credit (those without credit yet too), optionally filtered by name;
+    each with its `totals` (credit.selectors.Totals) for the page."""
     qs = Team.objects.all()
     if query:
         qs = qs.filter(name__icontains=query)
@@ -159,7 +153,7 @@ def team_directory(*, query: str = "", page: int = 1, size: int = TEAMS_PER_PAGE
     page = min(max(1, page), pages)
     start = (page - 1) * size
     now = time.time()
-    rows = [TeamRow(team=team, credit=totals.credit, rac=totals.rac)
-            for team in by_credit(qs)[start:start + size]
-            for totals in [totals_of(row_of(team), now=now)]]
-    return rows, page, pages, total
+    teams = list(by_credit(qs)[start:start + size])
+    for team in teams:
+        team.totals = totals_of(row_of(team), now=now)
+    return teams, page, pages, total

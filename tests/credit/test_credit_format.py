@@ -2,7 +2,7 @@
 
 import pytest
 
-from sparecycles.volunteers.charts import compact
+from sparecycles.accounts.charts import compact
 from sparecycles.credit.templatetags.credit_format import (
     format_credit,
     format_credit_micro,
