@@ -15,10 +15,10 @@ from sparecycles.credit.models import (
     VolunteerCredit,
     VolunteerProjectCredit,
 )
+from sparecycles.credit.selectors import project_top_contributors
 from sparecycles.credit.services import ReversalError, credit_grant, credit_reverse_many
 from sparecycles.credit.stats_export import host_rows
 from sparecycles.projects.models import Project
-from sparecycles.projects.selectors import project_top_contributors
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
 from sparecycles.volunteers.models import Volunteer

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from sparecycles.projects.models import Project
 from sparecycles.volunteers.models import Team, Volunteer
@@ -18,6 +18,7 @@ from sparecycles.volunteers.models import Team, Volunteer
 from .averages import KEY_FLOOR, rac_now
 from .models import (
     MICRO,
+    CreditGrant,
     CreditTotals,
     FlopsApproval,
     ProjectCredit,
@@ -25,6 +26,7 @@ from .models import (
     VolunteerCredit,
     VolunteerProjectCredit,
 )
+from .templatetags.credit_format import format_credit
 
 Order = Literal["credit", "rac"]
 PAGE_SIZE = 50
@@ -242,6 +244,19 @@ def row_of(owner) -> CreditTotals | None:
         return owner.credit
     except ObjectDoesNotExist:
         return None
+
+
+def project_top_contributors(*, project: Project, limit: int = 10) -> list[dict]:
+    """Volunteers with the most credit granted for this project's work (a project page)."""
+    rows = list(CreditGrant.objects.filter(project=project, reversal__isnull=True)
+                .values("volunteer")
+                .annotate(credit=Sum("amount_micro"), results=Count("id"))
+                .order_by("-credit", "volunteer")[:limit])
+    names = {v.pk: v.public_name for v in
+             Volunteer.objects.filter(pk__in=[r["volunteer"] for r in rows])}
+    return [{"name": names.get(r["volunteer"], "Anonymous"), "credit": r["credit"] / MICRO,
+             "credit_text": format_credit(r["credit"] / MICRO), "results": r["results"]}
+            for r in rows]
 
 
 def flops_approval_in_force(*, app_version) -> FlopsApproval | None:
