@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "sparecycles.credit",
     "sparecycles.leaderboards",
     "sparecycles.ledger",
+    "sparecycles.accounts",
     "sparecycles.gateway",
     "sparecycles.web",
     "sparecycles.sandbox",

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from sparecycles.accounts.forms import AdminLoginForm
 from sparecycles.projects import views as project_views
-from sparecycles.volunteers.forms import AdminLoginForm
 from sparecycles.web import views as web_views
 
 admin.site.site_header = "Spare Cycles administration"
@@ -20,6 +20,6 @@ urlpatterns = [
     path("api/v1/", include("sparecycles.api.urls")),
     path("admin/", admin.site.urls),
     path("ledger/", include("sparecycles.ledger.urls")),
-    path("", include("sparecycles.volunteers.urls")),
+    path("", include("sparecycles.accounts.urls")),
     path("", include("sparecycles.leaderboards.urls")),
 ]

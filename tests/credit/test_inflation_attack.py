@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from sparecycles.credit.models import MICRO, CreditGrant, FlopsApproval
+from sparecycles.credit.models import MICRO, CreditGrant, FlopsApproval, VolunteerCredit
 from sparecycles.credit.normalisation import (
     MAX_GRANT_MICRO,
     micro_credit_for_flops,
@@ -30,7 +30,6 @@ from sparecycles.projects.services import QuorumParams, batch_create
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
 from sparecycles.validation.models import DeviceCredibility
-from sparecycles.volunteers.models import Volunteer
 from sparecycles.volunteers.services import device_connect
 from tests.api.conftest import token_client
 from tests.ledger.conftest import TEST_POLICY
@@ -110,7 +109,7 @@ def test_declaring_1e24_flops_through_the_api_earns_only_the_measured_work(owner
     # unit varies: 3 reference-seconds is the honest ceiling here (the old code: 2.3e12 credit).
     bound = micro_credit_for_ms(3000, reference_gflops=1.0)
     assert all(0 < g.amount_micro <= bound for g in grants), [g.amount_micro for g in grants]
-    assert max(v.credit_micro for v in Volunteer.objects.all()) < MICRO   # not 2.3e12 credit
+    assert max(v.credit_micro for v in VolunteerCredit.objects.all()) < MICRO   # not 2.3e12 credit
     # Both replicas of a work unit get the same (canonical) credit.
     for unit in WorkUnit.objects.filter(batch=batch):
         assert len(set(grants.filter(workunit=unit).values_list("amount_micro", flat=True))) == 1

@@ -5,15 +5,23 @@ import threading
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from sparecycles.credit.models import MICRO, CreditGrant, CreditReversal, VolunteerProjectCredit
+from sparecycles.accounts.selectors import device_rows
+from sparecycles.credit.models import (
+    MICRO,
+    CreditGrant,
+    CreditReversal,
+    ProjectCredit,
+    TeamCredit,
+    VolunteerCredit,
+    VolunteerProjectCredit,
+)
+from sparecycles.credit.selectors import project_top_contributors
 from sparecycles.credit.services import ReversalError, credit_grant, credit_reverse_many
 from sparecycles.credit.stats_export import host_rows
 from sparecycles.projects.models import Project
-from sparecycles.projects.selectors import project_top_contributors
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
-from sparecycles.volunteers.models import Team, Volunteer
-from sparecycles.volunteers.selectors import device_rows
+from sparecycles.volunteers.models import Volunteer
 from sparecycles.volunteers.services import team_create
 
 pytestmark = pytest.mark.django_db
@@ -46,10 +54,11 @@ def board(client) -> list[int]:
 def totals(volunteer_id: int) -> dict:
     volunteer = Volunteer.objects.get(pk=volunteer_id)
     return {
-        "volunteer": volunteer.credit_micro,
-        "team": Team.objects.get(pk=volunteer.team_id).credit_micro if volunteer.team_id else None,
+        "volunteer": VolunteerCredit.objects.get(pk=volunteer_id).credit_micro,
+        "team": TeamCredit.objects.get(pk=volunteer.team_id).credit_micro if volunteer.team_id
+        else None,
         "pair": VolunteerProjectCredit.objects.get(volunteer=volunteer).credit_micro,
-        "project": Project.objects.get().credit_micro,
+        "project": ProjectCredit.objects.get().credit_micro,
     }
 
 
@@ -61,7 +70,8 @@ def test_reversal_rows_sit_beside_the_grants_and_every_total_drops(two_volunteer
     assert before == {"volunteer": 3 * MICRO, "team": 3 * MICRO, "pair": 3 * MICRO,
                       "project": 5 * MICRO}
     cheat = Volunteer.objects.get(pk=cheat_id)
-    rac_before, team_rac_before = cheat.rac, Team.objects.get(pk=team.pk).rac
+    rac_before = VolunteerCredit.objects.get(pk=cheat_id).rac
+    team_rac_before = TeamCredit.objects.get(pk=team.pk).rac
     grants_before = list(CreditGrant.objects.order_by("pk").values_list("pk", "amount_micro"))
 
     assert credit_reverse_many(replica_ids=[r.pk for r in replicas[:2]],
@@ -78,9 +88,10 @@ def test_reversal_rows_sit_beside_the_grants_and_every_total_drops(two_volunteer
                                 "project": 3 * MICRO}
     assert totals(honest_id)["volunteer"] == 2 * MICRO
     cheat.refresh_from_db()
-    assert 0 < cheat.rac < rac_before and cheat.rac_key < Volunteer.objects.get(
+    cheat_credit = VolunteerCredit.objects.get(pk=cheat_id)
+    assert 0 < cheat_credit.rac < rac_before and cheat_credit.rac_key < VolunteerCredit.objects.get(
         pk=honest_id).rac_key
-    assert Team.objects.get(pk=team.pk).rac < team_rac_before
+    assert TeamCredit.objects.get(pk=team.pk).rac < team_rac_before
     # Devices are summed from the grants that stand.
     [row] = device_rows(volunteer=cheat)
     assert row.credit == 1.0
@@ -145,9 +156,9 @@ def test_bad_replica_ids_are_refused(two_volunteers):
 
 def test_credit_of_a_claimed_device_is_reversed_at_the_account(two_volunteers, make_device):
     """volunteer_merge moves totals to the account but leaves sealed grants behind."""
+    from sparecycles.accounts.services import volunteer_merge
     from sparecycles.ledger.models import EpochCredit
     from sparecycles.ledger.services import epochs_close_due, ledger_init
-    from sparecycles.volunteers.services import volunteer_merge
 
     cheat_device, _, _, replicas = two_volunteers
     ledger_init()
@@ -158,13 +169,11 @@ def test_credit_of_a_claimed_device_is_reversed_at_the_account(two_volunteers, m
     with transaction.atomic():
         volunteer_merge(source=Volunteer.objects.get(pk=cheat_device.volunteer_id),
                         target=account)
-    account.refresh_from_db()
-    assert account.credit_micro == 3 * MICRO
+    assert VolunteerCredit.objects.get(pk=account.pk).credit_micro == 3 * MICRO
     assert CreditGrant.objects.get(replica=replicas[0]).volunteer_id == cheat_device.volunteer_id
     assert credit_reverse_many(replica_ids=[replicas[0].pk], reason="merged") == 1
-    account.refresh_from_db()
-    assert account.credit_micro == 2 * MICRO
-    assert Volunteer.objects.get(pk=cheat_device.volunteer_id).credit_micro == 0
+    assert VolunteerCredit.objects.get(pk=account.pk).credit_micro == 2 * MICRO
+    assert VolunteerCredit.objects.get(pk=cheat_device.volunteer_id).credit_micro == 0
     assert CreditReversal.objects.get().volunteer_id == account.pk
 
 
@@ -181,7 +190,7 @@ def test_concurrent_reversals_and_grants_count_each_grant_once(make_batch, make_
     regrant = replicas[4:]
     # Undo the last four grants (a test set-up, not a service) so threads grant them again.
     CreditGrant.objects.filter(replica__in=regrant).delete()
-    for model in (Volunteer, Team, Project, VolunteerProjectCredit):
+    for model in (VolunteerCredit, TeamCredit, ProjectCredit, VolunteerProjectCredit):
         model.objects.update(credit_micro=4 * MICRO)
     sets = [reversed_ids, reversed_ids[:2], reversed_ids[1:3], reversed_ids[2:],
             reversed_ids[::2], reversed_ids[::-1]]
@@ -220,8 +229,8 @@ def test_concurrent_reversals_and_grants_count_each_grant_once(make_batch, make_
     reversed_replicas = CreditReversal.objects.values_list("replica_id", flat=True)
     assert sorted(reversed_replicas) == sorted(reversed_ids)
     assert CreditGrant.objects.count() == 8
-    volunteer = Volunteer.objects.get(pk=device.volunteer_id)
+    volunteer = VolunteerCredit.objects.get(pk=device.volunteer_id)
     assert volunteer.credit_micro == 4 * MICRO   # 4 set up - 4 reversed + 4 granted again
-    assert Team.objects.get().credit_micro == 4 * MICRO
-    assert Project.objects.get().credit_micro == 4 * MICRO
+    assert TeamCredit.objects.get().credit_micro == 4 * MICRO
+    assert ProjectCredit.objects.get().credit_micro == 4 * MICRO
     assert VolunteerProjectCredit.objects.get().credit_micro == 4 * MICRO

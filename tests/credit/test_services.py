@@ -5,13 +5,21 @@ import threading
 import pytest
 from django.db import connection
 
-from sparecycles.credit.models import MICRO, CreditGrant, credit_micro_for_flops
+from sparecycles.credit.models import (
+    MICRO,
+    Badge,
+    CreditGrant,
+    ProjectCredit,
+    TeamCredit,
+    VolunteerCredit,
+    credit_micro_for_flops,
+)
+from sparecycles.credit.selectors import volunteer_credit_micro
 from sparecycles.credit.services import credit_grant
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.housekeeping import replicas_time_out
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
-from sparecycles.volunteers.models import Badge, Volunteer
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +34,7 @@ def report(make_device, output, ok=True, establish=None):
 
 
 def credit_of(device):
-    return Volunteer.objects.get(pk=device.volunteer_id).credit_micro
+    return volunteer_credit_micro(volunteer_id=device.volunteer_id)
 
 
 def test_boinc_unit():
@@ -91,8 +99,7 @@ def test_totals_for_project_and_team(make_batch, make_device, project):
     for _ in range(2):
         replica = tasks_dispatch(device=device, slots=1).replicas[0]
         replica_report(device=device, task_id=replica.task_id, ok=True, output={"x": 1})
-    project.refresh_from_db()
-    team.refresh_from_db()
+    project, team = ProjectCredit.objects.get(pk=project.pk), TeamCredit.objects.get(pk=team.pk)
     assert project.credit_micro == team.credit_micro == 2 * MICRO
     assert team.recent_average_credit > 0
 
@@ -110,7 +117,7 @@ def test_concurrent_validations_grant_once(make_batch, make_device):
     make_batch(count=1)
     device, replica = report(make_device, {"x": 1})
     CreditGrant.objects.all().delete()
-    Volunteer.objects.filter(pk=device.volunteer_id).update(credit_micro=0)
+    VolunteerCredit.objects.filter(pk=device.volunteer_id).update(credit_micro=0)
     replica.refresh_from_db()
     barrier = threading.Barrier(4)
 
@@ -137,7 +144,7 @@ def test_concurrent_validations_grant_once(make_batch, make_device):
 def test_milestone_badges_come_with_the_grant_that_crosses_them(make_batch, make_device):
     make_batch(count=2)
     device = make_device().device
-    Volunteer.objects.filter(pk=device.volunteer_id).update(credit_micro=999 * MICRO + 1)
+    VolunteerCredit.objects.create(pk=device.volunteer_id, credit_micro=999 * MICRO + 1)
     replica = tasks_dispatch(device=device, slots=1).replicas[0]
     replica_report(device=device, task_id=replica.task_id, ok=True, output={"x": 1})
     kinds = set(Badge.objects.filter(volunteer_id=device.volunteer_id)
@@ -158,7 +165,7 @@ def test_a_week_of_daily_credit_earns_the_streak_badge(make_batch, make_device):
             replica=Replica.objects.create(workunit=grant.workunit), workunit=grant.workunit,
             project=grant.project, volunteer=grant.volunteer, amount_micro=1,
             granted_at=timezone.now() - dt.timedelta(days=days_ago))
-    Volunteer.objects.filter(pk=device.volunteer_id).update(rac_time=None)  # a new day begins
+    VolunteerCredit.objects.filter(pk=device.volunteer_id).update(rac_time=None)  # a new day
     make_batch(count=1)
     replica = tasks_dispatch(device=device, slots=1).replicas[0]
     replica_report(device=device, task_id=replica.task_id, ok=True, output={"x": 1})

@@ -6,9 +6,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from sparecycles.accounts.services import volunteer_update
 from sparecycles.credit.stats_export import stats_export
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
-from sparecycles.volunteers.services import team_create, volunteer_update
+from sparecycles.volunteers.services import team_create
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from playwright.sync_api import Page, expect
 
-from sparecycles.volunteers.services import account_create
+from sparecycles.accounts.services import account_create
 from tests.e2e.test_pwa import BATTERY_SEAM, PHONE, open_settings
 from tests.e2e.test_volunteer_page import open_page
 

@@ -12,12 +12,13 @@ import time
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from sparecycles.credit.models import MICRO
+from sparecycles.credit.models import MICRO, TeamCredit, VolunteerCredit
+from sparecycles.credit.selectors import volunteer_credit_micro
+from sparecycles.credit.templatetags.credit_format import format_credit
 from sparecycles.projects.catalogue import bundled_batch_create
 from sparecycles.projects.services import QuorumParams
-from sparecycles.volunteers.models import Device, Team, Volunteer
+from sparecycles.volunteers.models import Device, Volunteer
 from sparecycles.volunteers.services import team_create
-from sparecycles.volunteers.templatetags.credit_format import format_credit
 from tests.conftest import approved
 from tests.waiting import wait_for_completed
 
@@ -110,7 +111,7 @@ def test_a_board_sees_another_volunteer_climb_without_reloading(live_daphne, two
     expect(board.locator("#lb-announce")).to_have_text("You are now number 2.")
     assert board.evaluate("() => window.__sameDocument === true"), "the board reloaded"
     assert int(board.locator("#board").get_attribute("data-updates")) >= 2
-    credit_b = Volunteer.objects.get(pk=b_id).credit_micro / MICRO
+    credit_b = VolunteerCredit.objects.get(pk=b_id).credit_micro / MICRO
     expect(row_b.locator("td.num").first).to_have_text(format_credit(credit_b))
     board.screenshot(path=str(screenshots_dir / "leaderboard-live-desktop.png"), full_page=True)
 
@@ -118,14 +119,16 @@ def test_a_board_sees_another_volunteer_climb_without_reloading(live_daphne, two
 def test_accounts_claims_and_phone_layouts(live_daphne, two_browsers, screenshots_dir):
     context_a, context_b = two_browsers
     for i in range(60):   # enough rows for a second page, and names that wrap
-        Volunteer.objects.create(name=f"Volunteer with a rather long display name {i}",
-                                 credit_micro=(i + 1) * 3 * MICRO, rac=i + 1.0,
-                                 rac_time=time.time(), rac_key=float(i))
+        VolunteerCredit.objects.create(
+            volunteer=Volunteer.objects.create(
+                name=f"Volunteer with a rather long display name {i}"),
+            credit_micro=(i + 1) * 3 * MICRO, rac=i + 1.0, rac_time=time.time(),
+            rac_key=float(i))
     team = team_create(founder=Volunteer.objects.first(), name="The Extraordinarily "
                        "Long-Named Mandelbrot Enthusiasts of the Northern Hemisphere",
                        description="We compute tiles.\n\nAnd we talk about them.")
-    Team.objects.filter(pk=team.pk).update(credit_micro=42 * MICRO, rac=3.0,
-                                           rac_time=time.time(), rac_key=1.0)
+    TeamCredit.objects.create(team=team, credit_micro=42 * MICRO, rac=3.0,
+                              rac_time=time.time(), rac_key=1.0)
 
     # B computes anonymously and shows a claim code.
     batch_b = bundled_batch_create("mandelbrot", count=1, quorum=ONE_REPLICA)
@@ -164,17 +167,17 @@ def test_accounts_claims_and_phone_layouts(live_daphne, two_browsers, screenshot
         "This browser is one of your devices")
     expect(page.get_by_role("button", name="Claim this browser")).to_be_hidden()
     ada = Volunteer.objects.get(user__username="ada")
-    assert ada.credit_micro > 0 and ada.devices.count() == 1
+    assert volunteer_credit_micro(volunteer_id=ada.pk) > 0 and ada.devices.count() == 1
 
     # ...and claims B's device by its code; B's credit comes along.
-    before = ada.credit_micro
+    before = volunteer_credit_micro(volunteer_id=ada.pk)
     page.get_by_label("Claim code").fill(code.text_content())
     page.get_by_role("button", name="Claim by code").click()
     expect(page.locator(".notices")).to_contain_text("are now part of your account")
     expect(page.locator(".device-row")).to_have_count(2)
     ada.refresh_from_db()
     assert Device.objects.get(pk=b_device.pk).volunteer_id == ada.pk
-    assert ada.credit_micro > before
+    assert volunteer_credit_micro(volunteer_id=ada.pk) > before
 
     pages = {
         "dashboard": "/me/",
@@ -207,6 +210,7 @@ def test_accounts_claims_and_phone_layouts(live_daphne, two_browsers, screenshot
 
     # The dashboard's numbers are the volunteer's own.
     page.goto(f"{live_daphne.url}/me/")
-    expect(page.locator(".tile").first).to_contain_text(format_credit(ada.credit_micro / MICRO))
+    expect(page.locator(".tile").first).to_contain_text(format_credit(
+        volunteer_credit_micro(volunteer_id=ada.pk) / MICRO))
     expect(page.locator("svg.chart")).to_be_visible()
     expect(page.get_by_role("heading", name="Your devices")).to_be_visible()

@@ -5,13 +5,13 @@ import time
 import pytest
 
 from sparecycles.credit.averages import rac_key
-from sparecycles.credit.models import MICRO
+from sparecycles.credit.models import MICRO, TeamCredit, VolunteerCredit
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
 from sparecycles.volunteers.models import Team, Volunteer
 
 
 def aggregate(credit: float, rac: float | None = None, *, now: float | None = None) -> dict:
-    """Aggregate fields as credit_grant would leave them: `rac` credit/day as of now."""
+    """Credit row fields as credit_grant would leave them: `rac` credit/day as of now."""
     now = now if now is not None else time.time()
     rac = credit if rac is None else rac
     if credit <= 0:
@@ -23,15 +23,18 @@ def aggregate(credit: float, rac: float | None = None, *, now: float | None = No
 @pytest.fixture
 def make_volunteer(db):
     def make(name: str, credit: float = 0, rac: float | None = None, **fields) -> Volunteer:
-        return Volunteer.objects.create(name=name, **aggregate(credit, rac), **fields)
+        volunteer = Volunteer.objects.create(name=name, **fields)
+        VolunteerCredit.objects.create(volunteer=volunteer, **aggregate(credit, rac))
+        return volunteer
     return make
 
 
 @pytest.fixture
 def make_team(db):
     def make(name: str, credit: float = 0, rac: float | None = None, **fields) -> Team:
-        return Team.objects.create(name=name, slug=name.lower().replace(" ", "-"),
-                                   **aggregate(credit, rac), **fields)
+        team = Team.objects.create(name=name, slug=name.lower().replace(" ", "-"), **fields)
+        TeamCredit.objects.create(team=team, **aggregate(credit, rac))
+        return team
     return make
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.db.models import Sum
 
-from sparecycles.credit.models import VolunteerProjectCredit
+from sparecycles.credit.models import TeamCredit, VolunteerCredit, VolunteerProjectCredit
 from sparecycles.leaderboards import bench
 from sparecycles.volunteers.models import Team, Volunteer
 
@@ -23,12 +23,13 @@ def test_seed_keeps_team_and_project_totals_consistent():
     for team in Team.objects.all():
         members = Volunteer.objects.filter(team=team)
         assert team.member_count == members.count()
-        assert team.credit_micro == (members.aggregate(s=Sum("credit_micro"))["s"] or 0)
-    on_board = Volunteer.objects.filter(credit_micro__gt=0)
+        assert TeamCredit.objects.get(pk=team.pk).credit_micro == (VolunteerCredit.objects.filter(
+            volunteer__in=members).aggregate(s=Sum("credit_micro"))["s"] or 0)
+    on_board = VolunteerCredit.objects.filter(credit_micro__gt=0)
     assert VolunteerProjectCredit.objects.filter(project=seeded.project).count() == \
         on_board.count()
     # RAC and credit boards hold the same rows.
-    assert on_board.count() == Volunteer.objects.filter(rac_key__gt=-1e9).count()
+    assert on_board.count() == VolunteerCredit.objects.filter(rac_key__gt=-1e9).count()
 
 
 def test_measurements_cover_every_board_and_the_grant():
@@ -57,6 +58,6 @@ def test_the_command_runs_in_a_throwaway_database(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"Throwaway sqlite database: {tmp_path}/bench-" in result.stdout
     assert "credit_grant on a fresh valid replica" in result.stdout
-    assert "USING COVERING INDEX volunteer_rac_rank" in result.stdout
+    assert "USING COVERING INDEX vcredit_rac_rank" in result.stdout
     assert not (tmp_path / "sparecycles.sqlite3").exists()  # the site's own DB: untouched
     assert not list(tmp_path.glob("bench-*.sqlite3"))        # and the throwaway one is gone

@@ -147,7 +147,7 @@ def test_a_claimed_volunteers_debt_is_withheld_from_the_account_it_joined(ledger
                                                                            grant):
     """Cheat anonymously, get paid, claim the device into an account (the tokens move
     there), be found out: the account's payouts repay the debt."""
-    from sparecycles.volunteers.services import volunteer_merge
+    from sparecycles.accounts.services import volunteer_merge
 
     anonymous, account, other = volunteers[:3]
     bad = grant(anonymous, MICRO, at(0, 10))

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from sparecycles.credit.models import CreditGrant
 from sparecycles.credit.reversals import CreditReversal
+from sparecycles.credit.selectors import volunteer_credit_micro
 from sparecycles.ledger.services import ledger_init
 from sparecycles.ledger.verify import verify_ledger
 from sparecycles.projects.models import App, WorkUnit
@@ -21,7 +22,7 @@ from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import replica_report, task_payload, tasks_dispatch
 from sparecycles.validation.models import DeviceCredibility, ValidationAudit
 from sparecycles.validation.transitioner import workunits_transition
-from sparecycles.volunteers.models import Device, Volunteer
+from sparecycles.volunteers.models import Device
 from tests.api.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -199,7 +200,7 @@ def test_a_device_that_turns_bad_has_its_settled_work_revalidated_and_credit_rev
         answer(device, replica, right(replica))
     first.refresh_from_db()
     assert first.state == WorkUnit.State.COMPLETED and first.canonical_output["square"] == -1
-    credit_before = Volunteer.objects.get(pk=turncoat.volunteer_id).credit_micro
+    credit_before = volunteer_credit_micro(volunteer_id=turncoat.volunteer_id)
     assert CreditGrant.objects.filter(device=turncoat).count() == 2
 
     # A spot check catches it.
@@ -221,7 +222,7 @@ def test_a_device_that_turns_bad_has_its_settled_work_revalidated_and_credit_rev
     reversed_replicas = set(CreditReversal.objects.values_list("grant__replica__device",
                                                                 flat=True))
     assert reversed_replicas == {turncoat.pk}
-    assert Volunteer.objects.get(pk=turncoat.volunteer_id).credit_micro < credit_before
+    assert volunteer_credit_micro(volunteer_id=turncoat.volunteer_id) < credit_before
     assert CreditGrant.objects.filter(device=turncoat).count() == 2  # rows never edited
 
     # Honest devices finish the reopened units; the colluder's credit goes back too.

@@ -104,7 +104,7 @@ def audit(*, acked_task_ids: Iterable[str] = (), batch_ids: Iterable[int] = (),
 
     Returns the facts and a list of `problems` (empty when all hold).
     """
-    from sparecycles.credit.models import CreditGrant
+    from sparecycles.credit.models import CreditGrant, VolunteerCredit
     from sparecycles.volunteers.models import Volunteer
 
     problems: list[str] = []
@@ -128,9 +128,10 @@ def audit(*, acked_task_ids: Iterable[str] = (), batch_ids: Iterable[int] = (),
         problems.append(f"{uncredited} valid replica(s) without a credit grant")
     sums = dict(CreditGrant.objects.values_list("volunteer_id").annotate(s=Sum("amount_micro"))
                 .values_list("volunteer_id", "s"))
-    wrong = [(v.pk, v.credit_micro, sums.get(v.pk, 0))
-             for v in Volunteer.objects.only("pk", "credit_micro")
-             if v.credit_micro != sums.get(v.pk, 0)]
+    held = dict(VolunteerCredit.objects.values_list("pk", "credit_micro"))
+    wrong = [(pk, held.get(pk, 0), sums.get(pk, 0))
+             for pk in Volunteer.objects.values_list("pk", flat=True)
+             if held.get(pk, 0) != sums.get(pk, 0)]
     if wrong:
         problems.append(f"{len(wrong)} volunteer(s) whose credit is not the sum of their "
                         f"grants (id, credit, grants): {wrong[:5]}")

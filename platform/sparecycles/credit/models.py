@@ -8,7 +8,7 @@ import time
 from django.conf import settings
 from django.db import models
 
-from .averages import rac_key, rac_now
+from .averages import KEY_FLOOR, rac_key, rac_now, rac_update, rac_withdraw
 
 MICRO = 1_000_000
 FLOPS_PER_CREDIT = 86_400e9 / 200  # 432e9
@@ -18,16 +18,20 @@ def credit_micro_for_flops(flops: float) -> int:
     return max(0, round(flops / FLOPS_PER_CREDIT * MICRO))
 
 
-class CreditAggregate(models.Model):
-    """Maintained credit totals for a volunteer, device, team or project.
+class CreditTotals(models.Model):
+    """Maintained credit totals: a total in micro-credits and a recent average (RAC).
 
-    Changed only by credit.services.credit_grant, under the row's lock.
+    The base of credit's own rows (VolunteerCredit, TeamCredit, ProjectCredit,
+    VolunteerProjectCredit). Changed only by credit's services, under the row's lock;
+    accrual, withdrawal and merging are written once, here.
     """
 
     credit_micro = models.BigIntegerField(default=0, db_index=True)
     rac = models.FloatField(default=0)  # credit per day, as of rac_time
     rac_time = models.FloatField(null=True, blank=True)  # unix time
-    rac_key = models.FloatField(default=-1e9, db_index=True)  # see averages.rac_key
+    rac_key = models.FloatField(default=KEY_FLOOR, db_index=True)  # see averages.rac_key
+
+    TOTAL_FIELDS = ["credit_micro", "rac", "rac_time", "rac_key"]
 
     class Meta:
         abstract = True
@@ -43,13 +47,89 @@ class CreditAggregate(models.Model):
     def refresh_rac_key(self) -> None:
         self.rac_key = rac_key(rac=self.rac, rac_time=self.rac_time)
 
+    def accrue(self, amount_micro: int, *, now: float, start: float | None) -> None:
+        """Add one grant of `amount_micro` made at `now` (work begun at `start`), in memory."""
+        self.credit_micro += amount_micro
+        self.rac = rac_update(rac=self.rac, rac_time=self.rac_time,
+                              credit=amount_micro / MICRO, now=now, start=start)
+        self.rac_time = now
+        self.refresh_rac_key()
 
-class VolunteerProjectCredit(CreditAggregate):
+    def withdraw(self, amount_micro: int, *, granted: float, now: float) -> None:
+        """Take out one grant of `amount_micro` made at `granted`, in memory.
+
+        Never below zero: a team's total lacks the grant if the volunteer joined it after.
+        """
+        self.credit_micro = max(0, self.credit_micro - amount_micro)
+        self.rac = rac_withdraw(rac=self.rac, rac_time=self.rac_time,
+                                credit=amount_micro / MICRO, granted=granted, now=now)
+        if self.rac_time is not None:
+            self.rac_time = now
+        self.refresh_rac_key()
+
+    def absorb(self, other: "CreditTotals", *, now: float) -> None:
+        """Fold `other`'s totals into these (a merge), in memory; `other` is emptied."""
+        self.credit_micro += other.credit_micro
+        self.rac = (rac_now(rac=self.rac, rac_time=self.rac_time, now=now)
+                    + rac_now(rac=other.rac, rac_time=other.rac_time, now=now))
+        self.rac_time = now
+        self.refresh_rac_key()
+        other.credit_micro, other.rac, other.rac_key = 0, 0.0, KEY_FLOOR
+
+
+class VolunteerCredit(CreditTotals):
+    """A volunteer's credit totals: the rows of the volunteer leaderboard.
+
+    One per volunteer that ever had credit (made by the first grant); the volunteer's id
+    is the primary key, so ties on the boards fall to the older volunteer as before.
+    """
+
+    volunteer = models.OneToOneField("volunteers.Volunteer", primary_key=True,
+                                     on_delete=models.CASCADE, related_name="credit")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-credit_micro", "volunteer"], name="vcredit_credit_rank"),
+            models.Index(fields=["-rac_key", "volunteer"], name="vcredit_rac_rank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credit_micro / MICRO:.2f} credit of volunteer {self.volunteer_id}"
+
+
+class TeamCredit(CreditTotals):
+    """A team's credit totals (credit its members earned while in it)."""
+
+    team = models.OneToOneField("volunteers.Team", primary_key=True, on_delete=models.CASCADE,
+                                related_name="credit")
+
+    class Meta:
+        indexes = [models.Index(fields=["-credit_micro", "team"], name="tcredit_credit_rank"),
+                   models.Index(fields=["-rac_key", "team"], name="tcredit_rac_rank")]
+
+    def __str__(self) -> str:
+        return f"{self.credit_micro / MICRO:.2f} credit of team {self.team_id}"
+
+
+class ProjectCredit(CreditTotals):
+    """A project's credit totals (all credit granted for its work)."""
+
+    project = models.OneToOneField("projects.Project", primary_key=True,
+                                   on_delete=models.CASCADE, related_name="credit")
+
+    class Meta:
+        indexes = [models.Index(fields=["-credit_micro", "project"], name="pcredit_credit_rank")]
+
+    def __str__(self) -> str:
+        return f"{self.credit_micro / MICRO:.2f} credit of project {self.project_id}"
+
+
+class VolunteerProjectCredit(CreditTotals):
     """A volunteer's credit within one project: the rows of the per-project leaderboards.
 
     Maintained by credit_grant beside the volunteer's own totals (under the volunteer's
-    row lock, which also serialises the creation of a missing row), merged by
-    credit.services.project_credit_merge when an anonymous volunteer is claimed.
+    credit row lock, which also serialises the creation of a missing row), merged by
+    credit.services.volunteer_credit_merge when an anonymous volunteer is claimed.
     """
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
@@ -167,3 +247,29 @@ class CreditReversal(models.Model):
     def __str__(self) -> str:
         return (f"−{self.amount_micro / MICRO:.6f} credit of {self.volunteer_id} "
                 f"(grant {self.grant_id})")
+
+
+class Badge(models.Model):
+    """A milestone a volunteer reached with their credit (credit.badges awards them)."""
+
+    class Kind(models.TextChoices):
+        FIRST_VALID = "first_valid", "First valid result"
+        CREDIT_1K = "credit_1k", "1,000 credit"
+        CREDIT_10K = "credit_10k", "10,000 credit"
+        CREDIT_100K = "credit_100k", "100,000 credit"
+        STREAK_7 = "streak_7", "7-day streak"
+        STREAK_30 = "streak_30", "30-day streak"
+
+    volunteer = models.ForeignKey("volunteers.Volunteer", on_delete=models.CASCADE,
+                                  related_name="badges")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    awarded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["awarded_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["volunteer", "kind"], name="badge_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.volunteer}"

@@ -9,11 +9,17 @@ from django.utils import timezone
 
 from sparecycles import events
 from sparecycles.db.bulk import rows_update
-from sparecycles.projects.models import Project
-from sparecycles.volunteers.models import Team, Volunteer
+from sparecycles.volunteers.models import Volunteer
 
-from .averages import rac_withdraw
-from .models import MICRO, CreditGrant, CreditReversal, VolunteerProjectCredit
+from .models import (
+    CreditGrant,
+    CreditReversal,
+    CreditTotals,
+    ProjectCredit,
+    TeamCredit,
+    VolunteerCredit,
+    VolunteerProjectCredit,
+)
 
 REASON_MAX = 200
 MERGE_HOPS = 8  # volunteer_merge folds an anonymous volunteer into an account: one hop
@@ -36,8 +42,9 @@ def credit_reverse_many(*, replica_ids: list[int], reason: str) -> int:
 
     Concurrency: the grants are locked first (FOR NO KEY UPDATE, by primary key), so a
     concurrent reversal of the same grant waits and then finds it reversed; the
-    OneToOne on CreditReversal.grant is the backstop. Totals are then locked in the
-    order every credit writer uses — volunteers, projects, teams, per-project rows.
+    OneToOne on CreditReversal.grant is the backstop. The volunteers are locked (to follow
+    merges), then credit's rows in the order every credit writer uses — volunteers',
+    projects', teams', per-project rows.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise ReversalError("A reversal needs a reason (a short text saying why).")
@@ -60,15 +67,13 @@ def credit_reverse_many(*, replica_ids: list[int], reason: str) -> int:
     now = timezone.now()
     volunteers = _lock_owners({g.volunteer_id for g in todo})
     owner_of = {g.pk: _owner(g.volunteer_id, volunteers) for g in todo}
-    projects = {p.pk: p for p in Project.objects.select_for_update(no_key=True).order_by("pk")
-                .filter(pk__in={g.project_id for g in todo})}
-    team_ids = {volunteers[owner_of[g.pk]].team_id for g in todo} - {None}
-    teams = {t.pk: t for t in Team.objects.select_for_update(no_key=True).order_by("pk")
-             .filter(pk__in=team_ids)}
+    owners = {owner_of[g.pk] for g in todo}
+    totals = _rows_locked(VolunteerCredit, owners)
+    projects = _rows_locked(ProjectCredit, {g.project_id for g in todo})
+    teams = _rows_locked(TeamCredit, {volunteers[pk].team_id for pk in owners} - {None})
     per_project = {(row.volunteer_id, row.project_id): row for row in
                    VolunteerProjectCredit.objects.select_for_update(no_key=True).order_by("pk")
-                   .filter(volunteer_id__in={owner_of[g.pk] for g in todo},
-                           project_id__in=list(projects))}
+                   .filter(volunteer_id__in=owners, project_id__in={g.project_id for g in todo})}
     reversals = [
         CreditReversal(grant=g, replica_id=g.replica_id, project_id=g.project_id,
                        volunteer_id=owner_of[g.pk], device_id=g.device_id,
@@ -84,19 +89,17 @@ def credit_reverse_many(*, replica_ids: list[int], reason: str) -> int:
     moment = now.timestamp()
     for grant in todo:
         volunteer = volunteers[owner_of[grant.pk]]
-        rows = [volunteer, projects[grant.project_id]]
-        if volunteer.team_id is not None:
-            rows.append(teams[volunteer.team_id])
-        pair = per_project.get((volunteer.pk, grant.project_id))
-        if pair is not None:
-            rows.append(pair)
+        rows = [totals.get(volunteer.pk), projects.get(grant.project_id),
+                teams.get(volunteer.team_id), per_project.get((volunteer.pk, grant.project_id))]
         for row in rows:
-            _withdraw(row, grant, now=moment)
-    fields = ["credit_micro", "rac", "rac_time", "rac_key"]
-    rows_update(Volunteer, volunteers.values(), fields)
-    rows_update(Project, projects.values(), fields)
-    if teams:
-        rows_update(Team, teams.values(), fields)
+            if row is not None:  # no row: that total never counted the grant
+                row.withdraw(grant.amount_micro, granted=grant.granted_at.timestamp(),
+                             now=moment)
+    fields = CreditTotals.TOTAL_FIELDS
+    for model, rows in ((VolunteerCredit, totals), (ProjectCredit, projects),
+                        (TeamCredit, teams)):
+        if rows:
+            rows_update(model, rows.values(), fields)
     if per_project:
         rows_update(VolunteerProjectCredit, per_project.values(), fields)
     devices = sorted({g.device_id for g in todo if g.device_id is not None})
@@ -133,14 +136,7 @@ def _owner(volunteer_id: int, volunteers: dict[int, Volunteer]) -> int:
     return volunteer_id
 
 
-def _withdraw(row, grant: CreditGrant, *, now: float) -> None:
-    """Take one grant out of a credit row in memory (the caller saves it).
-
-    Never below zero: a team's total lacks the grant if the volunteer joined it after.
-    """
-    row.credit_micro = max(0, row.credit_micro - grant.amount_micro)
-    row.rac = rac_withdraw(rac=row.rac, rac_time=row.rac_time, credit=grant.amount_micro / MICRO,
-                           granted=grant.granted_at.timestamp(), now=now)
-    if row.rac_time is not None:
-        row.rac_time = now
-    row.refresh_rac_key()
+def _rows_locked(model: type[CreditTotals], owner_ids: set[int]) -> dict[int, CreditTotals]:
+    """The owners' credit rows that exist, locked in id order (a reversal makes none)."""
+    return {r.pk: r for r in model.objects.select_for_update(no_key=True).order_by("pk")
+            .filter(pk__in=sorted(owner_ids))}

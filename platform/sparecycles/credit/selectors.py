@@ -9,19 +9,30 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from django.db.models import Q, QuerySet
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from sparecycles.projects.models import Project
 from sparecycles.volunteers.models import Team, Volunteer
 
 from .averages import KEY_FLOOR, rac_now
-from .models import MICRO, CreditAggregate, FlopsApproval, VolunteerProjectCredit
+from .models import (
+    MICRO,
+    CreditGrant,
+    CreditTotals,
+    FlopsApproval,
+    ProjectCredit,
+    TeamCredit,
+    VolunteerCredit,
+    VolunteerProjectCredit,
+)
+from .templatetags.credit_format import format_credit
 
 Order = Literal["credit", "rac"]
 PAGE_SIZE = 50
 
 
-def rank_of(row: CreditAggregate, *, order: Order = "credit",
+def rank_of(row: CreditTotals, *, order: Order = "credit",
             among: QuerySet | None = None) -> int:
     """1 + the rows ahead of `row`: those above it, then those level with it but older.
 
@@ -102,29 +113,35 @@ def _page(qs: QuerySet, *, order: Order, page: int, size: int, related: tuple[st
 
 def volunteer_board(*, order: Order = "credit", page: int = 1, size: int = PAGE_SIZE,
                     team: Team | None = None) -> Board:
-    qs = Volunteer.objects.all()
+    qs = VolunteerCredit.objects.all()
     if team is not None:
-        qs = qs.filter(team=team)
+        qs = qs.filter(volunteer__team=team)
     rows, start, page, pages, total = _page(qs, order=order, page=page, size=size,
-                                           related=("team",))
+                                           related=("volunteer__team",))
     now = time.time()
     return Board(rows=[
-        BoardRow(rank=start + i + 1, id=v.pk, name=v.public_name, credit=v.credit_micro / MICRO,
-                 rac=rac_now(rac=v.rac, rac_time=v.rac_time, now=now),
-                 team=v.team.name if v.team and not v.show_anonymous else "")
-        for i, v in enumerate(rows)
+        BoardRow(rank=start + i + 1, id=r.volunteer_id, name=r.volunteer.public_name,
+                 credit=r.credit_micro / MICRO,
+                 rac=rac_now(rac=r.rac, rac_time=r.rac_time, now=now),
+                 team=_team_name(r.volunteer))
+        for i, r in enumerate(rows)
     ], page=page, pages=pages, total=total, order=order, size=size)
 
 
+def _team_name(volunteer: Volunteer) -> str:
+    return volunteer.team.name if volunteer.team and not volunteer.show_anonymous else ""
+
+
 def team_board(*, order: Order = "credit", page: int = 1, size: int = PAGE_SIZE) -> Board:
-    qs = Team.objects.all()
-    rows, start, page, pages, total = _page(qs, order=order, page=page, size=size)
+    rows, start, page, pages, total = _page(TeamCredit.objects.all(), order=order, page=page,
+                                           size=size, related=("team",))
     now = time.time()
     return Board(rows=[
-        BoardRow(rank=start + i + 1, id=t.pk, name=t.name, credit=t.credit_micro / MICRO,
-                 rac=rac_now(rac=t.rac, rac_time=t.rac_time, now=now), members=t.member_count,
-                 slug=t.slug)
-        for i, t in enumerate(rows)
+        BoardRow(rank=start + i + 1, id=r.team_id, name=r.team.name,
+                 credit=r.credit_micro / MICRO,
+                 rac=rac_now(rac=r.rac, rac_time=r.rac_time, now=now),
+                 members=r.team.member_count, slug=r.team.slug)
+        for i, r in enumerate(rows)
     ], page=page, pages=pages, total=total, order=order, size=size)
 
 
@@ -139,25 +156,107 @@ def project_board(*, project: Project, order: Order = "credit", page: int = 1,
         BoardRow(rank=start + i + 1, id=r.volunteer_id, name=r.volunteer.public_name,
                  credit=r.credit_micro / MICRO,
                  rac=rac_now(rac=r.rac, rac_time=r.rac_time, now=now),
-                 team=(r.volunteer.team.name if r.volunteer.team and not r.volunteer.show_anonymous
-                       else ""))
+                 team=_team_name(r.volunteer))
         for i, r in enumerate(rows)
     ], page=page, pages=pages, total=total, order=order, size=size)
 
 
-def volunteer_stats(*, volunteer: Volunteer) -> dict:
+def volunteer_stats(*, volunteer_id: int) -> dict:
     """What PROTOCOL.md's `stats` frame carries (tokens are filled in by the caller).
 
     `credit` is a number as the protocol says, but not rounded (a small app's result earns
     a few micro-credits, which 2 decimals showed as 0.0); `credit_micro` is the exact
     integer the books hold, for clients that format it themselves.
     """
+    row = VolunteerCredit.objects.filter(pk=volunteer_id).first()
+    totals = totals_of(row)
     return {
-        "credit": volunteer.credit_micro / MICRO,
-        "credit_micro": volunteer.credit_micro,
-        "rac": round(volunteer.recent_average_credit, 6),
-        "rank": rank_of(volunteer) if volunteer.credit_micro > 0 else None,
+        "credit": totals.credit,
+        "credit_micro": totals.credit_micro,
+        "rac": round(totals.rac, 6),
+        "rank": rank_of(row) if row is not None and row.credit_micro > 0 else None,
     }
+
+
+# --- totals of one owner ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Totals:
+    """An owner's credit as pages show it: the total, and the recent average as of now."""
+
+    credit_micro: int = 0
+    rac: float = 0.0
+
+    @property
+    def credit(self) -> float:
+        return self.credit_micro / MICRO
+
+
+def totals_of(row: CreditTotals | None, *, now: float | None = None) -> Totals:
+    """A credit row's totals (zero for an owner without a row: no credit yet)."""
+    if row is None:
+        return Totals()
+    now = time.time() if now is None else now
+    return Totals(credit_micro=row.credit_micro,
+                  rac=rac_now(rac=row.rac, rac_time=row.rac_time, now=now))
+
+
+def volunteer_totals(*, volunteer_id: int) -> Totals:
+    return totals_of(VolunteerCredit.objects.filter(pk=volunteer_id).first())
+
+
+def team_totals(*, team_id: int) -> Totals:
+    return totals_of(TeamCredit.objects.filter(pk=team_id).first())
+
+
+def project_totals(*, project_id: int) -> Totals:
+    return totals_of(ProjectCredit.objects.filter(pk=project_id).first())
+
+
+def volunteer_credit_micro(*, volunteer_id: int) -> int:
+    return volunteer_totals(volunteer_id=volunteer_id).credit_micro
+
+
+def volunteer_rank(*, volunteer_id: int, order: Order = "credit") -> int | None:
+    """The volunteer's rank on the volunteer board; None while they have no credit."""
+    row = VolunteerCredit.objects.filter(pk=volunteer_id).first()
+    if row is None or row.credit_micro <= 0:
+        return None
+    return rank_of(row, order=order)
+
+
+def team_rank(*, team_id: int, order: Order = "credit") -> int | None:
+    row = TeamCredit.objects.filter(pk=team_id).first()
+    if row is None or row.credit_micro <= 0:
+        return None
+    return rank_of(row, order=order)
+
+
+def by_credit(qs: QuerySet) -> QuerySet:
+    """Teams or projects (`qs`) by total credit, those without credit yet last, each with
+    its credit row loaded (read it with totals_of(row_of(obj)))."""
+    return qs.select_related("credit").order_by(
+        F("credit__credit_micro").desc(nulls_last=True), "pk")
+
+
+def row_of(owner) -> CreditTotals | None:
+    """The credit row loaded with `owner` (by_credit), or None if it has none yet."""
+    try:
+        return owner.credit
+    except ObjectDoesNotExist:
+        return None
+
+
+def project_top_contributors(*, project: Project, limit: int = 10) -> list[dict]:
+    """Volunteers with the most credit granted for this project's work (a project page)."""
+    rows = list(CreditGrant.objects.filter(project=project, reversal__isnull=True)
+                .values("volunteer")
+                .annotate(credit=Sum("amount_micro"), results=Count("id"))
+                .order_by("-credit", "volunteer")[:limit])
+    names = {v.pk: v.public_name for v in
+             Volunteer.objects.filter(pk__in=[r["volunteer"] for r in rows])}
+    return [{"name": names.get(r["volunteer"], "Anonymous"), "credit": r["credit"] / MICRO,
+             "credit_text": format_credit(r["credit"] / MICRO), "results": r["results"]}
+            for r in rows]
 
 
 def flops_approval_in_force(*, app_version) -> FlopsApproval | None:

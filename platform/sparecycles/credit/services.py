@@ -1,30 +1,38 @@
 """The one place credit changes."""
 
 import math
+from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sparecycles import events
 from sparecycles.db.bulk import rows_update
-from sparecycles.projects.models import Project
-from sparecycles.scheduler.models import Replica
-from sparecycles.volunteers.badges import badges_award
-from sparecycles.volunteers.models import Team, Volunteer
 
-from .averages import rac_now, rac_update
+from .badges import badges_award
 from .claims import replicas_credit_micro
-from .models import MICRO, CreditGrant, FlopsApproval, VolunteerProjectCredit
+from .models import (
+    Badge,
+    CreditGrant,
+    CreditTotals,
+    FlopsApproval,
+    ProjectCredit,
+    TeamCredit,
+    VolunteerCredit,
+    VolunteerProjectCredit,
+)
 from .reversals import ReversalError, credit_reverse_many  # noqa: F401 (credit's one write API)
 
+T = TypeVar("T", bound=CreditTotals)
 
-def credit_grant(*, replica: Replica) -> CreditGrant | None:
+
+def credit_grant(*, replica) -> CreditGrant | None:
     """Grant credit for one valid replica, at most once; None if already granted or not valid."""
     grants = credit_grant_many(replicas=[replica])
     return grants[0] if grants else None
 
 
-def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
+def credit_grant_many(*, replicas: list) -> list[CreditGrant]:
     """Grant credit for valid replicas, at most once each; returns the grants made.
 
     Every valid replica of a work unit gets the same credit, from the work measured
@@ -32,13 +40,16 @@ def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
     Runs inside the caller's transaction (the transitioner's). The caller holds the
     replicas' work unit locks, so no other transaction grants for these replicas
     meanwhile; the OneToOne on replica is the backstop (a second grant fails the
-    savepoint and nothing is counted). Totals are updated under row locks taken in one
-    order everywhere — volunteers, projects, teams, per-project rows, each by primary
-    key — and each row is written once however many grants it gets. Device rows are
-    never touched: a device's credit is summed from its grants.
+    savepoint and nothing is counted). Totals are credit's own rows, updated under row
+    locks taken in one order everywhere — volunteers', projects', teams', per-project
+    rows, each by primary key — and each row is written once however many grants it
+    gets. Device totals are never kept: a device's credit is summed from its grants.
+
+    `replicas` are scheduler.Replica rows, handed in by the caller (validation): credit
+    reads their verdict, volunteer, device and work unit, and queries no replica itself.
     """
     eligible = {r.pk: r for r in replicas
-                if r.validate_state == Replica.ValidateState.VALID and r.volunteer_id is not None}
+                if r.validate_state == type(r).ValidateState.VALID and r.volunteer_id is not None}
     if not eligible:
         return []
     granted = set(CreditGrant.objects.filter(replica_id__in=list(eligible))
@@ -61,13 +72,12 @@ def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
             CreditGrant.objects.bulk_create(grants)
     except IntegrityError:
         return []
-    volunteers = {v.pk: v for v in Volunteer.objects.select_for_update(no_key=True).order_by("pk")
-                  .filter(pk__in={g.volunteer_id for g in grants})}
+    volunteers = totals_lock(VolunteerCredit, {g.volunteer_id for g in grants},
+                             related="volunteer")
     before = {pk: (v.credit_micro, v.rac_time) for pk, v in volunteers.items()}
-    projects = {p.pk: p for p in Project.objects.select_for_update(no_key=True).order_by("pk")
-                .filter(pk__in={g.project_id for g in grants})}
-    teams = {t.pk: t for t in Team.objects.select_for_update(no_key=True).order_by("pk")
-             .filter(pk__in={v.team_id for v in volunteers.values() if v.team_id})}
+    projects = totals_lock(ProjectCredit, {g.project_id for g in grants})
+    teams = totals_lock(TeamCredit, {v.volunteer.team_id for v in volunteers.values()
+                                     if v.volunteer.team_id})
     per_project = {(row.volunteer_id, row.project_id): row for row in
                    VolunteerProjectCredit.objects.select_for_update(no_key=True).order_by("pk")
                    .filter(volunteer_id__in=list(volunteers),
@@ -76,49 +86,83 @@ def credit_grant_many(*, replicas: list[Replica]) -> list[CreditGrant]:
     for grant, replica in zip(grants, todo, strict=True):
         started = replica.sent_at.timestamp() if replica.sent_at else None
         volunteer = volunteers[grant.volunteer_id]
-        key = (volunteer.pk, grant.project_id)
-        if key not in per_project:  # the volunteer's lock serialises its creation
+        key = (grant.volunteer_id, grant.project_id)
+        if key not in per_project:  # the volunteer's row lock serialises its creation
             per_project[key] = VolunteerProjectCredit(project_id=grant.project_id,
-                                                      volunteer_id=volunteer.pk)
+                                                      volunteer_id=grant.volunteer_id)
         rows = [projects[grant.project_id], volunteer, per_project[key]]
-        if volunteer.team_id is not None:
-            rows.append(teams[volunteer.team_id])
+        team_id = volunteer.volunteer.team_id
+        if team_id is not None:
+            rows.append(teams[team_id])
         for row in rows:
-            _accrue(row, grant.amount_micro, now=moment, start=started)
-    fields = ["credit_micro", "rac", "rac_time", "rac_key"]
-    rows_update(Volunteer, volunteers.values(), fields)
-    rows_update(Project, projects.values(), fields)
+            row.accrue(grant.amount_micro, now=moment, start=started)
+    fields = CreditTotals.TOTAL_FIELDS
+    rows_update(VolunteerCredit, volunteers.values(), fields)
+    rows_update(ProjectCredit, projects.values(), fields)
     if teams:
-        rows_update(Team, teams.values(), fields)
+        rows_update(TeamCredit, teams.values(), fields)
     fresh = [row for row in per_project.values() if row.pk is None]
     if fresh:
         VolunteerProjectCredit.objects.bulk_create(fresh)
     old = [row for row in per_project.values() if row.pk is not None]
     if old:
         rows_update(VolunteerProjectCredit, old, fields)
-    for pk, volunteer in volunteers.items():
-        badges_award(volunteer=volunteer, credit_before=before[pk][0],
-                     last_credit_time=before[pk][1], now=now)
+    for pk, totals in volunteers.items():
+        badges_award(volunteer_id=pk, credit_micro=totals.credit_micro,
+                     credit_before=before[pk][0], last_credit_time=before[pk][1], now=now)
     devices = sorted({g.device_id for g in grants if g.device_id is not None})
     events.credit_granted(volunteer_ids=sorted(volunteers), device_ids=devices)
     return grants
 
 
-def _accrue(row, amount_micro: int, *, now: float, start: float | None) -> None:
-    """Add one grant to a credit row in memory (the caller saves it)."""
-    row.credit_micro += amount_micro
-    row.rac = rac_update(rac=row.rac, rac_time=row.rac_time, credit=amount_micro / MICRO,
-                         now=now, start=start)
-    row.rac_time = now
-    row.refresh_rac_key()
+def totals_lock(model: type[T], owner_ids: set[int], *, related: str | None = None
+                ) -> dict[int, T]:
+    """The credit rows of these owners (by the owner's id), locked in id order.
 
-
-def project_credit_merge(*, source_id: int, target_id: int, now: float) -> None:
-    """Fold one volunteer's per-project credit rows into another's (volunteer_merge).
-
-    The caller holds both volunteers' row locks, so no grant changes these rows meanwhile.
+    A missing row (the owner's first credit) is inserted first, ignoring a row a
+    concurrent first grant inserted meanwhile, then locked like the others: one query
+    when every row exists, three on a first grant.
     """
-    locked = VolunteerProjectCredit.objects.select_for_update(no_key=True)
+    if not owner_ids:
+        return {}
+
+    def load(ids) -> dict[int, T]:
+        qs = model.objects.order_by("pk").filter(pk__in=sorted(ids))
+        if related:  # the owner comes along in the same query; only credit's row is locked
+            return {r.pk: r for r in qs.select_related(related)
+                    .select_for_update(no_key=True, of=("self",))}
+        return {r.pk: r for r in qs.select_for_update(no_key=True)}
+
+    rows = load(owner_ids)
+    missing = set(owner_ids) - set(rows)
+    if missing:
+        model.objects.bulk_create([model(pk=pk) for pk in sorted(missing)],
+                                  ignore_conflicts=True)
+        rows.update(load(missing))
+    return rows
+
+
+@transaction.atomic
+def volunteer_credit_merge(*, source_id: int, target_id: int, sealed_grant_ids) -> None:
+    """Fold one volunteer's credit into another's (accounts' volunteer_merge): their totals,
+    their per-project rows, their badges, and their grants not yet sealed in a closed
+    epoch (`sealed_grant_ids`: a query of the grants the ledger already paid out, which
+    stay attributed to the source so the journal still verifies).
+
+    The caller holds both volunteers' row locks; credit's rows are locked here too, in the
+    order every credit writer uses.
+    """
+    CreditGrant.objects.filter(volunteer_id=source_id).exclude(
+        pk__in=sealed_grant_ids).update(volunteer_id=target_id)
+    Badge.objects.filter(volunteer_id=source_id).exclude(
+        kind__in=Badge.objects.filter(volunteer_id=target_id).values("kind")).update(
+        volunteer_id=target_id)
+    now = timezone.now().timestamp()
+    rows = totals_lock(VolunteerCredit, {source_id, target_id})
+    source, target = rows[source_id], rows[target_id]
+    target.absorb(source, now=now)
+    rows_update(VolunteerCredit, [target, source], CreditTotals.TOTAL_FIELDS)
+    locked = VolunteerProjectCredit.objects.select_for_update(no_key=True).order_by("pk")
     theirs = {row.project_id: row for row in locked.filter(volunteer_id=target_id)}
     for row in locked.filter(volunteer_id=source_id):
         into = theirs.get(row.project_id)
@@ -126,12 +170,8 @@ def project_credit_merge(*, source_id: int, target_id: int, now: float) -> None:
             row.volunteer_id = target_id
             row.save(update_fields=["volunteer"])
             continue
-        into.credit_micro += row.credit_micro
-        into.rac = (rac_now(rac=into.rac, rac_time=into.rac_time, now=now)
-                    + rac_now(rac=row.rac, rac_time=row.rac_time, now=now))
-        into.rac_time = now
-        into.refresh_rac_key()
-        into.save(update_fields=["credit_micro", "rac", "rac_time", "rac_key"])
+        into.absorb(row, now=now)
+        into.save(update_fields=CreditTotals.TOTAL_FIELDS)
         row.delete()
 
 

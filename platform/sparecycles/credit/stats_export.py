@@ -28,7 +28,8 @@ from django.db.models import Sum
 from sparecycles.volunteers.models import Device, Team, Volunteer
 
 from .averages import HALF_LIFE_S
-from .models import MICRO, CreditGrant
+from .models import MICRO, CreditGrant, CreditTotals
+from .selectors import row_of
 
 
 def stats_dir() -> Path:
@@ -41,19 +42,24 @@ def _xml(tag: str, fields: dict) -> str:
     return f"<{tag}>\n{body}</{tag}>\n"
 
 
+def _totals(row: CreditTotals | None) -> dict:
+    """BOINC's total and average as of expavg_time (an owner without a row has none)."""
+    if row is None:
+        return {"total_credit": 0.0, "expavg_credit": 0.0, "expavg_time": 0}
+    return {"total_credit": round(row.credit_micro / MICRO, 6),
+            "expavg_credit": round(row.rac, 6), "expavg_time": round(row.rac_time or 0, 3)}
+
+
 def user_rows() -> Iterator[dict]:
-    for v in Volunteer.objects.order_by("pk").iterator(chunk_size=CHUNK):
+    for v in Volunteer.objects.select_related("credit").order_by("pk").iterator(
+            chunk_size=CHUNK):
         yield {"id": v.pk, "name": v.public_name, "create_time": int(v.created_at.timestamp()),
-               "total_credit": round(v.credit_micro / MICRO, 6),
-               "expavg_credit": round(v.rac, 6), "expavg_time": round(v.rac_time or 0, 3),
-               "teamid": v.team_id or 0}
+               **_totals(row_of(v)), "teamid": v.team_id or 0}
 
 
 def team_rows() -> Iterator[dict]:
-    for t in Team.objects.order_by("pk").iterator(chunk_size=CHUNK):
-        yield {"id": t.pk, "name": t.name, "userid": t.founder_id or 0,
-               "total_credit": round(t.credit_micro / MICRO, 6),
-               "expavg_credit": round(t.rac, 6), "expavg_time": round(t.rac_time or 0, 3),
+    for t in Team.objects.select_related("credit").order_by("pk").iterator(chunk_size=CHUNK):
+        yield {"id": t.pk, "name": t.name, "userid": t.founder_id or 0, **_totals(row_of(t)),
                "create_time": int(t.created_at.timestamp()), "nusers": t.member_count,
                "description": t.description}
 

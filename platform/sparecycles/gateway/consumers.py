@@ -10,14 +10,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from sparecycles.credit.models import MICRO
-from sparecycles.credit.selectors import volunteer_stats
+from sparecycles.credit.selectors import volunteer_stats, volunteer_totals
 from sparecycles.events import device_group
+from sparecycles.ledger.selectors import volunteer_tokens
 from sparecycles.scheduler import services as scheduler
 from sparecycles.scheduler.dispatch import Ask
 from sparecycles.scheduler.intake import Report
-from sparecycles.volunteers.models import Device, Volunteer
-from sparecycles.volunteers.selectors import volunteer_tokens
+from sparecycles.volunteers.models import Device
 from sparecycles.volunteers.services import device_connect
 
 from . import batching, ratelimit
@@ -141,13 +140,14 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.device = session.device
         await self.channel_layer.group_add(device_group(self.device.pk), self.channel_name)
         volunteer = self.device.volunteer
+        credit = await database_sync_to_async(volunteer_totals)(volunteer_id=volunteer.pk)
         welcome: dict[str, Any] = {
             "type": "welcome",
             "protocol": PROTOCOL_VERSION,
             "device_id": self.device.public_id,
             # Credit unrounded, plus the exact micro-credits (as in `stats`).
-            "volunteer": {"name": volunteer.name, "credit": volunteer.credit_micro / MICRO,
-                          "credit_micro": volunteer.credit_micro,
+            "volunteer": {"name": volunteer.name, "credit": credit.credit,
+                          "credit_micro": credit.credit_micro,
                           "tokens": await database_sync_to_async(volunteer_tokens)(volunteer)},
             "max_inflight": self.limits["MAX_INFLIGHT"],
             "heartbeat_s": self.limits["HEARTBEAT_S"],
@@ -235,7 +235,6 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
 
 def _stats(volunteer_id: int) -> dict[str, Any]:
-    volunteer = Volunteer.objects.get(pk=volunteer_id)
-    return {"type": "stats", **volunteer_stats(volunteer=volunteer),
-            "tokens": volunteer_tokens(volunteer)}
+    return {"type": "stats", **volunteer_stats(volunteer_id=volunteer_id),
+            "tokens": volunteer_tokens(volunteer_id)}
 

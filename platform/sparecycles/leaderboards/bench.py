@@ -19,7 +19,13 @@ from django.test import Client
 from django.utils import timezone
 
 from sparecycles.credit.averages import rac_key
-from sparecycles.credit.models import MICRO, VolunteerProjectCredit
+from sparecycles.credit.models import (
+    MICRO,
+    ProjectCredit,
+    TeamCredit,
+    VolunteerCredit,
+    VolunteerProjectCredit,
+)
 from sparecycles.credit.selectors import PAGE_SIZE
 from sparecycles.credit.services import credit_grant
 from sparecycles.projects.models import App, AppVersion, Batch, Project, WorkUnit
@@ -59,15 +65,15 @@ def seed(*, volunteers: int, teams: int, rng_seed: int = 1,
         batch_size=CHUNK)
     team_ids = [t.pk for t in team_rows]
     totals: dict[int, list] = {pk: [0, 0.0, 0] for pk in team_ids}  # credit, rac at now, n
-    batch: list[Volunteer] = []
+    batch: list[tuple[Volunteer, tuple]] = []
     made = 0
     for i in range(volunteers):
         credit, rac, rac_time, key = (0, 0.0, None, -1e9) if rng.random() < 0.05 else \
             _aggregate(rng, now)
         team_id = rng.choice(team_ids) if team_ids and rng.random() < 0.6 else None
-        batch.append(Volunteer(name=f"Volunteer {i}", credit_micro=credit, rac=rac,
-                               rac_time=rac_time, rac_key=key, team_id=team_id,
-                               show_anonymous=rng.random() < 0.1))
+        batch.append((Volunteer(name=f"Volunteer {i}", team_id=team_id,
+                                show_anonymous=rng.random() < 0.1),
+                      (credit, rac, rac_time, key)))
         if team_id is not None:
             row = totals[team_id]
             row[0] += credit
@@ -75,29 +81,35 @@ def seed(*, volunteers: int, teams: int, rng_seed: int = 1,
             row[2] += 1
         if len(batch) == CHUNK or i == volunteers - 1:
             with transaction.atomic():
-                created = Volunteer.objects.bulk_create(batch)
+                created = Volunteer.objects.bulk_create([v for v, _ in batch])
+                rows = [dict(zip(("credit_micro", "rac", "rac_time", "rac_key"), t,
+                                 strict=True)) for _, t in batch]
+                VolunteerCredit.objects.bulk_create([
+                    VolunteerCredit(volunteer_id=v.pk, **row)
+                    for v, row in zip(created, rows, strict=True)])
                 VolunteerProjectCredit.objects.bulk_create([
-                    VolunteerProjectCredit(project=project, volunteer_id=v.pk,
-                                           credit_micro=v.credit_micro, rac=v.rac,
-                                           rac_time=v.rac_time, rac_key=v.rac_key)
-                    for v in created if v.credit_micro > 0])
+                    VolunteerProjectCredit(project=project, volunteer_id=v.pk, **row)
+                    for v, row in zip(created, rows, strict=True) if row["credit_micro"] > 0])
             made += len(batch)
             batch = []
             log(f"  {made:,} volunteers")
     with transaction.atomic():
+        team_credit = []
         for team in team_rows:
             credit, rac, members = totals[team.pk]
-            team.credit_micro, team.member_count = credit, members
-            team.rac, team.rac_time = (rac, now) if rac > 0 else (0.0, None)
-            team.refresh_rac_key()
-        Team.objects.bulk_update(team_rows, ["credit_micro", "rac", "rac_time", "rac_key",
-                                             "member_count"], batch_size=CHUNK)
-        project.credit_micro = sum(t[0] for t in totals.values())
-        project.save(update_fields=["credit_micro"])
+            team.member_count = members
+            row = TeamCredit(team_id=team.pk, credit_micro=credit)
+            row.rac, row.rac_time = (rac, now) if rac > 0 else (0.0, None)
+            row.refresh_rac_key()
+            team_credit.append(row)
+        Team.objects.bulk_update(team_rows, ["member_count"], batch_size=CHUNK)
+        TeamCredit.objects.bulk_create(team_credit, batch_size=CHUNK)
+        ProjectCredit.objects.create(project=project,
+                                     credit_micro=sum(t[0] for t in totals.values()))
     # The logged-in viewer sits near the bottom: the worst case for counting who is ahead.
     username, password = "bench-viewer", "bench-viewer-pw-1"
     user = get_user_model().objects.create_user(username, password=password)
-    Volunteer.objects.filter(pk=Volunteer.objects.filter(credit_micro__gt=0)
+    Volunteer.objects.filter(pk=VolunteerCredit.objects.filter(credit_micro__gt=0)
                              .order_by("credit_micro", "pk").values("pk")[:1]).update(user=user)
     _analyze()
     log(f"  seeded in {time.perf_counter() - started:.1f} s")
@@ -110,8 +122,8 @@ def _analyze() -> None:
     scans) that a site's database has after autovacuum; a fresh bulk load has neither."""
     from django.db import connection
 
-    tables = [Volunteer._meta.db_table, Team._meta.db_table,
-              VolunteerProjectCredit._meta.db_table]
+    tables = [Volunteer._meta.db_table, Team._meta.db_table, VolunteerCredit._meta.db_table,
+              TeamCredit._meta.db_table, VolunteerProjectCredit._meta.db_table]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # VACUUM cannot run inside a transaction (as in the tests): ANALYZE can.
@@ -223,11 +235,11 @@ def explain_plans(seeded: Seeded) -> list[tuple[str, str]]:
     """The database's plans for the queries behind a board page and a rank."""
     from sparecycles.credit.selectors import on_board, ordered
 
-    volunteers = Volunteer.objects.all()
+    volunteers = VolunteerCredit.objects.all()
     by_credit, by_rac = on_board(volunteers, "credit"), on_board(volunteers, "rac")
     someone = by_credit.order_by("credit_micro", "pk").first()  # near the bottom: most ahead
     per_project = VolunteerProjectCredit.objects.filter(project=seeded.project)
-    teams = Team.objects.all()
+    teams = TeamCredit.objects.all()
     middle = by_credit.count() // 2
 
     def ids(qs, order):  # a page's ids: what credit.selectors._page asks the index for
@@ -241,9 +253,8 @@ def explain_plans(seeded: Seeded) -> list[tuple[str, str]]:
         ("volunteers by credit, last page's ids (read backwards)",
          ids(by_credit, "credit").reverse()[:PAGE_SIZE].explain()),
         ("then the page's rows by id",
-         Volunteer.objects.select_related("team").filter(pk__in=list(ids(by_credit,
-                                                                         "credit")[:50]))
-         .explain()),
+         VolunteerCredit.objects.select_related("volunteer__team").filter(
+             pk__in=list(ids(by_credit, "credit")[:50])).explain()),
         ("count of volunteers on the board (credit)", _count_explain(by_credit)),
         ("count of volunteers on the board (RAC)", _count_explain(by_rac)),
         ("rank by credit: rows above",

@@ -13,19 +13,28 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from sparecycles.credit.averages import rac_now
-from sparecycles.credit.models import MICRO, CreditAggregate, VolunteerProjectCredit
+from sparecycles.credit.models import (
+    MICRO,
+    CreditTotals,
+    TeamCredit,
+    VolunteerCredit,
+    VolunteerProjectCredit,
+)
 from sparecycles.credit.selectors import (
     PAGE_SIZE,
     Board,
     Order,
+    by_credit,
     project_board,
     rank_of,
+    row_of,
     team_board,
+    totals_of,
     volunteer_board,
 )
+from sparecycles.credit.templatetags.credit_format import format_credit, format_rac
 from sparecycles.projects.models import Project
-from sparecycles.volunteers.models import Team, Volunteer
-from sparecycles.volunteers.templatetags.credit_format import format_credit, format_rac
+from sparecycles.volunteers.models import Team
 
 Kind = Literal["volunteers", "teams", "project"]
 ORDERS: tuple[Order, ...] = ("credit", "rac")
@@ -66,7 +75,7 @@ def parse_page(value: str | None) -> int:
         return 1
 
 
-def _standing(row: CreditAggregate, *, id: int, name: str, order: Order, among: QuerySet,
+def _standing(row: CreditTotals, *, id: int, name: str, order: Order, among: QuerySet,
               size: int) -> Standing | None:
     if row.credit_micro <= 0:
         return None  # not on the board yet
@@ -81,10 +90,11 @@ def _standing(row: CreditAggregate, *, id: int, name: str, order: Order, among: 
 def volunteers_page(*, order: Order, page: int, viewer_id: int | None,
                     size: int = PAGE_SIZE) -> BoardPage:
     you = None
-    volunteer = Volunteer.objects.filter(pk=viewer_id).first() if viewer_id else None
-    if volunteer is not None:
-        you = _standing(volunteer, id=volunteer.pk, name=volunteer.public_name, order=order,
-                        among=Volunteer.objects.all(), size=size)
+    row = (VolunteerCredit.objects.select_related("volunteer").filter(pk=viewer_id).first()
+           if viewer_id else None)
+    if row is not None:
+        you = _standing(row, id=row.volunteer_id, name=row.volunteer.public_name, order=order,
+                        among=VolunteerCredit.objects.all(), size=size)
     board = volunteer_board(order=order, page=page, size=size)
     return BoardPage(kind="volunteers", board=board, you=you)
 
@@ -93,9 +103,10 @@ def teams_page(*, order: Order, page: int, viewer_id: int | None,
                size: int = PAGE_SIZE) -> BoardPage:
     you = None
     team = Team.objects.filter(members__pk=viewer_id).first() if viewer_id else None
-    if team is not None:
-        you = _standing(team, id=team.pk, name=team.name, order=order,
-                        among=Team.objects.all(), size=size)
+    row = TeamCredit.objects.filter(pk=team.pk).first() if team is not None else None
+    if row is not None:
+        you = _standing(row, id=team.pk, name=team.name, order=order,
+                        among=TeamCredit.objects.all(), size=size)
     return BoardPage(kind="teams", board=team_board(order=order, page=page, size=size), you=you)
 
 
@@ -112,14 +123,25 @@ def project_page(*, project: Project, order: Order, page: int, viewer_id: int | 
     return BoardPage(kind="project", board=board, you=you, project=project)
 
 
-def public_projects() -> QuerySet[Project]:
-    return Project.objects.filter(is_public=True).order_by("-credit_micro", "pk")
+@dataclass(frozen=True)
+class ProjectRow:
+    project: Project
+    credit: float
+    rac: float
+
+
+def public_projects() -> list[ProjectRow]:
+    """Public projects by total credit (credit's ProjectCredit rows), those without last."""
+    now = time.time()
+    return [ProjectRow(project=p, credit=t.credit, rac=t.rac)
+            for p in by_credit(Project.objects.filter(is_public=True))
+            for t in [totals_of(row_of(p), now=now)]]
 
 
 def row_url(kind: Kind, row) -> str:
     if kind == "teams":
-        return reverse("volunteers:team", args=[row.slug])
-    return reverse("volunteers:profile", args=[row.id])
+        return reverse("accounts:team", args=[row.slug])
+    return reverse("accounts:profile", args=[row.id])
 
 
 def _amounts(credit: float, rac: float) -> dict:

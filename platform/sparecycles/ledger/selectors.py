@@ -12,7 +12,15 @@ from sparecycles.volunteers.models import Volunteer
 from .canonical import ZERO_HASH, canonical_json, from_us, to_us
 from .chain import ACCOUNT_CODE
 from .merkle import MerkleTree, leaf_bytes, leaf_hash
-from .models import Account, ChainHead, Epoch, JournalEntry, JournalLine, PolicyVersion
+from .models import (
+    Account,
+    ChainHead,
+    Epoch,
+    EpochCredit,
+    JournalEntry,
+    JournalLine,
+    PolicyVersion,
+)
 from .policy import PolicyRecord, Schedule, configured_genesis, configured_params
 from .units import tokens_str
 
@@ -27,6 +35,17 @@ def volunteer_balance_micro(volunteer: Volunteer | int) -> int:
     balance = (Account.objects.filter(code=Account.volunteer_code(volunteer_id))
                .values_list("balance_micro", flat=True).first())
     return balance or 0
+
+
+def sealed_grant_ids():
+    """The credit grants an epoch already counted (a query, for use in a filter): they
+    stay with the volunteer they were paid to, so the journal still verifies."""
+    return EpochCredit.objects.values("grant_id")
+
+
+def volunteer_tokens(volunteer: Volunteer | int) -> str:
+    """The volunteer's token balance as a decimal string (PROTOCOL.md)."""
+    return tokens_str(volunteer_balance_micro(volunteer))
 
 
 def volunteer_public_name(volunteer: Volunteer | None) -> str:

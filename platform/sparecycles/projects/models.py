@@ -14,10 +14,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from sparecycles.credit.models import CreditAggregate
 
+class Project(models.Model):
+    """A project; its credit totals are credit's (credit.models.ProjectCredit)."""
 
-class Project(CreditAggregate):
     slug = models.SlugField(unique=True)
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)

@@ -3,7 +3,7 @@
 import datetime as dt
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from .models import App, AppVersion, AppWheel, Batch, OutputView, Project, WorkUnit
@@ -178,30 +178,6 @@ def project_progress_series(*, project: Project, points: int = 48,
         for i in range(points)
     })
     return [(start + step * i, buckets[f"b{i}"] or 0) for i in range(points)]
-
-
-def project_top_contributors(*, project: Project, limit: int = 10) -> list[dict[str, Any]]:
-    """Volunteers with the most credit granted for this project's work."""
-    from sparecycles.credit.models import MICRO, CreditGrant
-
-    rows = (CreditGrant.objects.filter(project=project, reversal__isnull=True)
-            .values("volunteer")
-            .annotate(credit=Sum("amount_micro"), results=Count("id"))
-            .order_by("-credit", "volunteer")[:limit])
-    rows = list(rows)
-    from sparecycles.volunteers.models import Volunteer
-
-    names = {v.pk: v.public_name for v in
-             Volunteer.objects.filter(pk__in=[r["volunteer"] for r in rows])}
-    return [{"name": names.get(r["volunteer"], "Anonymous"), "credit": r["credit"] / MICRO,
-             "credit_text": _credit_text(r["credit"] / MICRO), "results": r["results"]}
-            for r in rows]
-
-
-def _credit_text(credit: float) -> str:
-    from sparecycles.volunteers.templatetags.credit_format import format_credit
-
-    return format_credit(credit)  # one format for credit on every page
 
 
 def project_tile_apps(*, project: Project) -> list[App]:

@@ -4,6 +4,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from sparecycles.credit.selectors import project_top_contributors  # a credit read
 from sparecycles.errors import error_response, json_errors
 
 from .charts import progress_chart
@@ -17,7 +18,6 @@ from .selectors import (
     project_summary,
     project_tile_apps,
     project_tiles,
-    project_top_contributors,
 )
 
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -42,7 +42,7 @@ def _validation():
     return credibility, spot_checks
 
 S, V = Replica.ServerState, Replica.ValidateState
-# Adaptive replication also needs the volunteer's overall reputation (volunteers.reputation).
+# Adaptive replication also needs the volunteer's overall reputation (validation.reputation).
 ADAPTIVE_MIN_REPUTATION = 0.8
 CLAIM_FIELDS = ["server_state", "device", "volunteer", "network", "sent_at", "deadline", "solo"]
 

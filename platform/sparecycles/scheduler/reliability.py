@@ -13,7 +13,6 @@ from django.conf import settings
 
 from sparecycles.db.bulk import rows_update
 from sparecycles.volunteers.models import Device
-from sparecycles.volunteers.reputation import reputations_refresh
 
 from .models import HostAppVersion, Replica
 
@@ -62,11 +61,12 @@ class SpotCheck:
 
 
 def hosts_record(*, outcomes: Sequence[Outcome] = (), spot_checks: Sequence[SpotCheck] = ()
-                 ) -> None:
+                 ) -> list[int]:
     """Account for many verdicts and spot checks: each reliability row is locked and written
-    once, and reputations that moved are recomputed once per volunteer."""
+    once. Returns the volunteers whose reputation moved, for validation to recompute
+    (validation.reputation) once per volunteer."""
     if not outcomes and not spot_checks:
-        return
+        return []
     keys = {(o.device_id, o.app_version_id) for o in outcomes}
     keys |= {(c.device_id, c.app_version_id) for c in spot_checks}
     hosts = _hosts_lock(keys)
@@ -103,8 +103,7 @@ def hosts_record(*, outcomes: Sequence[Outcome] = (), spot_checks: Sequence[Spot
         HostAppVersion.objects.filter(device_id__in=failed_devices).update(consecutive_valid=0)
         refresh |= set(Device.objects.filter(pk__in=failed_devices)
                        .values_list("volunteer_id", flat=True))
-    if refresh:
-        reputations_refresh(volunteer_ids=sorted(refresh))
+    return sorted(refresh)
 
 
 def _hosts_lock(keys: set[tuple[int, int]]) -> dict[tuple[int, int], HostAppVersion]:

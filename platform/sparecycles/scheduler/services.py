@@ -20,7 +20,7 @@ from .models import Replica
 logger = logging.getLogger(__name__)
 
 _rng = random.SystemRandom()
-# Adaptive replication also needs the volunteer's overall reputation (volunteers.reputation).
+# Adaptive replication also needs the volunteer's overall reputation (validation.reputation).
 
 
 def max_inflight() -> int:
@@ -94,3 +94,12 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
 def workunit_revalidate(*, workunit_id: int) -> None:
     """Run validation again on one work unit, in its own transaction."""
     workunits_validate(workunit_ids=[workunit_id])
+
+
+def replicas_move(*, source_id: int, target_id: int) -> int:
+    """Give one volunteer's replicas to another (a claimed device's volunteer is folded into
+    the account's), except where both had one of the same work unit: that one stays with
+    the source as history, so no work unit ends up twice with the same volunteer."""
+    both = Replica.objects.filter(volunteer_id=target_id).values("workunit_id")
+    return (Replica.objects.filter(volunteer_id=source_id).exclude(workunit_id__in=both)
+            .update(volunteer_id=target_id))

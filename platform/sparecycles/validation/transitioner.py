@@ -31,6 +31,7 @@ from sparecycles.volunteers.models import Volunteer
 from .credibility import Delta, Standing, credibility_apply, standing_of, standings
 from .models import ValidationAudit
 from .policy import canonical_choose
+from .reputation import reputations_refresh
 
 logger = logging.getLogger(__name__)
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
@@ -103,7 +104,9 @@ class Writes:
         if volunteers:  # locked here, in order, before reputation and credit write to them
             list(Volunteer.objects.select_for_update(no_key=True).filter(pk__in=volunteers)
                  .order_by("pk").values_list("pk", flat=True))
-        hosts_record(outcomes=self.outcomes, spot_checks=self.spot_checks)
+        moved = hosts_record(outcomes=self.outcomes, spot_checks=self.spot_checks)
+        if moved:
+            reputations_refresh(volunteer_ids=moved)
         caught = credibility_apply({d: x for d, x in self.credibility.items() if d is not None})
         credit_grant_many(replicas=self.grants)
         if self.reversals:

@@ -17,9 +17,9 @@ class DeviceInline(admin.TabularInline):
 
 @admin.register(Volunteer)
 class VolunteerAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "total_credit", "created_at"]
+    list_display = ["name", "user", "created_at"]
     search_fields = ["name", "user__username"]
-    readonly_fields = ["credit_micro", "created_at"]
+    readonly_fields = ["created_at"]
     inlines = [DeviceInline]
 
 

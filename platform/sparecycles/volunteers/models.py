@@ -6,10 +6,10 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from sparecycles.credit.models import CreditAggregate
 
+class Team(models.Model):
+    """A team of volunteers; its credit totals are credit's (credit.models.TeamCredit)."""
 
-class Team(CreditAggregate):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True, max_length=5000)
@@ -20,15 +20,16 @@ class Team(CreditAggregate):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["-credit_micro", "id"], name="team_credit_rank"),
-                   models.Index(fields=["-rac_key", "id"], name="team_rac_rank")]
 
     def __str__(self) -> str:
         return self.name
 
 
-class Volunteer(CreditAggregate):
-    """A person donating compute; anonymous until they claim their devices with an account."""
+class Volunteer(models.Model):
+    """A person donating compute; anonymous until they claim their devices with an account.
+
+    Their credit totals are credit's (credit.models.VolunteerCredit).
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -47,14 +48,12 @@ class Volunteer(CreditAggregate):
     # row stays because the token ledger keeps naming it.
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="merged")
-    # Reputation in [0, 1] from the devices' validation history (volunteers.reputation).
+    # Reputation in [0, 1] from the devices' validation history (validation.reputation).
     reputation = models.FloatField(default=0.5)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["-credit_micro", "id"], name="volunteer_credit_rank"),
-                   models.Index(fields=["-rac_key", "id"], name="volunteer_rac_rank")]
 
     def __str__(self) -> str:
         return self.name
@@ -116,26 +115,3 @@ class DeviceClaimCode(models.Model):
 
     def __str__(self) -> str:
         return self.code
-
-
-class Badge(models.Model):
-    class Kind(models.TextChoices):
-        FIRST_VALID = "first_valid", "First valid result"
-        CREDIT_1K = "credit_1k", "1,000 credit"
-        CREDIT_10K = "credit_10k", "10,000 credit"
-        CREDIT_100K = "credit_100k", "100,000 credit"
-        STREAK_7 = "streak_7", "7-day streak"
-        STREAK_30 = "streak_30", "30-day streak"
-
-    volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="badges")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    awarded_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["awarded_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["volunteer", "kind"], name="badge_once"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} for {self.volunteer}"

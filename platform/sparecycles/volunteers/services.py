@@ -1,7 +1,5 @@
-"""Writes for volunteers, devices and teams."""
+"""Writes for identity: volunteers, devices (device_connect) and team membership."""
 
-import datetime as dt
-import secrets
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -10,11 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from sparecycles.ledger.models import Account
-from sparecycles.ledger.selectors import volunteer_balance_micro
-from sparecycles.ledger.services import tokens_transfer
-
-from .models import Badge, Device, DeviceClaimCode, Team, Volunteer
+from .models import Device, Team, Volunteer
 
 
 @dataclass(frozen=True)
@@ -68,125 +62,20 @@ def device_connect(
     return DeviceSession(device=device, new_token=new_token)
 
 
-# --- accounts --------------------------------------------------------------------------
 @transaction.atomic
-def account_create(*, username: str, password: str) -> Volunteer:
-    """Sign up: a user account and its volunteer (named after the account to begin with).
+def volunteer_fold(*, source: Volunteer, target: Volunteer) -> None:
+    """The identity side of folding an anonymous volunteer into an account's: its devices
+    move to `target`, it leaves its team, and it is marked merged_into `target`.
 
-    The caller has validated the username and password (Django's UserCreationForm).
+    The source row stays because the token ledger keeps naming it. The caller
+    (accounts.services.volunteer_merge) holds both rows' locks and moves the rest.
     """
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.create_user(username=username, password=password)
-    return volunteer_for_user(user=user)
-
-
-# --- profile --------------------------------------------------------------------------
-@transaction.atomic
-def volunteer_update(*, volunteer: Volunteer, name: str, show_anonymous: bool) -> Volunteer:
-    name = " ".join(name.split())
-    if not 1 <= len(name) <= 100:
-        raise ValidationError("Your display name must be 1 to 100 characters long.")
-    volunteer.name, volunteer.show_anonymous = name, show_anonymous
-    volunteer.save(update_fields=["name", "show_anonymous"])
-    return volunteer
-
-
-# --- claiming devices -------------------------------------------------------------------
-CLAIM_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-CLAIM_CODE_TTL = dt.timedelta(minutes=15)
-
-
-@transaction.atomic
-def claim_code_issue(*, device: Device) -> DeviceClaimCode:
-    """A short code this device shows so its owner can claim it from a logged-in browser."""
-    code = "".join(secrets.choice(CLAIM_CODE_ALPHABET) for _ in range(8))
-    return DeviceClaimCode.objects.create(device=device, code=code,
-                                          expires_at=timezone.now() + CLAIM_CODE_TTL)
-
-
-@transaction.atomic
-def device_claim(*, user, token: str | None = None, code: str | None = None) -> Device:
-    """Attach a device (by its token, or by a code it shows) to `user`'s volunteer.
-
-    The device's anonymous volunteer, if it has no account, is merged into the
-    user's: its credit, devices and history come along.
-    """
-    if token:
-        device = Device.objects.select_for_update(no_key=True).filter(
-            token_hash=Device.hash_token(token), revoked=False).first()
-        if device is None:
-            raise ValidationError("This browser's device is unknown; press Start once first.")
-    elif code:
-        claim = (DeviceClaimCode.objects.select_for_update(no_key=True).select_related("device")
-                 .filter(code=code.strip().upper().replace("-", ""), used_at__isnull=True,
-                         expires_at__gt=timezone.now()).first())
-        if claim is None:
-            raise ValidationError("That code is unknown or expired; get a new one on the device.")
-        claim.used_at = timezone.now()
-        claim.save(update_fields=["used_at"])
-        device = claim.device
-    else:
-        raise ValidationError("Give a device token or a claim code.")
-    target = volunteer_for_user(user=user)
-    source = device.volunteer
-    if source.pk == target.pk:
-        return device
-    if source.user_id is not None:
-        raise ValidationError("That device already belongs to another account.")
-    volunteer_merge(source=source, target=target)
-    device.refresh_from_db()
-    return device
-
-
-def volunteer_merge(*, source: Volunteer, target: Volunteer) -> None:
-    """Fold an anonymous volunteer into `target`: devices, credit, tokens and history.
-
-    The source row stays, marked merged_into, because the token ledger and its
-    sealed epochs keep naming it: credit already paid out in a closed epoch stays
-    attributed to it (the journal must still verify), later credit moves.
-    """
-    from sparecycles.credit.averages import KEY_FLOOR, rac_now
-    from sparecycles.credit.models import CreditGrant
-    from sparecycles.credit.services import project_credit_merge
-    from sparecycles.ledger.models import EpochCredit
-    from sparecycles.scheduler.models import Replica
-
-    from .reputation import reputation_refresh
-
-    source = Volunteer.objects.select_for_update(no_key=True).get(pk=source.pk)
-    target = Volunteer.objects.select_for_update(no_key=True).get(pk=target.pk)
-    Device.objects.filter(volunteer=source).update(volunteer=target)
-    CreditGrant.objects.filter(volunteer=source).exclude(
-        pk__in=EpochCredit.objects.values("grant_id")).update(volunteer=target)
-    Badge.objects.filter(volunteer=source).exclude(
-        kind__in=target.badges.values("kind")).update(volunteer=target)
-    # Replicas move too, except where both had one of the same work unit (kept as history).
-    both = Replica.objects.filter(volunteer=target).values("workunit_id")
-    Replica.objects.filter(volunteer=source).exclude(workunit_id__in=both).update(
-        volunteer=target)
-    now = timezone.now().timestamp()
-    project_credit_merge(source_id=source.pk, target_id=target.pk, now=now)
-    target.credit_micro += source.credit_micro
-    target.rac = (rac_now(rac=target.rac, rac_time=target.rac_time, now=now)
-                  + rac_now(rac=source.rac, rac_time=source.rac_time, now=now))
-    target.rac_time = now
-    target.refresh_rac_key()
-    target.save(update_fields=["credit_micro", "rac", "rac_time", "rac_key"])
+    Device.objects.filter(volunteer_id=source.pk).update(volunteer_id=target.pk)
     if source.team_id:
         Team.objects.filter(pk=source.team_id).update(member_count=F("member_count") - 1)
-    # Tokens follow the person: the anonymous account's balance moves in the ledger.
-    balance = volunteer_balance_micro(source.pk)
-    if balance > 0:
-        tokens_transfer(source=Account.volunteer_code(source.pk),
-                        destination=Account.volunteer_code(target.pk), amount_micro=balance,
-                        memo="device claimed by its owner's account")
     source.merged_into = target
     source.team = None
-    source.credit_micro, source.rac, source.rac_key = 0, 0.0, KEY_FLOOR
-    source.save(update_fields=["merged_into", "team", "credit_micro", "rac", "rac_key"])
-    # The devices' validation history now counts for the target.
-    reputation_refresh(volunteer_id=target.pk)
+    source.save(update_fields=["merged_into", "team"])
 
 
 # --- teams --------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from django.urls import path
 
 from . import views
 
-app_name = "volunteers"
+app_name = "accounts"
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),

@@ -8,8 +8,7 @@ our strict CSP and with JavaScript off. The viewBox is phone-sized; it scales up
 import datetime as dt
 
 from sparecycles.credit.models import MICRO
-
-from .templatetags.credit_format import format_credit
+from sparecycles.credit.templatetags.credit_format import format_credit
 
 WIDTH, HEIGHT = 360, 180
 TOP, BOTTOM = 10, 24

@@ -2,8 +2,9 @@
 
 import pytest
 
+from sparecycles.accounts.services import account_create
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
-from sparecycles.volunteers.services import account_create, device_connect
+from sparecycles.volunteers.services import device_connect
 
 
 @pytest.fixture

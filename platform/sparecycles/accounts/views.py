@@ -16,7 +16,11 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sparecycles.credit.models import MICRO
-from sparecycles.credit.selectors import PAGE_SIZE, rank_of, volunteer_board
+from sparecycles.credit.selectors import PAGE_SIZE, team_rank, team_totals, volunteer_board
+from sparecycles.ledger.selectors import volunteer_tokens
+from sparecycles.volunteers import selectors as identity
+from sparecycles.volunteers import services as membership
+from sparecycles.volunteers.models import Team, Volunteer
 
 from . import selectors, services
 from .charts import credit_chart
@@ -28,7 +32,6 @@ from .forms import (
     TeamDescriptionForm,
     TeamForm,
 )
-from .models import Team, Volunteer
 
 CHART_DAYS = 30
 
@@ -73,7 +76,7 @@ def _next_url(request: HttpRequest, default: str) -> str:
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        return redirect("volunteers:dashboard")
+        return redirect("accounts:dashboard")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         volunteer = services.account_create(username=form.cleaned_data["username"],
@@ -82,7 +85,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome, {volunteer.user.get_username()}! Your account is "
                                   "ready.")
         _claim_this_browser(request, form.cleaned_data)
-        return redirect(_next_url(request, reverse("volunteers:dashboard")))
+        return redirect(_next_url(request, reverse("accounts:dashboard")))
     return render(request, "registration/signup.html", {"form": form,
                                                         "next": _next_url(request, "")})
 
@@ -98,7 +101,7 @@ class LoginView(auth_views.LoginView):
         return response
 
     def get_default_redirect_url(self) -> str:
-        return reverse("volunteers:dashboard")
+        return reverse("accounts:dashboard")
 
 
 class LogoutView(auth_views.LogoutView):
@@ -109,12 +112,12 @@ class LogoutView(auth_views.LogoutView):
 @require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
     """Display name and the anonymity switch."""
-    volunteer = selectors.volunteer_of_user(user=request.user)
+    volunteer = identity.volunteer_of_user(user=request.user)
     initial = ({"name": volunteer.name, "show_anonymous": volunteer.show_anonymous} if volunteer
                else {"name": request.user.get_username()})
     form = AccountForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        volunteer = volunteer or services.volunteer_for_user(user=request.user)
+        volunteer = volunteer or membership.volunteer_for_user(user=request.user)
         try:
             services.volunteer_update(volunteer=volunteer, name=form.cleaned_data["name"],
                                       show_anonymous=form.cleaned_data["show_anonymous"])
@@ -122,8 +125,8 @@ def account(request: HttpRequest) -> HttpResponse:
             form.add_error("name", exc)
         else:
             messages.success(request, "Your settings are saved.")
-            return redirect("volunteers:account")
-    return render(request, "volunteers/account.html", {"form": form, "volunteer": volunteer})
+            return redirect("accounts:account")
+    return render(request, "accounts/account.html", {"form": form, "volunteer": volunteer})
 
 
 # --- the dashboard -----------------------------------------------------------------------
@@ -146,32 +149,33 @@ def _rank_url(rank: int | None, volunteer_id: int) -> str | None:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The volunteer's devices, results, credit over time, pending credit and running tasks."""
-    volunteer = selectors.volunteer_of_user(user=request.user)
+    volunteer = identity.volunteer_of_user(user=request.user)
     context = {"volunteer": volunteer, "claim_form": ClaimCodeForm()}
     if volunteer is not None:
         today = timezone.localdate()
         days = selectors.credit_by_day(volunteer=volunteer, days=CHART_DAYS, today=today)
         pending = selectors.pending_credit_micro(volunteer=volunteer)
         profile = selectors.volunteer_profile(volunteer=volunteer)
-        pending_share = round(100 * pending / max(1, pending + volunteer.credit_micro))
+        granted = profile.credit_micro
+        pending_share = round(100 * pending / max(1, pending + granted))
         context.update({
             "profile": profile,
             "rank_url": _rank_url(profile.rank_credit, volunteer.pk),
             "devices": selectors.device_rows(volunteer=volunteer),
             "results": selectors.results_by_state(volunteer=volunteer),
             "pending_credit": pending / MICRO,
-            "granted_credit": volunteer.total_credit,
+            "granted_credit": profile.credit,
             "pending_share": pending_share,
-            "granted_share": 100 - pending_share if pending or volunteer.credit_micro else 0,
-            "chart": credit_chart(days, total_micro=volunteer.credit_micro),
+            "granted_share": 100 - pending_share if pending or granted else 0,
+            "chart": credit_chart(days, total_micro=granted),
             "chart_days": [(day, amount / MICRO) for day, amount in days if amount],
             "chart_first_day": days[0][0],
             "in_progress": list(selectors.tasks_in_progress(volunteer=volunteer)),
-            "tokens": selectors.volunteer_tokens(volunteer),
+            "tokens": volunteer_tokens(volunteer),
             "ledger_url": _ledger_url(volunteer),
             "now": timezone.now(),
         })
-    return render(request, "volunteers/dashboard.html", context)
+    return render(request, "accounts/dashboard.html", context)
 
 
 # --- devices -------------------------------------------------------------------------------
@@ -195,20 +199,20 @@ def claim_by_code(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "A claim code has 8 letters and digits, like ABCD-2345. "
                                 "Check it and try again.")
-        return redirect(reverse("volunteers:dashboard") + "#claim")
+        return redirect(reverse("accounts:dashboard") + "#claim")
     try:
         device = services.device_claim(user=request.user, code=form.cleaned_data["code"])
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
         messages.success(request, f"{device.label} and its credit are now part of your account.")
-    return redirect(reverse("volunteers:dashboard") + "#devices")
+    return redirect(reverse("accounts:dashboard") + "#devices")
 
 
 @require_POST
 def device_claim_code(request: HttpRequest) -> JsonResponse:
     """A short code this browser's device shows, to be typed in on a logged-in browser."""
-    device = selectors.device_by_token(token=request.POST.get("token", "").strip())
+    device = identity.device_by_token(token=request.POST.get("token", "").strip())
     if device is None:
         return JsonResponse({"error": "This browser has no device yet: press Start once, "
                                       "then ask for a code again."}, status=404)
@@ -222,16 +226,16 @@ def device_claim_code(request: HttpRequest) -> JsonResponse:
 def device_identify(request: HttpRequest) -> JsonResponse:
     """Remember, in this browser's session, whose device it holds: boards then highlight
     the visitor's own row before they have an account."""
-    device = selectors.device_by_token(token=request.POST.get("token", "").strip())
+    device = identity.device_by_token(token=request.POST.get("token", "").strip())
     answer = {"device_id": device.public_id if device else None,
               "device_volunteer_id": device.volunteer_id if device else None}
     if request.user.is_authenticated:  # the account decides whose row is highlighted
-        volunteer_id = selectors.viewer_volunteer_id(user=request.user, session=None)
+        volunteer_id = identity.viewer_volunteer_id(user=request.user, session=None)
         return JsonResponse({"volunteer_id": volunteer_id, **answer})
     if device is None:
-        request.session.pop(selectors.SESSION_VOLUNTEER_KEY, None)
+        request.session.pop(identity.SESSION_VOLUNTEER_KEY, None)
         return JsonResponse({"volunteer_id": None, **answer})
-    request.session[selectors.SESSION_VOLUNTEER_KEY] = device.volunteer_id
+    request.session[identity.SESSION_VOLUNTEER_KEY] = device.volunteer_id
     return JsonResponse({"volunteer_id": device.volunteer_id, **answer})
 
 
@@ -239,8 +243,8 @@ def device_identify(request: HttpRequest) -> JsonResponse:
 @require_GET
 def profile(request: HttpRequest, pk: int) -> HttpResponse:
     volunteer = get_object_or_404(Volunteer.objects.select_related("team"), pk=pk)
-    viewer_id = selectors.viewer_volunteer_id(user=request.user, session=request.session)
-    return render(request, "volunteers/profile.html", {
+    viewer_id = identity.viewer_volunteer_id(user=request.user, session=request.session)
+    return render(request, "accounts/profile.html", {
         "profile": selectors.volunteer_profile(volunteer=volunteer),
         "is_you": viewer_id == volunteer.pk,
     })
@@ -259,8 +263,8 @@ def team_list(request: HttpRequest) -> HttpResponse:
     query = " ".join(request.GET.get("q", "").split())[:100]
     teams, page, pages, total = selectors.team_directory(query=query,
                                                          page=_page_number(request))
-    viewer = selectors.volunteer_of_user(user=request.user)
-    return render(request, "volunteers/team_list.html", {
+    viewer = identity.volunteer_of_user(user=request.user)
+    return render(request, "accounts/team_list.html", {
         "teams": teams, "page": page, "pages": pages, "total": total, "query": query,
         "start": (page - 1) * selectors.TEAMS_PER_PAGE,
         "base_query": f"{urlencode({'q': query})}&" if query else "",
@@ -274,19 +278,19 @@ def team_create(request: HttpRequest) -> HttpResponse:
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            team = services.team_create(founder=services.volunteer_for_user(user=request.user),
+            team = membership.team_create(founder=membership.volunteer_for_user(user=request.user),
                                         name=form.cleaned_data["name"],
                                         description=form.cleaned_data["description"])
         except ValidationError as exc:
             form.add_error("name", exc)
         else:
             messages.success(request, f"“{team.name}” is founded, and you are its first member.")
-            return redirect("volunteers:team", slug=team.slug)
-    return render(request, "volunteers/team_form.html", {"form": form})
+            return redirect("accounts:team", slug=team.slug)
+    return render(request, "accounts/team_form.html", {"form": form})
 
 
 def _team_or_404(slug: str) -> Team:
-    team = selectors.team_by_slug(slug=slug)
+    team = identity.team_by_slug(slug=slug)
     if team is None:
         raise Http404("No such team.")
     return team
@@ -297,15 +301,15 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(slug)
     order = "rac" if request.GET.get("order") == "rac" else "credit"
     board = volunteer_board(order=order, page=_page_number(request), team=team)
-    viewer = selectors.volunteer_of_user(user=request.user)
-    viewer_id = selectors.viewer_volunteer_id(user=request.user, session=request.session)
-    on_board = team.credit_micro > 0
-    return render(request, "volunteers/team_detail.html", {
-        "team": team, "board": board, "order": order, "viewer_id": viewer_id,
+    viewer = identity.volunteer_of_user(user=request.user)
+    viewer_id = identity.viewer_volunteer_id(user=request.user, session=request.session)
+    return render(request, "accounts/team_detail.html", {
+        "team": team, "totals": team_totals(team_id=team.pk), "board": board, "order": order,
+        "viewer_id": viewer_id,
         "is_member": viewer is not None and viewer.team_id == team.pk,
         "is_founder": viewer is not None and team.founder_id == viewer.pk,
         "founder_name": team.founder.public_name if team.founder else None,
-        "rank": rank_of(team) if on_board else None,
+        "rank": team_rank(team_id=team.pk),
         "without_credit": max(0, team.member_count - board.total),
     })
 
@@ -314,42 +318,42 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def team_join(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(slug)
-    services.team_join(volunteer=services.volunteer_for_user(user=request.user), team=team)
+    membership.team_join(volunteer=membership.volunteer_for_user(user=request.user), team=team)
     messages.success(request, f"You joined “{team.name}”. Credit you earn from now on counts "
                               "for the team too.")
-    return redirect("volunteers:team", slug=team.slug)
+    return redirect("accounts:team", slug=team.slug)
 
 
 @login_required
 @require_POST
 def team_leave(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(slug)
-    volunteer = selectors.volunteer_of_user(user=request.user)
+    volunteer = identity.volunteer_of_user(user=request.user)
     if volunteer is not None and volunteer.team_id == team.pk:
-        services.team_leave(volunteer=volunteer)
+        membership.team_leave(volunteer=volunteer)
         messages.success(request, f"You left “{team.name}”. The credit you earned with it "
                                   "stays with the team.")
-    return redirect("volunteers:team", slug=team.slug)
+    return redirect("accounts:team", slug=team.slug)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
     team = _team_or_404(slug)
-    volunteer = selectors.volunteer_of_user(user=request.user)
+    volunteer = identity.volunteer_of_user(user=request.user)
     if volunteer is None or team.founder_id != volunteer.pk:
-        return render(request, "volunteers/forbidden.html", {
+        return render(request, "accounts/forbidden.html", {
             "message": "Only the team’s founder can edit its description.",
-            "back": reverse("volunteers:team", args=[team.slug])}, status=403)
+            "back": reverse("accounts:team", args=[team.slug])}, status=403)
     form = TeamDescriptionForm(request.POST or None, instance=team)
     if request.method == "POST" and form.is_valid():
         try:
-            services.team_update(team=team, editor=volunteer,
+            membership.team_update(team=team, editor=volunteer,
                                  description=form.cleaned_data["description"])
         except ValidationError as exc:
             form.add_error("description", exc)
         else:
             messages.success(request, "The team’s description is saved.")
-            return redirect("volunteers:team", slug=team.slug)
-    return render(request, "volunteers/team_edit.html", {"form": form, "team": team})
+            return redirect("accounts:team", slug=team.slug)
+    return render(request, "accounts/team_edit.html", {"form": form, "team": team})
 

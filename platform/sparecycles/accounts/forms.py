@@ -5,8 +5,8 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.utils.text import slugify
 
-from .login_throttle import ThrottledLoginFormMixin
-from .models import Team
+from sparecycles.volunteers.login_throttle import ThrottledLoginFormMixin
+from sparecycles.volunteers.models import Team
 
 # Paths under /teams/ that are pages, not team slugs.
 RESERVED_TEAM_SLUGS = {"new"}

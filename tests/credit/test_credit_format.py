@@ -2,8 +2,8 @@
 
 import pytest
 
-from sparecycles.volunteers.charts import compact
-from sparecycles.volunteers.templatetags.credit_format import (
+from sparecycles.accounts.charts import compact
+from sparecycles.credit.templatetags.credit_format import (
     format_credit,
     format_credit_micro,
     format_rac,

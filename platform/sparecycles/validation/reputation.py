@@ -4,13 +4,17 @@ A Beta(1, 1) prior updated by the devices' validation history: valid results
 count for, invalid ones against (three times as hard, as they are what
 cheating looks like), errors and timeouts a little against, and each failed
 spot check as much as ten invalid results. New volunteers start at 0.5.
+
+Kept with validation, which decides the verdicts it is computed from: the transitioner
+refreshes the volunteers whose devices' records moved (scheduler.reliability.hosts_record
+says which), and a device claim refreshes the account it joins.
 """
 
 from django.db.models import Sum
 
 from sparecycles.db.bulk import rows_update
-
-from .models import Volunteer
+from sparecycles.scheduler.models import HostAppVersion
+from sparecycles.volunteers.models import Volunteer
 
 
 def reputation_score(*, valid: int, invalid: int, errors: int, timeouts: int,
@@ -27,8 +31,6 @@ def reputation_refresh(*, volunteer_id: int) -> float:
 def reputations_refresh(*, volunteer_ids: list[int]) -> dict[int, float]:
     """Recompute these volunteers' reputations from their devices' records (one query
     to read, one to write)."""
-    from sparecycles.scheduler.models import HostAppVersion
-
     scores = {pk: reputation_score(valid=0, invalid=0, errors=0, timeouts=0, spot_failures=0)
               for pk in volunteer_ids}
     rows = (HostAppVersion.objects.filter(device__volunteer_id__in=volunteer_ids)

@@ -1,18 +1,17 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from sparecycles.accounts.services import claim_code_issue, device_claim, volunteer_update
 from sparecycles.credit.models import MICRO, CreditGrant
+from sparecycles.credit.selectors import volunteer_credit_micro
 from sparecycles.scheduler.services import replica_report, tasks_dispatch
 from sparecycles.volunteers.models import Team, Volunteer
 from sparecycles.volunteers.services import (
-    claim_code_issue,
-    device_claim,
     device_connect,
     team_create,
     team_join,
     team_leave,
     team_update,
-    volunteer_update,
 )
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +30,7 @@ def test_claiming_this_browser_keeps_past_credit(make_batch, owner):
     device = device_claim(user=owner, token=session.new_token)
     volunteer = Volunteer.objects.get(user=owner)
     assert device.volunteer == volunteer
-    assert volunteer.credit_micro == MICRO
+    assert volunteer_credit_micro(volunteer_id=volunteer.pk) == MICRO
     assert CreditGrant.objects.get().volunteer == volunteer
     assert Volunteer.objects.get(pk=anonymous.pk).merged_into == volunteer
 

@@ -1,0 +1,117 @@
+"""Writes of the account pages: sign-up, profile, device claims and volunteer_merge.
+
+An edge over every layer: a claim folds an anonymous volunteer into an account, and each
+layer (identity, work, validation, credit, ledger) moves its own rows in its own service.
+"""
+
+import datetime as dt
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from sparecycles.credit.services import volunteer_credit_merge
+from sparecycles.ledger.models import Account
+from sparecycles.ledger.selectors import sealed_grant_ids, volunteer_balance_micro
+from sparecycles.ledger.services import tokens_transfer
+from sparecycles.scheduler.services import replicas_move
+from sparecycles.validation.reputation import reputation_refresh
+from sparecycles.volunteers.models import Device, DeviceClaimCode, Volunteer
+from sparecycles.volunteers.services import volunteer_fold, volunteer_for_user
+
+
+# --- accounts --------------------------------------------------------------------------
+@transaction.atomic
+def account_create(*, username: str, password: str) -> Volunteer:
+    """Sign up: a user account and its volunteer (named after the account to begin with).
+
+    The caller has validated the username and password (Django's UserCreationForm).
+    """
+    user = get_user_model().objects.create_user(username=username, password=password)
+    return volunteer_for_user(user=user)
+
+
+# --- profile --------------------------------------------------------------------------
+@transaction.atomic
+def volunteer_update(*, volunteer: Volunteer, name: str, show_anonymous: bool) -> Volunteer:
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 100:
+        raise ValidationError("Your display name must be 1 to 100 characters long.")
+    volunteer.name, volunteer.show_anonymous = name, show_anonymous
+    volunteer.save(update_fields=["name", "show_anonymous"])
+    return volunteer
+
+
+# --- claiming devices -------------------------------------------------------------------
+CLAIM_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+CLAIM_CODE_TTL = dt.timedelta(minutes=15)
+
+
+@transaction.atomic
+def claim_code_issue(*, device: Device) -> DeviceClaimCode:
+    """A short code this device shows so its owner can claim it from a logged-in browser."""
+    code = "".join(secrets.choice(CLAIM_CODE_ALPHABET) for _ in range(8))
+    return DeviceClaimCode.objects.create(device=device, code=code,
+                                          expires_at=timezone.now() + CLAIM_CODE_TTL)
+
+
+@transaction.atomic
+def device_claim(*, user, token: str | None = None, code: str | None = None) -> Device:
+    """Attach a device (by its token, or by a code it shows) to `user`'s volunteer.
+
+    The device's anonymous volunteer, if it has no account, is merged into the
+    user's: its credit, devices and history come along.
+    """
+    if token:
+        device = Device.objects.select_for_update(no_key=True).filter(
+            token_hash=Device.hash_token(token), revoked=False).first()
+        if device is None:
+            raise ValidationError("This browser's device is unknown; press Start once first.")
+    elif code:
+        claim = (DeviceClaimCode.objects.select_for_update(no_key=True).select_related("device")
+                 .filter(code=code.strip().upper().replace("-", ""), used_at__isnull=True,
+                         expires_at__gt=timezone.now()).first())
+        if claim is None:
+            raise ValidationError("That code is unknown or expired; get a new one on the device.")
+        claim.used_at = timezone.now()
+        claim.save(update_fields=["used_at"])
+        device = claim.device
+    else:
+        raise ValidationError("Give a device token or a claim code.")
+    target = volunteer_for_user(user=user)
+    source = device.volunteer
+    if source.pk == target.pk:
+        return device
+    if source.user_id is not None:
+        raise ValidationError("That device already belongs to another account.")
+    volunteer_merge(source=source, target=target)
+    device.refresh_from_db()
+    return device
+
+
+def volunteer_merge(*, source: Volunteer, target: Volunteer) -> None:
+    """Fold an anonymous volunteer into `target`: devices, credit, tokens and history.
+
+    The source row stays, marked merged_into, because the token ledger and its
+    sealed epochs keep naming it: credit already paid out in a closed epoch stays
+    attributed to it (the journal must still verify), later credit moves. Each layer
+    moves its own rows through its own service, under the volunteers' row locks taken
+    here first.
+    """
+    source = Volunteer.objects.select_for_update(no_key=True).get(pk=source.pk)
+    target = Volunteer.objects.select_for_update(no_key=True).get(pk=target.pk)
+    # Replicas move too, except where both had one of the same work unit (kept as history).
+    replicas_move(source_id=source.pk, target_id=target.pk)
+    volunteer_credit_merge(source_id=source.pk, target_id=target.pk,
+                           sealed_grant_ids=sealed_grant_ids())
+    # Tokens follow the person: the anonymous account's balance moves in the ledger.
+    balance = volunteer_balance_micro(source.pk)
+    if balance > 0:
+        tokens_transfer(source=Account.volunteer_code(source.pk),
+                        destination=Account.volunteer_code(target.pk), amount_micro=balance,
+                        memo="device claimed by its owner's account")
+    volunteer_fold(source=source, target=target)
+    # The devices' validation history now counts for the target.
+    reputation_refresh(volunteer_id=target.pk)
