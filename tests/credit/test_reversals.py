@@ -11,7 +11,8 @@ from sparecycles.credit.stats_export import host_rows
 from sparecycles.projects.models import Project
 from sparecycles.projects.selectors import project_top_contributors
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Team, Volunteer
 from sparecycles.volunteers.selectors import device_rows
 from sparecycles.volunteers.services import team_create

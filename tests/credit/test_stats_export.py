@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from sparecycles.credit.stats_export import stats_export
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import team_create, volunteer_update
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ from sparecycles.projects.services import (
     batch_retire,
 )
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,8 @@ from sparecycles.scheduler.housekeeping import (
 )
 from sparecycles.scheduler.intake import Report, results_store
 from sparecycles.scheduler.models import HostAppVersion, Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from tests.waiting import wait_for_completed
 
 pytestmark = pytest.mark.django_db

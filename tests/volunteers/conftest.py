@@ -2,7 +2,8 @@
 
 import pytest
 
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import account_create, device_connect
 
 

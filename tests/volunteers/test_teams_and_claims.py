@@ -2,7 +2,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from sparecycles.credit.models import MICRO, CreditGrant
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Team, Volunteer
 from sparecycles.volunteers.services import (
     claim_code_issue,

@@ -14,9 +14,8 @@ from django.utils import timezone
 
 from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.sandbox.judging import validator_check
-from sparecycles.scheduler.models import Replica, new_task_id
+from sparecycles.scheduler.models import Cancelled, Replica, new_task_id
 from sparecycles.scheduler.notify import notify_cancelled
-from sparecycles.scheduler.transitioner import Cancelled
 
 from .code_checks import wheels_check
 from .inputs import (  # noqa: F401 (parse_jsonl and the limits are part of this module's API)

@@ -1,7 +1,7 @@
 """The writes of validation: one entry point for every caller, quarantine, revalidation.
 
 `workunits_validate` is what the socket's intake (gateway.batching), housekeeping,
-the validator command and `scheduler.services.replica_report` all call: one
+the validator command and `replica_report` (one result: store it, then validate) all call: one
 transaction over many work units (validation.transitioner decides in memory with the
 pure functions of validation.policy, then writes verdicts, reliability, credibility,
 credit and the audit in bulk). Containment lives here too: `devices_quarantine` stops
@@ -10,7 +10,9 @@ validation without its results (`workunits_revalidate`), reversing their credit
 through credit's service.
 """
 
+import dataclasses
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -21,6 +23,7 @@ from sparecycles.credit.reversals import credit_reverse_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.db.retry import deadlock_retry
 from sparecycles.projects.models import WorkUnit
+from sparecycles.scheduler.intake import Ack, Report, results_store
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.validators import validation_plan
 from sparecycles.volunteers.models import Device, Volunteer
@@ -51,6 +54,23 @@ def workunits_validate(*, workunit_ids) -> Transition:
         transition.cancelled += done.cancelled
         transition.revalidate += done.revalidate
     return transition
+
+
+def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None,
+                   error: str = "", elapsed_ms: int | None = None) -> Ack:
+    """Store one reported result durably (scheduler.intake), then validate its work unit.
+
+    The volunteer socket batches these steps across connections (gateway.batching);
+    this is the same path for one result, used by scripts and tests. `accepted=True`
+    means the result is safe; a result reported twice is acknowledged as a duplicate.
+    """
+    stored = results_store([Report(device_id=device.pk, task_id=task_id, ok=ok, output=output,
+                                   error=error, elapsed_ms=elapsed_ms)])
+    [ack] = stored.acks
+    if not stored.workunit_ids:
+        return ack
+    transition = workunits_validate(workunit_ids=stored.workunit_ids)
+    return dataclasses.replace(ack, cancelled=transition.cancelled)
 
 
 def _workunits_validate_locked(workunit_ids) -> Transition:

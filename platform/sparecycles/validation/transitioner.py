@@ -23,7 +23,7 @@ from sparecycles.credit.services import credit_grant_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.projects.models import WorkUnit
 from sparecycles.sandbox.errors import ValidatorError
-from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.models import Cancelled, Replica
 from sparecycles.scheduler.reliability import Outcome, SpotCheck, hosts_record
 from sparecycles.scheduler.validators import advance_pairs, comparator_for
 from sparecycles.volunteers.models import Volunteer
@@ -35,12 +35,6 @@ from .policy import canonical_choose
 logger = logging.getLogger(__name__)
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
 Kind = ValidationAudit.Kind
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    device_id: int
-    task_id: str
 
 
 @dataclass
