@@ -31,13 +31,7 @@ from sparecycles.volunteers.models import Device
 
 from .models import HostAppVersion, Replica
 from .reliability import host_quota_left, starting_quota
-
-
-def _validation():
-    # validation sits above the scheduler: imported when first needed.
-    from sparecycles.validation import credibility, spot_checks
-
-    return credibility, spot_checks
+from .trust import trust
 
 S, V = Replica.ServerState, Replica.ValidateState
 # Adaptive replication also needs the volunteer's overall reputation (volunteers.reputation).
@@ -135,8 +129,8 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         if network:
             taken_by_network.add((workunit_id, network))
 
-    credibility, spot_checks_module = _validation()
-    standing = credibility.standings(wants)
+    policy = trust()  # validation's answers (scheduler.trust)
+    standing = policy.standings(wants)
     holders: dict[int, set[int]] = defaultdict(set)  # work unit -> devices holding a replica
     for workunit_id, device_id in (
             Replica.objects.filter(workunit_id__in={c.workunit_id for c in window},
@@ -189,11 +183,11 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
             left = host_quota_left(host, today=today) if host else starting_quota()
             if left - sent[(device_id, c.version_id)] <= 0:
                 continue  # daily quota for this app version is spent
-            rate = spot_checks_module.device_spot_check_rate(
+            rate = policy.spot_check_rate(
                 confirmed=mine.confirmed if mine else 0, app_rate=c.spot_rate)
             if rng.random() < rate:
-                spot = spot_checks_module.spot_check_issue(device=device, app_id=c.app_id,
-                                                           rng=rng, network=network)
+                spot = policy.spot_check_issue(device=device, app_id=c.app_id,
+                                               rng=rng, network=network)
                 if spot is not None:
                     spot_checks[device_id].append(spot.pk)
                     sent[(device_id, c.version_id)] += 1
@@ -393,7 +387,7 @@ def _go_solo(*, workunit_id: int, replica_id: int) -> None:
 def _spot_checks_only(*, device: Device, want: int, rng: random.Random, network: str = ""
                       ) -> list[int]:
     """A quarantined device gets known-answer tasks and nothing else."""
-    _, spot_checks = _validation()
+    spot_checks = trust()
     runtimes = [str(r) for r in (device.capabilities or {}).get("runtimes", ["pyodide"])]
     apps = spot_checks.spot_check_apps(device=device, runtimes=runtimes)
     rng.shuffle(apps)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
-from sparecycles.credit.services import credit_grant_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.projects.models import WorkUnit
 from sparecycles.sandbox.errors import ValidatorError
@@ -31,6 +30,7 @@ from sparecycles.volunteers.models import Volunteer
 from .credibility import Delta, Standing, credibility_apply, standing_of, standings
 from .models import ValidationAudit
 from .policy import canonical_choose
+from .signals import results_invalidated, results_validated
 
 logger = logging.getLogger(__name__)
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
@@ -99,12 +99,11 @@ class Writes:
                  .order_by("pk").values_list("pk", flat=True))
         hosts_record(outcomes=self.outcomes, spot_checks=self.spot_checks)
         caught = credibility_apply({d: x for d, x in self.credibility.items() if d is not None})
-        credit_grant_many(replicas=self.grants)
+        if self.grants:  # credit grants, in this transaction (credit connects to it)
+            results_validated.send(sender=Replica, replicas=self.grants)
         if self.reversals:
-            from .services import credit_reverse  # the money side lives in credit/
-
-            credit_reverse(replica_ids=self.reversals,
-                           reason="Revalidated: the result is no longer valid.")
+            results_invalidated.send(sender=Replica, replica_ids=sorted(set(self.reversals)),
+                                     reason="Revalidated: the result is no longer valid.")
         if self.audits:
             ValidationAudit.objects.bulk_create(self.audits)
         passed = [d for d, x in self.credibility.items() if d is not None and x.passed]
