@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_validation_registers_its_answers():
     answers = trust()
     assert answers.standings is credibility.standings
-    assert answers.spot_check_rate is spot_checks.device_spot_check_rate
+    assert answers.device_spot_check_rate is spot_checks.device_spot_check_rate
     assert answers.spot_check_issue is spot_checks.spot_check_issue
     assert answers.spot_check_apps is spot_checks.spot_check_apps
 
@@ -24,7 +24,7 @@ def test_a_new_device_is_not_established_and_gets_the_new_device_rate(make_devic
     device = make_device().device
     [standing] = trust().standings([device.pk]).values()
     assert (standing.confirmed, standing.established) == (0, False)
-    rate = trust().spot_check_rate(confirmed=0, app_rate=0.0)
+    rate = trust().device_spot_check_rate(confirmed=0, app_rate=0.0)
     assert rate == pytest.approx(settings.SPARECYCLES["SPOT_CHECK_NEW"])
     assert trust().spot_check_issue(device=device, app_id=10**9, rng=random.Random(1)) is None
 

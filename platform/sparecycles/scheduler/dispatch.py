@@ -129,8 +129,9 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         if network:
             taken_by_network.add((workunit_id, network))
 
-    policy = trust()  # validation's answers (scheduler.trust)
-    standing = policy.standings(wants)
+    # Validation's answers (scheduler.trust): device standings and spot checks.
+    credibility = spot_checks_module = trust()
+    standing = credibility.standings(wants)
     holders: dict[int, set[int]] = defaultdict(set)  # work unit -> devices holding a replica
     for workunit_id, device_id in (
             Replica.objects.filter(workunit_id__in={c.workunit_id for c in window},
@@ -183,11 +184,11 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
             left = host_quota_left(host, today=today) if host else starting_quota()
             if left - sent[(device_id, c.version_id)] <= 0:
                 continue  # daily quota for this app version is spent
-            rate = policy.spot_check_rate(
+            rate = spot_checks_module.device_spot_check_rate(
                 confirmed=mine.confirmed if mine else 0, app_rate=c.spot_rate)
             if rng.random() < rate:
-                spot = policy.spot_check_issue(device=device, app_id=c.app_id,
-                                               rng=rng, network=network)
+                spot = spot_checks_module.spot_check_issue(device=device, app_id=c.app_id,
+                                                           rng=rng, network=network)
                 if spot is not None:
                     spot_checks[device_id].append(spot.pk)
                     sent[(device_id, c.version_id)] += 1

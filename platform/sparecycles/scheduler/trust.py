@@ -26,7 +26,7 @@ class Trust:
     # device ids -> their standings (new devices included); one query per kind of row
     standings: Callable[[Iterable[int]], Mapping[int, Standing]]
     # (confirmed=, app_rate=) -> the share of this device's tasks that are spot checks
-    spot_check_rate: Callable[..., float]
+    device_spot_check_rate: Callable[..., float]
     # (device=, app_id=, rng=, network=) -> a known-answer replica sent to it, or None
     spot_check_issue: Callable[..., Replica | None]
     # (device=, runtimes=) -> apps with known-answer tasks this device could be sent

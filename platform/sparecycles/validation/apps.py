@@ -12,6 +12,6 @@ class ValidationConfig(AppConfig):
         from . import credibility, spot_checks
 
         trust_register(Trust(standings=credibility.standings,
-                             spot_check_rate=spot_checks.device_spot_check_rate,
+                             device_spot_check_rate=spot_checks.device_spot_check_rate,
                              spot_check_issue=spot_checks.spot_check_issue,
                              spot_check_apps=spot_checks.spot_check_apps))
