@@ -3,7 +3,8 @@
 import pytest
 
 from sparecycles.accounts.services import account_create
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import device_connect
 
 

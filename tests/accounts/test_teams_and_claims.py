@@ -4,7 +4,8 @@ from django.core.exceptions import ValidationError
 from sparecycles.accounts.services import claim_code_issue, device_claim, volunteer_update
 from sparecycles.credit.models import MICRO, CreditGrant
 from sparecycles.credit.selectors import volunteer_credit_micro
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Team, Volunteer
 from sparecycles.volunteers.services import (
     device_connect,

@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from sparecycles.projects.models import App, Project
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import device_connect
 
 RIVAL_APP = b"def main(input):\n    return {'secret': input['n']}\n"

@@ -11,7 +11,8 @@ from sparecycles.credit.normalisation import micro_credit_for_ms
 from sparecycles.projects.models import App
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

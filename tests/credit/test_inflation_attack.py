@@ -28,8 +28,9 @@ from sparecycles.ledger.verify import verify_ledger
 from sparecycles.projects.models import App, AppVersion, Project, WorkUnit
 from sparecycles.projects.services import QuorumParams, batch_create
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.models import DeviceCredibility
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import device_connect
 from tests.api.conftest import token_client
 from tests.ledger.conftest import TEST_POLICY

@@ -12,7 +12,8 @@ from sparecycles.credit.models import MICRO, CreditGrant, VolunteerCredit, Volun
 from sparecycles.credit.services import credit_grant
 from sparecycles.projects.models import App, Project
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Volunteer
 from sparecycles.volunteers.services import device_connect
 from tests.conftest import approved

@@ -20,7 +20,8 @@ from sparecycles.credit.services import ReversalError, credit_grant, credit_reve
 from sparecycles.credit.stats_export import host_rows
 from sparecycles.projects.models import Project
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Volunteer
 from sparecycles.volunteers.services import team_create
 

@@ -19,7 +19,8 @@ from sparecycles.credit.services import credit_grant
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.housekeeping import replicas_time_out
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ import pytest
 
 from sparecycles.accounts.services import volunteer_update
 from sparecycles.credit.stats_export import stats_export
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import team_create
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,8 @@ import pytest
 
 from sparecycles.credit.averages import rac_key
 from sparecycles.credit.models import MICRO, TeamCredit, VolunteerCredit
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Team, Volunteer
 
 

@@ -9,7 +9,7 @@ from sparecycles.sandbox import isolation
 from sparecycles.sandbox.errors import SandboxUnavailable
 from sparecycles.sandbox.judging import pairs_judge
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.transitioner import workunits_transition
+from sparecycles.validation.transitioner import workunits_transition
 
 
 def test_the_mechanism_found_here_works_and_has_no_network():
@@ -36,7 +36,8 @@ def test_without_a_sandbox_nothing_runs(settings, tmp_path, change, message):
 @pytest.mark.django_db
 def test_without_a_sandbox_results_wait_with_the_reason(settings, app, make_batch,
                                                         make_device, establish):
-    from sparecycles.scheduler.services import replica_report, tasks_dispatch
+    from sparecycles.scheduler.services import tasks_dispatch
+    from sparecycles.validation.services import replica_report
 
     app.validator, app.validate_code = "custom", "def equivalent(a, b):\n    return True\n"
     app.save()

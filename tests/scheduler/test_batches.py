@@ -7,7 +7,8 @@ from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.projects.services import BatchStateError, batch_pause, batch_resume
 from sparecycles.scheduler.batches import batch_abort, batch_retire
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,8 @@
 import pytest
 
 from sparecycles.scheduler.models import HostAppVersion
-from sparecycles.scheduler.services import network_of, replica_report, tasks_dispatch
+from sparecycles.scheduler.services import network_of, tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

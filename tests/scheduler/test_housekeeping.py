@@ -8,7 +8,8 @@ from django.utils import timezone
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.housekeeping import replicas_time_out, workunits_unstick
 from sparecycles.scheduler.models import HostAppVersion, Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,8 @@ from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.housekeeping import pending_validate
 from sparecycles.scheduler.intake import Report, results_store
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import tasks_dispatch, workunits_validate
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import workunits_validate
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,8 @@ import pytest
 
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.models import HostAppVersion, Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

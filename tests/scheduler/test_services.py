@@ -4,7 +4,8 @@ import pytest
 
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, task_payload, tasks_dispatch
+from sparecycles.scheduler.services import task_payload, tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import device_connect
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ import pytest
 from sparecycles.projects.models import WorkUnit
 from sparecycles.projects.services import spot_check_batch_create
 from sparecycles.scheduler.models import HostAppVersion, Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Device
 
 pytestmark = pytest.mark.django_db

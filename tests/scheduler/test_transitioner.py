@@ -5,8 +5,9 @@ import pytest
 from sparecycles.credit.models import CreditGrant
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.models import ValidationAudit
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,9 @@ from sparecycles.projects.services import (
     spot_check_batch_create,
 )
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, task_payload, tasks_dispatch
+from sparecycles.scheduler.services import task_payload, tasks_dispatch
 from sparecycles.validation.models import DeviceCredibility, ValidationAudit
+from sparecycles.validation.services import replica_report
 from sparecycles.validation.transitioner import workunits_transition
 from sparecycles.volunteers.models import Device
 from tests.api.conftest import token_client

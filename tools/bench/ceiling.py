@@ -31,7 +31,8 @@ from django.utils import timezone
 
 from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
 from sparecycles.scheduler.intake import Report, results_store
-from sparecycles.scheduler.services import _rng, task_payload, workunits_validate
+from sparecycles.scheduler.services import _rng, task_payload
+from sparecycles.validation.services import workunits_validate
 from sparecycles.volunteers.services import device_connect
 
 from . import procs

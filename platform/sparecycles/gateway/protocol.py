@@ -5,17 +5,12 @@ Unknown extra fields are ignored so clients can extend compatibly.
 """
 
 import json
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = 1
-
-# A result's output may nest lists and objects this deep, no deeper. Real outputs are
-# shallow; a 600-deep list is an attack on every comparator that walks it recursively
-# (Python's own and owners' custom validators).
-MAX_OUTPUT_DEPTH = 64
+# The version and the output rules live in a low module (sandbox and web read them too).
+from sparecycles.wire import MAX_OUTPUT_DEPTH, PROTOCOL_VERSION, output_problem  # noqa: F401
 
 Token = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -116,23 +111,6 @@ def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
             raise FrameError("invalid", f"Invalid 'result' frame: output: {problem}",
                              task_id=message.task_id)
     return message
-
-
-def output_problem(output: Any) -> str:
-    """Why `output` can't be stored and compared, or "" if it can: NaN and Infinity are
-    not JSON (the database refuses them), and nesting is capped at MAX_OUTPUT_DEPTH.
-    Walks the tree without recursion."""
-    stack = [(output, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            return "NaN and Infinity are not JSON numbers."
-        if isinstance(value, dict | list):
-            if depth > MAX_OUTPUT_DEPTH:
-                return f"nested deeper than {MAX_OUTPUT_DEPTH} levels."
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
-    return ""
 
 
 def _describe(exc: Exception) -> str:

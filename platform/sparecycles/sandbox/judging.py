@@ -6,7 +6,7 @@ which judges many pairs and remembers the verdicts, so the transitioner's pairwi
 calls cost nothing more. If equivalent(a, b) raises on a pair — any exception,
 RecursionError included — that pair is not equivalent (a cheater may send anything; a
 validator must not choke on it, and one volunteer's output must not pause an honest
-app). An output nested deeper than the gateway's MAX_OUTPUT_DEPTH (stored before that
+app). An output nested deeper than wire.MAX_OUTPUT_DEPTH (stored before that
 limit existed) is not equivalent to anything and never enters the sandbox. Only
 process-level failures (time-out, memory, crash, load error, a non-bool) raise
 ValidatorError and count against the validator.
@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 
-from sparecycles.gateway.protocol import output_problem
+from sparecycles.wire import output_problem
 
 from .errors import BudgetSpent, ValidatorError
 from .pool import code_key, pool

@@ -6,8 +6,6 @@ projects never imports this module: it announces new work units with the
 `workunits_created` signal (projects.signals), connected here in SchedulerConfig.ready.
 """
 
-from typing import NamedTuple
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +14,7 @@ from sparecycles.db.bulk import RowWriter
 from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.projects.services import BatchStateError, batch_locked
 
-from .models import Replica, new_task_id
+from .models import Cancelled, Replica, new_task_id
 
 
 def replicas_issue(*, workunit_ids: list[int], replicas_each: int) -> None:
@@ -31,12 +29,6 @@ def replicas_issue(*, workunit_ids: list[int], replicas_each: int) -> None:
 def on_workunits_created(sender, *, batch: Batch, workunit_ids: list[int], replicas_each: int,
                          **kwargs) -> None:
     replicas_issue(workunit_ids=workunit_ids, replicas_each=replicas_each)
-
-
-class Cancelled(NamedTuple):
-    """A live replica withdrawn from its device."""
-    device_id: int
-    task_id: str
 
 
 def _batch_cancel_open(batch: Batch, reason: str) -> list[Cancelled]:

@@ -33,13 +33,7 @@ from sparecycles.volunteers.models import Device
 
 from .models import HostAppVersion, Replica
 from .reliability import host_quota_left, starting_quota
-
-
-def _validation():
-    # validation sits above the scheduler: imported when first needed.
-    from sparecycles.validation import credibility, spot_checks
-
-    return credibility, spot_checks
+from .trust import trust
 
 S, V = Replica.ServerState, Replica.ValidateState
 # Adaptive replication also needs the volunteer's overall reputation (validation.reputation).
@@ -137,7 +131,8 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         if network:
             taken_by_network.add((workunit_id, network))
 
-    credibility, spot_checks_module = _validation()
+    # Validation's answers (scheduler.trust): device standings and spot checks.
+    credibility = spot_checks_module = trust()
     standing = credibility.standings(wants)
     # Pair diversity, per volunteer and per network (a device is its volunteer's, so the
     # volunteer rule covers devices too): who holds each window work unit, and how often
@@ -421,7 +416,7 @@ def _go_solo(*, workunit_id: int, replica_id: int) -> None:
 def _spot_checks_only(*, device: Device, want: int, rng: random.Random, network: str = ""
                       ) -> list[int]:
     """A quarantined device gets known-answer tasks and nothing else."""
-    _, spot_checks = _validation()
+    spot_checks = trust()
     runtimes = [str(r) for r in (device.capabilities or {}).get("runtimes", ["pyodide"])]
     apps = spot_checks.spot_check_apps(device=device, runtimes=runtimes)
     rng.shuffle(apps)

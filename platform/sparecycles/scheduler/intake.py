@@ -3,7 +3,7 @@
 A batch of reports is one transaction with three queries (the replicas,
 locked; the reporting devices' quarantine flags; one bulk update). Each
 replica is marked `pending`; validation happens afterwards, off the socket's
-critical path (services.workunits_validate), and housekeeping sweeps up any
+critical path (validation.services.workunits_validate), and housekeeping sweeps up any
 pending replica a crash left behind. An `ack` with accepted=True is only ever
 sent after this commit, so an acknowledged result is never lost.
 """
@@ -20,8 +20,7 @@ from django.utils import timezone
 from sparecycles.db.bulk import rows_update
 from sparecycles.volunteers.models import Device
 
-from .models import Replica
-from .transitioner import Cancelled
+from .models import Cancelled, Replica
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ outcome (what came back) and validate_state (what the validator said).
 """
 
 import secrets
+from dataclasses import dataclass
 
 from django.db import models
 from django.db.models import Q
@@ -13,6 +14,15 @@ from django.db.models import Q
 
 def new_task_id() -> str:
     return secrets.token_urlsafe(18)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """An in-progress replica taken back from its device (its work unit settled, or its
+    batch ended): the device is told to drop the task."""
+
+    device_id: int
+    task_id: str
 
 
 class Replica(models.Model):

@@ -1,6 +1,9 @@
-"""Writes on the scheduler's hot path: handing out tasks and taking results back."""
+"""Writes on the scheduler's hot path: handing out tasks.
 
-import dataclasses
+Taking a result back and validating it is validation.services.replica_report (validation
+sits above the scheduler); the socket batches the same steps (gateway.batching).
+"""
+
 import datetime as dt
 import ipaddress
 import logging
@@ -9,12 +12,9 @@ from typing import Any
 
 from django.conf import settings
 
-from sparecycles.validation.services import transition_announce as _announce  # noqa: F401
-from sparecycles.validation.services import workunits_validate
 from sparecycles.volunteers.models import Device
 
 from .dispatch import Ask, Dispatch, tasks_dispatch_many
-from .intake import Ack, Report, results_store
 from .models import Replica
 
 logger = logging.getLogger(__name__)
@@ -72,28 +72,6 @@ def task_payload(replica: Replica) -> dict[str, Any]:
         },
         "input": replica.workunit.input,
     }
-
-
-def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None,
-                   error: str = "", elapsed_ms: int | None = None) -> Ack:
-    """Store one reported result durably, then validate its work unit.
-
-    The volunteer socket batches these steps across connections (gateway.batching);
-    this is the same path for one result, used by scripts and tests. `accepted=True`
-    means the result is safe; a result reported twice is acknowledged as a duplicate.
-    """
-    stored = results_store([Report(device_id=device.pk, task_id=task_id, ok=ok, output=output,
-                                   error=error, elapsed_ms=elapsed_ms)])
-    [ack] = stored.acks
-    if not stored.workunit_ids:
-        return ack
-    transition = workunits_validate(workunit_ids=stored.workunit_ids)
-    return dataclasses.replace(ack, cancelled=transition.cancelled)
-
-
-def workunit_revalidate(*, workunit_id: int) -> None:
-    """Run validation again on one work unit, in its own transaction."""
-    workunits_validate(workunit_ids=[workunit_id])
 
 
 def replicas_move(*, source_id: int, target_id: int) -> int:

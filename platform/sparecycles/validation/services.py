@@ -1,16 +1,18 @@
 """The writes of validation: one entry point for every caller, quarantine, revalidation.
 
 `workunits_validate` is what the socket's intake (gateway.batching), housekeeping,
-the validator command and `scheduler.services.replica_report` all call: one
+the validator command and `replica_report` (one result: store it, then validate) all call: one
 transaction over many work units (validation.transitioner decides in memory with the
-pure functions of validation.policy, then writes verdicts, reliability, credibility,
-credit and the audit in bulk). Containment lives here too: `devices_quarantine` stops
-a device's normal work and sends what it settled since its last clean check back to
-validation without its results (`workunits_revalidate`), reversing their credit
-through credit's service.
+pure functions of validation.policy, then writes verdicts, reliability, credibility
+and the audit in bulk, and announces valid results for credit: validation.signals).
+Containment lives here too: `devices_quarantine` stops a device's normal work and
+sends what it settled since its last clean check back to validation without its
+results (`workunits_revalidate`), announcing them invalidated so credit reverses them.
 """
 
+import dataclasses
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -18,15 +20,16 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from sparecycles import events
-from sparecycles.credit.reversals import credit_reverse_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.db.retry import deadlock_retry
 from sparecycles.projects.models import WorkUnit
+from sparecycles.scheduler.intake import Ack, Report, results_store
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.validators import validation_plan
 from sparecycles.volunteers.models import Device, Volunteer
 
 from .models import DeviceCredibility, ValidationAudit
+from .signals import results_invalidated
 from .transitioner import Transition, workunits_transition
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,23 @@ def workunits_validate(*, workunit_ids) -> Transition:
     return transition
 
 
+def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None,
+                   error: str = "", elapsed_ms: int | None = None) -> Ack:
+    """Store one reported result durably (scheduler.intake), then validate its work unit.
+
+    The volunteer socket batches these steps across connections (gateway.batching);
+    this is the same path for one result, used by scripts and tests. `accepted=True`
+    means the result is safe; a result reported twice is acknowledged as a duplicate.
+    """
+    stored = results_store([Report(device_id=device.pk, task_id=task_id, ok=ok, output=output,
+                                   error=error, elapsed_ms=elapsed_ms)])
+    [ack] = stored.acks
+    if not stored.workunit_ids:
+        return ack
+    transition = workunits_validate(workunit_ids=stored.workunit_ids)
+    return dataclasses.replace(ack, cancelled=transition.cancelled)
+
+
 def _workunits_validate_locked(workunit_ids) -> Transition:
     def run() -> Transition:
         with transaction.atomic():
@@ -69,11 +89,6 @@ def transition_announce(transition: Transition) -> None:
     events.tasks_cancelled(transition.cancelled)
     if transition.revalidate:
         workunits_validate(workunit_ids=sorted(set(transition.revalidate)))
-
-
-def credit_reverse(*, replica_ids: list[int], reason: str) -> int:
-    """Through credit's reversal service (reversal entries, never edits)."""
-    return credit_reverse_many(replica_ids=sorted(set(replica_ids)), reason=reason)
 
 
 def devices_quarantine(*, device_ids: list[int], reason: str) -> list[int]:
@@ -171,8 +186,9 @@ def workunits_revalidate(*, workunit_ids: list[int], device_ids: list[int]) -> i
             rows_update(WorkUnit, workunits, ["state", "canonical_replica", "canonical_output",
                                               "completed_at", "revalidated_at",
                                               "error_reason"])
-            credit_reverse(replica_ids=thrown,
-                           reason="Revalidated: its device was caught cheating.")
+            if thrown:  # credit reverses them, in this transaction (validation.signals)
+                results_invalidated.send(sender=Replica, replica_ids=sorted(set(thrown)),
+                                         reason="Revalidated: its device was caught cheating.")
             ValidationAudit.objects.bulk_create(
                 [ValidationAudit(kind=Kind.REVALIDATION, workunit=w,
                                  reason="Its result came from a device caught later.",

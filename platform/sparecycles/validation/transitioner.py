@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
-from sparecycles.credit.services import credit_grant_many
 from sparecycles.db.bulk import rows_update
 from sparecycles.projects.models import WorkUnit
 from sparecycles.sandbox.errors import ValidatorError
-from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.models import Cancelled, Replica
 from sparecycles.scheduler.reliability import Outcome, SpotCheck, hosts_record
 from sparecycles.scheduler.validators import advance_pairs, comparator_for
 from sparecycles.volunteers.models import Volunteer
@@ -32,16 +31,11 @@ from .credibility import Delta, Standing, credibility_apply, standing_of, standi
 from .models import ValidationAudit
 from .policy import canonical_choose
 from .reputation import reputations_refresh
+from .signals import results_invalidated, results_validated
 
 logger = logging.getLogger(__name__)
 S, O, V = Replica.ServerState, Replica.Outcome, Replica.ValidateState
 Kind = ValidationAudit.Kind
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    device_id: int
-    task_id: str
 
 
 @dataclass
@@ -108,12 +102,11 @@ class Writes:
         if moved:
             reputations_refresh(volunteer_ids=moved)
         caught = credibility_apply({d: x for d, x in self.credibility.items() if d is not None})
-        credit_grant_many(replicas=self.grants)
+        if self.grants:  # credit grants, in this transaction (credit connects to it)
+            results_validated.send(sender=Replica, replicas=self.grants)
         if self.reversals:
-            from .services import credit_reverse  # the money side lives in credit/
-
-            credit_reverse(replica_ids=self.reversals,
-                           reason="Revalidated: the result is no longer valid.")
+            results_invalidated.send(sender=Replica, replica_ids=sorted(set(self.reversals)),
+                                     reason="Revalidated: the result is no longer valid.")
         if self.audits:
             ValidationAudit.objects.bulk_create(self.audits)
         passed = [d for d, x in self.credibility.items() if d is not None and x.passed]

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
-from sparecycles.gateway.protocol import PROTOCOL_VERSION
+from sparecycles.wire import PROTOCOL_VERSION
 
 from . import compute, pwa
 from .middleware import policy

@@ -42,8 +42,9 @@ from sparecycles.projects.catalogue import bundled_app_install, bundled_app_name
 from sparecycles.projects.models import Batch, WorkUnit
 from sparecycles.projects.services import QuorumParams, batch_create
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.models import DeviceCredibility
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import device_connect
 
 REPO = Path(settings.BASE_DIR)

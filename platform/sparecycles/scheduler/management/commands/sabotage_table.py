@@ -42,7 +42,8 @@ from sparecycles.projects.services import (
     spot_check_batch_create,
 )
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Device
 from sparecycles.volunteers.services import device_connect
 

@@ -1,0 +1,33 @@
+"""What the volunteer protocol (shared/PROTOCOL.md) fixes for every layer: its version and
+what a result's output may be.
+
+A low module: the socket (gateway.protocol), the page (web) and the sandbox's judging all
+read these, and none of them imports another edge for it.
+"""
+
+import math
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+# A result's output may nest lists and objects this deep, no deeper. Real outputs are
+# shallow; a 600-deep list is an attack on every comparator that walks it recursively
+# (Python's own and owners' custom validators).
+MAX_OUTPUT_DEPTH = 64
+
+
+def output_problem(output: Any) -> str:
+    """Why `output` can't be stored and compared, or "" if it can: NaN and Infinity are
+    not JSON (the database refuses them), and nesting is capped at MAX_OUTPUT_DEPTH.
+    Walks the tree without recursion."""
+    stack = [(output, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return "NaN and Infinity are not JSON numbers."
+        if isinstance(value, dict | list):
+            if depth > MAX_OUTPUT_DEPTH:
+                return f"nested deeper than {MAX_OUTPUT_DEPTH} levels."
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return ""
