@@ -16,8 +16,10 @@ def test_the_slow_machine_earns_four_times_raw_and_the_same_normalised():
     row = next(line for line in out.getvalue().splitlines() if line.startswith("| montecarlo"))
     cells = [c.strip().replace(",", "") for c in row.strip("|").split("|")]
     raw_ratio, norm_ratio = float(cells[5]), float(cells[8])
-    assert 3.5 <= raw_ratio <= 4.5          # before: the slow machine claims ×4
-    assert 0.95 <= norm_ratio <= 1.05       # after: the same credit for the same work
+    # The ratios come from timed native runs, so a loaded machine moves them a little;
+    # the behaviour is the gap between them: ×4 claimed raw, about ×1 once normalised.
+    assert 3.0 <= raw_ratio <= 5.0          # before: the slow machine claims ×4
+    assert 0.8 <= norm_ratio <= 1.25        # after: the same credit for the same work
     assert int(cells[2]) == 15              # the manifest's declared estimate...
     assert float(cells[9]) <= 15            # ...only lowers what is granted
     assert re.search(r"reference device 1 GFLOPS", out.getvalue())
