@@ -9,7 +9,7 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "platform" / "sparecycles"
 APPS = {p.name for p in SRC.iterdir() if (p / "apps.py").exists()}
 DOMAIN = {"volunteers", "projects", "scheduler", "validation", "credit", "ledger"}
-EDGES = {"gateway", "api", "web", "leaderboards", "housekeeping"}
+EDGES = {"gateway", "api", "web", "leaderboards", "housekeeping", "accounts", "owners"}
 
 
 def imported_apps(path: Path) -> set[str]:

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "channels",
     "sparecycles.jobs",
     "sparecycles.projects",
+    "sparecycles.owners",
     "sparecycles.volunteers",
     "sparecycles.scheduler",
     "sparecycles.validation",

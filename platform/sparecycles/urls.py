@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from sparecycles.accounts.forms import AdminLoginForm
-from sparecycles.projects import views as project_views
+from sparecycles.web import project_pages as project_views
 from sparecycles.web import views as web_views
 
 admin.site.site_header = "Spare Cycles administration"
@@ -16,7 +16,7 @@ urlpatterns = [
     path("apps/<slug:name>/<int:number>/code", project_views.app_code, name="app-code"),
     path("apps/<slug:name>/<int:number>/wheels/<str:filename>", project_views.app_wheel,
          name="app-wheel"),
-    path("projects/", include("sparecycles.projects.urls")),
+    path("projects/", include("sparecycles.web.project_urls")),
     path("api/v1/", include("sparecycles.api.urls")),
     path("admin/", admin.site.urls),
     path("ledger/", include("sparecycles.ledger.urls")),

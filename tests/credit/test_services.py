@@ -17,10 +17,10 @@ from sparecycles.credit.models import (
 from sparecycles.credit.selectors import volunteer_credit_micro
 from sparecycles.credit.services import credit_grant
 from sparecycles.projects.models import WorkUnit
-from sparecycles.scheduler.housekeeping import replicas_time_out
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.services import replica_report
+from sparecycles.validation.sweeps import replicas_time_out
 
 pytestmark = pytest.mark.django_db
 

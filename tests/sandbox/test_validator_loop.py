@@ -26,12 +26,12 @@ from sparecycles.projects.services import (
     project_owner_add,
 )
 from sparecycles.sandbox.pool import pool
-from sparecycles.scheduler.housekeeping import workunits_unstick
 from sparecycles.scheduler.intake import Report, results_store
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.selectors import batch_status
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.models import DeviceCredibility
+from sparecycles.validation.sweeps import workunits_unstick
 from sparecycles.volunteers.services import device_connect
 
 pytestmark = pytest.mark.django_db(transaction=True)

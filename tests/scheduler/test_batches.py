@@ -76,15 +76,14 @@ def test_a_new_batch_gets_target_nresults_unsent_replicas_per_work_unit(app_vers
     assert len(set(replicas.values_list("task_id", flat=True))) == 9
 
 
-def test_projects_imports_nothing_of_the_scheduler_but_its_admin():
+def test_projects_imports_nothing_of_the_scheduler():
     """The work layer has one direction: scheduler imports projects, never the reverse
-    (projects.admin is an edge of the site and may call the scheduler's services)."""
+    (the owners' admin, an edge app of its own, calls the scheduler's services)."""
     from pathlib import Path
 
     import sparecycles.projects as projects
 
     root = Path(projects.__file__).parent
     offenders = [str(path.relative_to(root)) for path in root.rglob("*.py")
-                 if "migrations" not in path.parts and path.name != "admin.py"
-                 and "sparecycles.scheduler" in path.read_text()]
+                 if "migrations" not in path.parts and "sparecycles.scheduler" in path.read_text()]
     assert offenders == []

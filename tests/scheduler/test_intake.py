@@ -4,11 +4,11 @@ import pytest
 
 from sparecycles.credit.models import CreditGrant
 from sparecycles.projects.models import WorkUnit
-from sparecycles.scheduler.housekeeping import pending_validate
 from sparecycles.scheduler.intake import Report, results_store
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.services import workunits_validate
+from sparecycles.validation.sweeps import pending_validate
 
 pytestmark = pytest.mark.django_db
 

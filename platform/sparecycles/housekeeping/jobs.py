@@ -14,7 +14,7 @@ from django.conf import settings
 from sparecycles.credit.stats_export import stats_dir, stats_export
 from sparecycles.jobs.services import jobs_reap
 from sparecycles.ledger.services import epochs_close_due
-from sparecycles.scheduler.housekeeping import (
+from sparecycles.validation.sweeps import (
     pending_validate,
     replicas_time_out,
     workunits_unstick,

@@ -12,9 +12,9 @@ from django.db.models import Sum
 from sparecycles.credit.models import CreditGrant
 from sparecycles.projects.catalogue import bundled_batch_create
 from sparecycles.projects.models import WorkUnit
-from sparecycles.scheduler.management.commands.sabotage_table import pair_meetings
 from sparecycles.scheduler.models import Replica
 from tests.tools.swarm.test_swarm import FAST, all_closed, devices_of, native_outputs, swarm
+from tools.swarm.management.commands.sabotage_table import pair_meetings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 V = Replica.ValidateState

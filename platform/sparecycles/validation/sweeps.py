@@ -1,4 +1,4 @@
-"""Deadlines and sweeps over work: time out overdue replicas (which reissues them), unstick
+"""Validation's sweeps over work: time out overdue replicas (which reissues them), unstick
 work units, validate results a dead process left pending.
 
 Safe to run in several processes at once: every change is made under the
@@ -14,11 +14,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sparecycles.projects.models import WorkUnit
-from sparecycles.validation.services import transition_announce as _announce
-from sparecycles.validation.services import workunits_validate
-from sparecycles.validation.transitioner import pending_workunit_ids, workunit_transition
+from sparecycles.scheduler.models import Replica
 
-from .models import Replica
+from .services import transition_announce as _announce
+from .services import workunits_validate
+from .transitioner import pending_workunit_ids, workunit_transition
 
 S, O = Replica.ServerState, Replica.Outcome
 

@@ -6,9 +6,7 @@ from django.views.decorators.http import require_GET
 
 from sparecycles.credit.selectors import project_top_contributors  # a credit read
 from sparecycles.errors import error_response, json_errors
-
-from .charts import progress_chart
-from .selectors import (
+from sparecycles.projects.selectors import (
     MAX_PK,
     app_version_get,
     app_wheel_get,
@@ -19,6 +17,8 @@ from .selectors import (
     project_tile_apps,
     project_tiles,
 )
+
+from .project_charts import progress_chart
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

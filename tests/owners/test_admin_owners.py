@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from sparecycles.projects import admin as project_admin
+from sparecycles.owners import admin as project_admin
 from sparecycles.projects.models import App, AppVersion, Batch, Project, WorkUnit
 from sparecycles.projects.services import (
     QuorumParams,

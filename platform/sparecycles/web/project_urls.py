@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import project_pages as views
 
 app_name = "projects"
 

@@ -13,7 +13,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from sparecycles.scheduler.housekeeping import pending_validate
+from sparecycles.validation.sweeps import pending_validate
 
 
 class Command(BaseCommand):

@@ -5,10 +5,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from sparecycles.projects.charts import progress_chart
 from sparecycles.projects.models import App, OutputView, Project, WorkUnit
 from sparecycles.projects.selectors import project_progress_series, project_tiles
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+from sparecycles.web.project_charts import progress_chart
 
 pytestmark = pytest.mark.django_db
 TILE_APP = b"def main(input):\n    return input\n"

@@ -6,10 +6,10 @@ import pytest
 from django.utils import timezone
 
 from sparecycles.projects.models import WorkUnit
-from sparecycles.scheduler.housekeeping import replicas_time_out, workunits_unstick
 from sparecycles.scheduler.models import HostAppVersion, Replica
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.services import replica_report
+from sparecycles.validation.sweeps import replicas_time_out, workunits_unstick
 
 pytestmark = pytest.mark.django_db
 

@@ -19,14 +19,10 @@ from django.views.decorators.http import require_POST
 
 # The admin is an edge: it may call the scheduler (above projects) for what touches replicas.
 from sparecycles.errors import error_response
-from sparecycles.scheduler.batches import batch_abort, batch_retire
-from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.selectors import batch_status
-
-from .code_checks import wheels_check
-from .inputs import format_for, inputs_scan
-from .models import App, AppVersion, Batch, Project, Runtime, WorkUnit
-from .services import (
+from sparecycles.projects.code_checks import wheels_check
+from sparecycles.projects.inputs import format_for, inputs_scan
+from sparecycles.projects.models import App, AppVersion, Batch, Project, Runtime, WorkUnit
+from sparecycles.projects.services import (
     APP_FIELDS,
     MAX_CODE_BYTES,
     BatchStateError,
@@ -41,7 +37,10 @@ from .services import (
     batch_resume,
     project_owner_add,
 )
-from .uploads import upload_job_get, upload_job_start
+from sparecycles.projects.uploads import upload_job_get, upload_job_start
+from sparecycles.scheduler.batches import batch_abort, batch_retire
+from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.selectors import batch_status
 
 # Uploads up to this many work units are inserted during the request; larger ones by a
 # background thread while the owner watches a progress bar.
