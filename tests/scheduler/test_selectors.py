@@ -4,7 +4,8 @@ import pytest
 
 from sparecycles.scheduler.models import Replica
 from sparecycles.scheduler.selectors import batch_status
-from sparecycles.scheduler.services import replica_report, tasks_dispatch
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from sparecycles.asgi import application
 from sparecycles.projects.models import WorkUnit
 from sparecycles.scheduler.models import Replica
-from sparecycles.scheduler.services import network_of, replica_report, tasks_dispatch
+from sparecycles.scheduler.services import network_of, tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Device
 from sparecycles.web.forwarded import ForwardedHeadersMiddleware
 
