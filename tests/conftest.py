@@ -12,6 +12,8 @@ from django.contrib.auth import get_user_model
 from sparecycles import secret_key
 from sparecycles.projects.models import App, Project
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import device_connect
 
 pytest_plugins = ["tests.live_server"]  # live_server_factory / live_server_url: a real daphne
@@ -165,3 +167,14 @@ def establish(db):
                                                        defaults={"confirmed": confirmed})
         return devices[0] if len(devices) == 1 else devices
     return make
+
+
+@pytest.fixture
+def earn():
+    """Compute one task on `device` and report it; with quorum 1 it is valid and credited."""
+    def run(device, output=None):
+        replica = tasks_dispatch(device=device, slots=1).replicas[0]
+        replica_report(device=device, task_id=replica.task_id, ok=True,
+                       output=output if output is not None else {"x": 1})
+        return replica
+    return run

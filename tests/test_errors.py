@@ -1,25 +1,15 @@
 """One JSON error shape for every JSON endpoint family (sparecycles/errors.py):
 {"detail": str, "code": str, "errors"?: [str], "fields"?: {name: [str]}}."""
 
-import json
 
 import pytest
 from django.test import RequestFactory
 
 from sparecycles.errors import error_body, error_response, json_errors
+from tests.json_errors import assert_error_shape as assert_shape
 
 pytestmark = pytest.mark.django_db
 
-KEYS = {"detail", "code", "errors", "fields"}
-
-
-def assert_shape(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = json.loads(response.content)
-    assert set(body) <= KEYS and isinstance(body["detail"], str) and body["detail"]
-    assert body["code"] == code
-    return body
 
 
 def test_the_body_has_detail_and_a_code_from_the_status():

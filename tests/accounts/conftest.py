@@ -3,20 +3,7 @@
 import pytest
 
 from sparecycles.accounts.services import account_create
-from sparecycles.scheduler.services import tasks_dispatch
-from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.services import device_connect
-
-
-@pytest.fixture
-def earn():
-    """Compute one task on `device` and report it (valid at quorum 1)."""
-    def run(device, output=None):
-        replica = tasks_dispatch(device=device, slots=1).replicas[0]
-        replica_report(device=device, task_id=replica.task_id, ok=True,
-                       output=output if output is not None else {"x": 1})
-        return replica
-    return run
 
 
 @pytest.fixture

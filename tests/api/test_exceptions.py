@@ -1,27 +1,19 @@
 """The owners' API answers every error in the site's one shape (api/exceptions.py):
 {"detail", "code", "errors"?, "fields"?}, and the OpenAPI schema says so."""
 
-import json
 
 import pytest
 import yaml
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from tests.json_errors import KEYS
+from tests.json_errors import assert_error_shape as shape
+
 from .conftest import token_client
 
 pytestmark = pytest.mark.django_db
 
-KEYS = {"detail", "code", "errors", "fields"}
-
-
-def shape(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = json.loads(response.content)
-    assert set(body) <= KEYS and isinstance(body["detail"], str) and body["detail"]
-    assert body["code"] == code
-    return body
 
 
 def test_field_errors_keep_detail_and_list_each_field(api):

@@ -6,8 +6,6 @@ import pytest
 
 from sparecycles.credit.averages import rac_key
 from sparecycles.credit.models import MICRO, TeamCredit, VolunteerCredit
-from sparecycles.scheduler.services import tasks_dispatch
-from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Team, Volunteer
 
 
@@ -37,14 +35,3 @@ def make_team(db):
         TeamCredit.objects.create(team=team, **aggregate(credit, rac))
         return team
     return make
-
-
-@pytest.fixture
-def earn():
-    """Compute one task on `device` and report it; with quorum 1 it is valid and credited."""
-    def run(device, output=None):
-        replica = tasks_dispatch(device=device, slots=1).replicas[0]
-        replica_report(device=device, task_id=replica.task_id, ok=True,
-                       output=output if output is not None else {"x": 1})
-        return replica
-    return run
