@@ -39,7 +39,7 @@ async function post(form, token, url = form.action) {
   try {
     data = await response.json();
   } catch {
-    data = { error: `The server answered ${response.status}; try again in a moment.` };
+    data = { detail: `The server answered ${response.status}; try again in a moment.` };
   }
   return { ok: response.ok, data };
 }
@@ -90,7 +90,7 @@ async function wireClaimBrowser(token) {
         window.location.reload();
         return;
       }
-      result.textContent = data.error || "That did not work; try again.";
+      result.textContent = data.detail || "That did not work; try again.";
     } catch {
       result.textContent = "The server could not be reached. Check your connection and try again.";
     }
@@ -115,7 +115,7 @@ function wireClaimCode(token) {
     try {
       const { ok, data } = await post(form, current);
       if (!ok) {
-        output.textContent = data.error || "No code this time; try again.";
+        output.textContent = data.detail || "No code this time; try again.";
         return;
       }
       const until = Date.now() + data.ttl_s * 1000;

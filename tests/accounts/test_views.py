@@ -210,7 +210,8 @@ def test_claim_this_browser_errors(client, member, anonymous_browser):
     client.force_login(member.user)
     unknown = client.post("/me/devices/claim/", {"token": "no-such-token"})
     assert unknown.status_code == 409
-    assert unknown.json() == {"error": "This browser's device is unknown; press Start once first."}
+    assert unknown.json() == {"detail": "This browser's device is unknown; press Start once first.",
+                              "code": "conflict"}   # the one JSON error shape (errors.py)
     assert client.get("/me/devices/claim/").status_code == 405
 
 
@@ -245,7 +246,9 @@ def test_a_device_shows_a_code_and_is_claimed_by_it(client, member, anonymous_br
 
 
 def test_claim_code_errors(client, member):
-    assert client.post("/devices/claim-code/", {"token": "nope"}).status_code == 404
+    unknown = client.post("/devices/claim-code/", {"token": "nope"})
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "not_found" and "press Start once" in unknown.json()["detail"]
     client.force_login(member.user)
     response = client.post("/me/devices/claim-code/", {"code": "x"}, follow=True)
     assert "A claim code has 8 letters and digits" in messages_of(response)[0]

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sparecycles.credit.models import MICRO
 from sparecycles.credit.selectors import PAGE_SIZE, team_rank, team_totals, volunteer_board
+from sparecycles.errors import error_response
 from sparecycles.ledger.selectors import volunteer_tokens
 from sparecycles.volunteers import selectors as identity
 from sparecycles.volunteers import services as membership
@@ -45,7 +46,7 @@ def _json_login_required(view):
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         if not request.user.is_authenticated:
-            return JsonResponse({"error": "Log in first, then try again."}, status=401)
+            return error_response(401, "Log in first, then try again.")
         return view(request, *args, **kwargs)
     return wrapped
 
@@ -187,7 +188,7 @@ def claim_this_browser(request: HttpRequest) -> JsonResponse:
         device = services.device_claim(user=request.user,
                                        token=request.POST.get("token", "").strip())
     except ValidationError as exc:
-        return JsonResponse({"error": _error_text(exc)}, status=409)
+        return error_response(409, _error_text(exc))
     return JsonResponse({"device_id": device.public_id, "label": device.label,
                          "volunteer_id": device.volunteer_id})
 
@@ -214,8 +215,8 @@ def device_claim_code(request: HttpRequest) -> JsonResponse:
     """A short code this browser's device shows, to be typed in on a logged-in browser."""
     device = identity.device_by_token(token=request.POST.get("token", "").strip())
     if device is None:
-        return JsonResponse({"error": "This browser has no device yet: press Start once, "
-                                      "then ask for a code again."}, status=404)
+        return error_response(404, "This browser has no device yet: press Start once, "
+                                   "then ask for a code again.")
     claim = services.claim_code_issue(device=device)
     return JsonResponse({"code": f"{claim.code[:4]}-{claim.code[4:]}",
                          "expires_at": claim.expires_at.isoformat(),
