@@ -35,6 +35,12 @@ from .models import HostAppVersion, Replica
 from .reliability import host_quota_left, starting_quota
 from .trust import trust
 
+
+def max_inflight() -> int:
+    """Tasks one device may hold at once (SPARECYCLES_MAX_INFLIGHT)."""
+    return settings.SPARECYCLES["MAX_INFLIGHT"]
+
+
 S, V = Replica.ServerState, Replica.ValidateState
 # Adaptive replication also needs the volunteer's overall reputation (validation.reputation).
 ADAPTIVE_MIN_REPUTATION = 0.8
@@ -358,7 +364,6 @@ def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch
 
 def _choose(asks: list[Ask], *, rng: random.Random) -> dict[int, list[int]]:
     """The transaction of tasks_dispatch_many: the replica ids each device gets."""
-    from .services import max_inflight  # services imports this module
 
     device_ids = [ask.device_id for ask in asks]
     chosen: dict[int, list[int]] = {}

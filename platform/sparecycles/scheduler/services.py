@@ -14,17 +14,13 @@ from django.conf import settings
 
 from sparecycles.volunteers.models import Device
 
-from .dispatch import Ask, Dispatch, tasks_dispatch_many
+from .dispatch import Ask, Dispatch, max_inflight, tasks_dispatch_many  # noqa: F401 (max_inflight: part of this module's API)
 from .models import Replica
 
 logger = logging.getLogger(__name__)
 
 _rng = random.SystemRandom()
 # Adaptive replication also needs the volunteer's overall reputation (validation.reputation).
-
-
-def max_inflight() -> int:
-    return settings.SPARECYCLES["MAX_INFLIGHT"]
 
 
 def network_of(address: str | None) -> str:
