@@ -17,7 +17,8 @@ quarantined and how concentrated device pairs are. `--old-rules` measures the ru
 before issue 16 (plain majority, no automatic spot checks, new devices may pair) for
 comparison.
 
-Use a throwaway database:  SPARECYCLES_TOOLS=1 SPARECYCLES_VAR_DIR=$(mktemp -d) python manage.py sabotage_table
+Use a throwaway database:
+    SPARECYCLES_TOOLS=1 SPARECYCLES_VAR_DIR=$(mktemp -d) python manage.py sabotage_table
 """
 
 import datetime as dt
@@ -75,7 +76,8 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)  # a fresh SPARECYCLES_VAR_DIR starts empty
         if WorkUnit.objects.exists():
             raise CommandError("This database already holds work. Run on a throwaway one: "
-                               "SPARECYCLES_TOOLS=1 SPARECYCLES_VAR_DIR=$(mktemp -d) python manage.py sabotage_table")
+                               "SPARECYCLES_TOOLS=1 SPARECYCLES_VAR_DIR=$(mktemp -d) "
+                               "python manage.py sabotage_table")
         changes = {"RELIABLE_RETRY_WAIT_S": 0, "DAILY_QUOTA_START": 10**6, "DAILY_QUOTA": 10**6}
         if old_rules:
             changes |= OLD_RULES
