@@ -52,6 +52,14 @@ def _batch_cancel_open(batch: Batch, reason: str) -> list[Cancelled]:
     return cancelled
 
 
+def _batch_end(batch: Batch, state: str, reason: str) -> None:
+    """Cancel the batch's unfinished work, put it in `state`, and tell the devices."""
+    cancelled = _batch_cancel_open(batch, reason)
+    batch.state = state
+    batch.save(update_fields=["state"])
+    events.tasks_cancelled(cancelled)
+
+
 @transaction.atomic
 def batch_abort(*, batch: Batch) -> Batch:
     """Cancel every unfinished work unit; finished ones keep their results."""
@@ -59,10 +67,7 @@ def batch_abort(*, batch: Batch) -> Batch:
     if batch.state == Batch.State.RETIRED:
         raise BatchStateError("The batch is retired; there is nothing left to abort.")
     if batch.state != Batch.State.ABORTED:
-        cancelled = _batch_cancel_open(batch, "The batch was aborted by its owner.")
-        batch.state = Batch.State.ABORTED
-        batch.save(update_fields=["state"])
-        events.tasks_cancelled(cancelled)
+        _batch_end(batch, Batch.State.ABORTED, "The batch was aborted by its owner.")
     return batch
 
 
@@ -74,8 +79,5 @@ def batch_retire(*, batch: Batch) -> Batch:
     """
     batch = batch_locked(batch)
     if batch.state != Batch.State.RETIRED:
-        cancelled = _batch_cancel_open(batch, "The batch was retired by its owner.")
-        batch.state = Batch.State.RETIRED
-        batch.save(update_fields=["state"])
-        events.tasks_cancelled(cancelled)
+        _batch_end(batch, Batch.State.RETIRED, "The batch was retired by its owner.")
     return batch
