@@ -7,6 +7,11 @@ from django.conf import settings
 from django.db import models
 
 
+def new_cross_project_id() -> str:
+    """32 random hex digits, like BOINC's user.cross_project_id."""
+    return secrets.token_hex(16)
+
+
 class Team(models.Model):
     """A team of volunteers; its credit totals are credit's (credit.models.TeamCredit)."""
 
@@ -51,6 +56,18 @@ class Volunteer(models.Model):
     # Reputation in [0, 1] from the devices' validation history (validation.reputation).
     reputation = models.FloatField(default=0.5)
     created_at = models.DateTimeField(auto_now_add=True)
+    # BOINC's cross-project id: random, never changes; the exported cpid is
+    # md5(cross_project_id + email) when a verified email exists, else derived from it alone.
+    cross_project_id = models.CharField(max_length=32, unique=True, default=new_cross_project_id)
+    # When the account's email (user.email) was last verified; None: unverified or none.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+    # The privacy choice: appear in the daily BOINC stats exports.
+    in_stats_exports = models.BooleanField(
+        default=True, help_text="Appear in the daily statistics exports that stats sites import."
+    )
+    # Set when the volunteer deleted their account: the row stays, anonymised, because the
+    # ledger and the credit totals keep naming it; it is listed in user_deleted.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
