@@ -27,7 +27,7 @@ def test_gzip_files_are_served_as_they_are(client, exported):
     assert "Content-Encoding" not in response  # stats sites want the .gz itself
     assert response["Content-Disposition"] == 'attachment; filename="user.gz"'
     xml = gzip.decompress(b"".join(response.streaming_content)).decode()
-    assert "<name>Ada</name>" in xml and "<total_credit>12.5</total_credit>" in xml
+    assert "<name>Ada</name>" in xml and "<total_credit>12.500000</total_credit>" in xml
     users = json.loads(gzip.decompress(b"".join(client.get("/stats/user.json.gz")
                                                  .streaming_content)))
     assert users[0]["name"] == "Ada"

@@ -136,6 +136,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             client_name=message.client.name,
             client_version=message.client.version,
             capabilities=message.capabilities.model_dump(),
+            host=message.host.model_dump() if message.host is not None else None,
         )
         self.device = session.device
         await self.channel_layer.group_add(device_group(self.device.pk), self.channel_name)

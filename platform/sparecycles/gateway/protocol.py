@@ -34,12 +34,30 @@ class Capabilities(_Message):
     mobile: bool = False
 
 
+# Printable text only: these fields end up in the public stats exports.
+HostText = Annotated[str, Field(max_length=64, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+
+
+class HostInfo(_Message):
+    """Optional (an extension of v1): what a browser can honestly say about its device, for
+    the stats exports' host fields. Every field may be missing; a hello without `host`
+    leaves what an earlier hello reported."""
+
+    os_name: HostText = ""
+    os_version: HostText = ""
+    p_vendor: HostText = ""
+    p_model: Annotated[str, Field(max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")] = ""
+    p_fpops: Annotated[float, Field(gt=0, le=1e13, allow_inf_nan=False)] | None = None
+    timezone: Annotated[int, Field(ge=-14 * 3600, le=14 * 3600)] | None = None
+
+
 class Hello(_Message):
     type: Literal["hello"]
     protocol: int
     device_token: Token | None = None
     client: ClientInfo = ClientInfo()
     capabilities: Capabilities = Capabilities()
+    host: HostInfo | None = None
 
 
 class Request(_Message):

@@ -86,7 +86,8 @@ def projects(request: HttpRequest) -> HttpResponse:
 
 
 # --- statistics files (credit.stats_export writes them daily) -----------------------------------
-STATS_FILES = re.compile(r"^(?:(?:user|team|host)(?:\.json)?\.gz|tables\.xml)$")
+STATS_FILES = re.compile(r"^(?:(?:user|team|host|user_deleted|host_deleted)(?:\.json)?\.gz"
+                         r"|tables\.xml)$")
 STATS_DESCRIPTIONS = {
     "user.gz": "Volunteers, BOINC XML",
     "team.gz": "Teams, BOINC XML",
@@ -94,6 +95,8 @@ STATS_DESCRIPTIONS = {
     "user.json.gz": "Volunteers, JSON",
     "team.json.gz": "Teams, JSON",
     "host.json.gz": "Devices (hosts), JSON",
+    "user_deleted.gz": "Deleted accounts (their cpid), BOINC XML",
+    "host_deleted.gz": "Devices of deleted accounts (their host_cpid), BOINC XML",
     "tables.xml": "Counts and the time of the export",
 }
 

@@ -12,6 +12,11 @@ def new_cross_project_id() -> str:
     return secrets.token_hex(16)
 
 
+def new_host_cpid() -> str:
+    """32 random hex digits: a device's public id in the stats exports (BOINC's host_cpid)."""
+    return secrets.token_hex(16)
+
+
 class Team(models.Model):
     """A team of volunteers; its credit totals are credit's (credit.models.TeamCredit)."""
 
@@ -96,6 +101,17 @@ class Device(models.Model):
     revoked = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(null=True, blank=True)
+    # What the stats exports say about the device (BOINC's host fields), as the browser
+    # reported it in hello's optional `host` object: only what a page can honestly know.
+    # Core count and memory stay in capabilities.
+    host_cpid = models.CharField(max_length=32, unique=True, default=new_host_cpid)
+    os_name = models.CharField(max_length=64, blank=True)  # the user agent's platform
+    os_version = models.CharField(max_length=64, blank=True)
+    p_vendor = models.CharField(max_length=64, blank=True)  # CPU architecture, if told
+    p_model = models.CharField(max_length=128, blank=True)  # the browser and its version
+    # Floating-point operations per second measured by the page: a browser estimate.
+    p_fpops = models.FloatField(null=True, blank=True)
+    timezone = models.IntegerField(null=True, blank=True)  # local time − UTC, in seconds
 
     class Meta:
         ordering = ["-last_seen"]

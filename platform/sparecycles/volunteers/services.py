@@ -24,16 +24,22 @@ def volunteer_for_user(*, user) -> Volunteer:
     return volunteer
 
 
+# The device fields a hello's `host` object reports (gateway.protocol.HostInfo).
+HOST_FIELDS = ("os_name", "os_version", "p_vendor", "p_model", "p_fpops", "timezone")
+
+
 @transaction.atomic
 def device_connect(
     *, token: str | None, user=None, client_name: str = "", client_version: str = "",
-    capabilities: dict | None = None,
+    capabilities: dict | None = None, host: dict | None = None,
 ) -> DeviceSession:
     """Find the device a hello frame speaks for, or enrol a new one.
 
     A known, unrevoked token keeps its device (and so its in-flight tasks). An
     unknown or revoked token, or none, gets a new device and a new token. A
-    logged-in browser session ties a new device to that user's volunteer.
+    logged-in browser session ties a new device to that user's volunteer. `host` (the
+    hello's optional, already validated host fields) replaces what the device reported
+    before; without it those fields stay as they were.
     """
     authenticated = user is not None and user.is_authenticated
     device = None
@@ -57,6 +63,13 @@ def device_connect(
     device.client_name = client_name[:50]
     device.client_version = client_version[:50]
     device.capabilities = capabilities or {}
+    if host is not None:
+        for name in HOST_FIELDS:
+            field = Device._meta.get_field(name)
+            value = host.get(name, field.get_default())
+            if isinstance(value, str):  # cut to the column, whoever the caller
+                value = value[:field.max_length]
+            setattr(device, name, value)
     device.last_seen = timezone.now()
     device.save()
     return DeviceSession(device=device, new_token=new_token)
