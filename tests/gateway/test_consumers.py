@@ -261,3 +261,26 @@ async def make_batch_async(make_batch, **kwargs):
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(make_batch)(**kwargs)
+
+
+async def test_hello_host_fields_reach_the_device_and_an_old_hello_keeps_them():
+    host = {"os_name": "Android", "os_version": "14", "p_vendor": "arm",
+            "p_model": "Chrome 131 (arm 64-bit)", "p_fpops": 1.5e9, "timezone": -18000}
+    communicator = await connect()
+    await communicator.send_json_to({**HELLO, "host": host})
+    welcome = await communicator.receive_json_from()
+    await communicator.disconnect()
+    device = await Device.objects.aget(pk=int(welcome["device_id"][1:]))
+    assert {k: getattr(device, k) for k in host} == host
+    assert len(device.host_cpid) == 32
+    again, _ = await hello(welcome["device_token"])  # an old client: no host object
+    await again.disconnect()
+    device = await Device.objects.aget(pk=device.pk)
+    assert device.os_name == "Android" and device.p_fpops == 1.5e9
+
+
+async def test_a_hello_with_a_hostile_host_object_is_refused_not_a_device():
+    communicator = await connect()
+    await communicator.send_json_to({**HELLO, "host": {"os_name": "x\x07" * 40}})
+    assert await closed_with(communicator) == 4401  # an invalid hello is no hello
+    assert not await Device.objects.aexists()

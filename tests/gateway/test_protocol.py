@@ -52,3 +52,38 @@ def test_ordinary_outputs_pass_and_the_walk_does_not_recurse():
     wide = [[i] for i in range(100_000)]
     assert output_problem(wide) == ""
     assert "deeper" in output_problem(nested(100_000))   # no RecursionError
+
+
+# --- hello's optional host object (the stats exports' host fields) --------------------------
+
+def hello_frame(**extra) -> str:
+    return json.dumps({"type": "hello", "protocol": 1, **extra})
+
+
+def test_hello_without_host_still_parses():
+    assert parse_client_frame(hello_frame()).host is None
+
+
+def test_hello_host_fields_are_typed_and_kept():
+    host = {"os_name": "Linux", "os_version": "6.1", "p_vendor": "x86",
+            "p_model": "Chromium 131 (x86 64-bit)", "p_fpops": 2.5e9, "timezone": 3600,
+            "extra": "ignored"}
+    parsed = parse_client_frame(hello_frame(host=host)).host
+    assert parsed.model_dump() == {k: v for k, v in host.items() if k != "extra"}
+
+
+@pytest.mark.parametrize("host", [
+    {"os_name": "Linux\x07"}, {"p_model": "x\x00"}, {"os_version": "\x85"},
+    {"os_name": "L" * 65}, {"p_model": "M" * 129},
+    {"p_fpops": 0}, {"p_fpops": -1}, {"p_fpops": 1e14}, {"p_fpops": "fast"},
+    {"timezone": 15 * 3600}, {"timezone": -15 * 3600}, {"timezone": 1.5},
+    {"os_name": ["Linux"]}, "Linux",
+])
+def test_hostile_host_fields_are_refused_at_the_edge(host):
+    with pytest.raises(FrameError):
+        parse_client_frame(hello_frame(host=host))
+
+
+def test_infinite_speed_is_refused():
+    with pytest.raises(FrameError):
+        parse_client_frame('{"type": "hello", "protocol": 1, "host": {"p_fpops": Infinity}}')
