@@ -51,7 +51,8 @@ def seed(*, volunteers: int, hosts: int, teams: int = 0, rng_seed: int = 1,
     version = AppVersion.objects.create(app=app, number=1, code=BENCH_CODE)
     batch = Batch.objects.create(app_version=version, name="bench")
     team_ids = [t.pk for t in Team.objects.bulk_create(
-        [Team(name=f"Export team {i}", slug=f"export-team-{i}") for i in range(teams)])]
+        [Team(name=f"Export team {rng_seed}-{i}", slug=f"export-team-{rng_seed}-{i}")
+         for i in range(teams)])]
     TeamCredit.objects.bulk_create([TeamCredit(team_id=pk, credit_micro=MICRO) for pk in team_ids])
     volunteer_ids: list[int] = []
     for start in range(0, volunteers, CHUNK):
