@@ -5,6 +5,7 @@ use rac_key, which orders rows exactly as their current RAC (see averages).
 No request sorts every row.
 """
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -13,7 +14,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from sparecycles.projects.models import Project
-from sparecycles.volunteers.models import Team, Volunteer
+from sparecycles.volunteers.models import Device, Team, Volunteer
 
 from .averages import KEY_FLOOR, rac_now
 from .models import (
@@ -264,3 +265,29 @@ def flops_approval_in_force(*, app_version) -> FlopsApproval | None:
     latest = (FlopsApproval.objects.filter(app_version=app_version).select_related("approved_by")
               .order_by("-id").first())
     return None if latest is None or latest.revoked else latest
+
+
+def credit_status(*, recent_since: float, registered_since: float) -> dict[str, int]:
+    """The people side of the public server status (BOINC's server_status.php names).
+
+    "Recent credit" is credit granted since `recent_since` (the status page passes one RAC
+    half-life ago), counted on the grants' granted_at index for volunteers and hosts alike.
+    Six queries whatever the size of the site.
+    """
+    since = dt.datetime.fromtimestamp(recent_since, tz=dt.UTC)
+    registered = dt.datetime.fromtimestamp(registered_since, tz=dt.UTC)
+    recent = (CreditGrant.objects.filter(granted_at__gte=since, reversal__isnull=True)
+              .aggregate(users=Count("volunteer", distinct=True),
+                         hosts=Count("device", distinct=True)))
+    with_credit = (CreditGrant.objects.filter(reversal__isnull=True, device__isnull=False)
+                   .aggregate(hosts=Count("device", distinct=True)))
+    return {
+        "users_with_recent_credit": recent["users"] or 0,
+        "users_with_credit": VolunteerCredit.objects.filter(credit_micro__gt=0).count(),
+        "users_registered_in_past_24_hours": Volunteer.objects.filter(
+            created_at__gte=registered, merged_into__isnull=True).count(),
+        "hosts_with_recent_credit": recent["hosts"] or 0,
+        "hosts_with_credit": with_credit["hosts"] or 0,
+        "hosts_registered_in_past_24_hours": Device.objects.filter(
+            created_at__gte=registered).count(),
+    }
