@@ -18,6 +18,7 @@
 import { ComputeFrame } from "./compute-host.js";
 import { creditMicroOf, formatCreditMicro } from "./credit.js";
 import { DeviceState, WakeLockKeeper } from "./device.js";
+import { gatherHostInfo } from "./host-info.js";
 import { Outbox } from "./outbox.js";
 import { SettingsPanel } from "./panel.js";
 import { backoffDelay, blockers, measuredDuty, restAfter } from "./policy.js";
@@ -55,6 +56,13 @@ function readConfig() {
   config.runtimeTimeoutMs = config.runtimeTimeoutMs || 60_000;
   return config;
 }
+
+// hello's optional host object (host-info.js), gathered once, soon after the page loads; a
+// hello sent before it is ready goes without it (the server keeps what it had).
+let hostReport = null;
+setTimeout(() => {
+  gatherHostInfo().then((host) => { hostReport = host; }).catch(() => {});
+}, 0);
 
 function capabilities() {
   const caps = {
@@ -762,6 +770,7 @@ class VolunteerClient {
         device_token: tokenStore.get() || null,
         client: CLIENT,
         capabilities: capabilities(),
+        ...(hostReport ? { host: hostReport } : {}),
       });
     };
     socket.onmessage = (event) => {
