@@ -333,3 +333,18 @@ def test_outputs_cross_as_python_json_and_exceptions_as_their_last_line(live_dap
     error = Replica.objects.get(workunit=failing, outcome=Replica.Outcome.CLIENT_ERROR)
     assert error.error_message == "ValueError: bad input 2"
     expect(page.locator("#activity")).to_contain_text("failed after")
+
+
+def test_hello_reports_what_the_browser_honestly_knows(live_daphne, page):
+    """The stats exports' host fields come from hello's host object (host-info.js)."""
+    open_page(page, live_daphne)
+    page.wait_for_timeout(500)  # the page gathers them once, right after it loads
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#device-id")).not_to_have_text("not registered yet", timeout=30_000)
+    device = Device.objects.get()
+    assert device.os_name == "Linux"
+    assert "Chrom" in device.p_model
+    assert device.p_fpops and 1e5 < device.p_fpops <= 1e13
+    offset = page.evaluate("() => -new Date().getTimezoneOffset() * 60")
+    assert device.timezone == offset
+    assert len(device.host_cpid) == 32
