@@ -106,9 +106,11 @@ def test_logout_is_a_post(member_client):
 # --- settings -----------------------------------------------------------------------------
 def test_account_settings_change_name_and_anonymity(member_client, member):
     page = member_client.get("/me/account/")
-    assert page.context["form"].initial == {"name": "ada", "show_anonymous": False}
+    assert page.context["form"].initial == {"name": "ada", "show_anonymous": False,
+                                            "in_stats_exports": True}
     response = member_client.post("/me/account/", {"name": "  Ada   Lovelace ",
-                                                   "show_anonymous": "on"}, follow=True)
+                                                   "show_anonymous": "on",
+                                                   "in_stats_exports": "on"}, follow=True)
     assert messages_of(response) == ["Your settings are saved."]
     member.refresh_from_db()
     assert (member.name, member.show_anonymous, member.public_name) == (
