@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from sparecycles.accounts.services import account_create, volunteer_update
-from sparecycles.projects.models import App, Batch, Project
+from sparecycles.projects.models import Batch, Project
 from sparecycles.projects.services import app_update, project_create, project_update
 from sparecycles.text import clean_line, clean_text
 from sparecycles.volunteers.models import Device, Team, Volunteer

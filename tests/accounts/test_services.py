@@ -90,8 +90,8 @@ def world(make_batch, earn):
     ada.save()
     team = team_create(founder=ada, name="Prime Hunters")
     team_join(volunteer=grace, team=team)
-    device = device_connect(token=None, user=ada.user,
-                            capabilities={"runtimes": ["pyodide"]}).device
+    session = device_connect(token=None, user=ada.user, capabilities={"runtimes": ["pyodide"]})
+    device = session.device
     device.name = f"{NAME}'s laptop"
     device.save()
     earn(device)
@@ -101,7 +101,8 @@ def world(make_batch, earn):
     DeviceClaimCode.objects.create(device=device, code="ABCD2345",
                                    expires_at=timezone.now() + dt.timedelta(minutes=5))
     ada.refresh_from_db()
-    return {"ada": ada, "grace": grace, "team": team, "device": device}
+    return {"ada": ada, "grace": grace, "team": team, "device": device,
+            "token": session.new_token}
 
 
 PUBLIC_PAGES = ["/leaderboards/volunteers/", "/leaderboards/volunteers/?order=rac",
@@ -187,7 +188,9 @@ def test_staff_accounts_are_not_deleted_here(owner):
 
 
 def test_a_deleted_volunteers_device_token_no_longer_works(world):
-    ada, device = world["ada"], world["device"]
+    ada, device, token = world["ada"], world["device"], world["token"]
+    assert device_connect(token=token).device.pk == device.pk
     account_delete(user=ada.user)
-    fresh = device_connect(token="whatever-the-old-token-was")
-    assert fresh.device.volunteer_id != ada.pk
+    fresh = device_connect(token=token)
+    assert fresh.device.pk != device.pk and fresh.device.volunteer_id != ada.pk
+    assert fresh.new_token and Volunteer.objects.get(pk=ada.pk).devices.count() == 1

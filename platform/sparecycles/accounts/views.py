@@ -223,7 +223,8 @@ def _verify_refused(request: HttpRequest, message: str) -> HttpResponse:
 def account_delete(request: HttpRequest) -> HttpResponse:
     """Delete the account, after its password: the name goes from every public page, the
     credit stays in the totals, the ledger keeps an anonymous account."""
-    form = AccountDeleteForm(request.POST or None, request=request)
+    form = AccountDeleteForm(request.POST if request.method == "POST" else None,
+                             request=request)
     if request.method == "POST" and form.is_valid():
         try:
             services.account_delete(user=request.user)
