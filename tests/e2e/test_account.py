@@ -130,11 +130,13 @@ def test_verify_change_reset_and_delete(server, browser: Browser, make_batch, ea
     # Forget the password: reset it by email, then log in with the new one.
     page.get_by_role("button", name="Log out").click()
     page.goto(f"{base}/accounts/login/")
+    check_page(page, "login", browser, f"{base}/accounts/login/")
     page.get_by_role("link", name="Forgot your password?").click()
     check_page(page, "reset-form", browser, f"{base}/accounts/password/reset/")
     page.get_by_label("Your account’s email").fill("quux@example.net")
     page.get_by_role("button", name="Send the link").click()
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    check_page(page, "reset-sent", browser, f"{base}/accounts/password/reset/sent/")
     page.goto(server.inbox.link(page, to="quux@example.net", count=3))
     expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
     check_page(page, "reset-confirm", browser, page.url)

@@ -35,8 +35,8 @@ class ClaimThisBrowserMixin(forms.Form):
     device_token = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
 
-EMAIL_HELP = ("Optional. Only for resetting your password and for joining your credit with "
-              "other projects’ on stats sites once you verify it; never shown.")
+EMAIL_HELP = ("Never shown. Once you verify it, it lets you reset a forgotten password, and it "
+              "becomes part of your cpid (the id statistics sites list you under).")
 
 
 class SignupForm(PlainLabels, ClaimThisBrowserMixin, UserCreationForm):

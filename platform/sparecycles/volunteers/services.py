@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from sparecycles.events import leaderboard_changed
 from sparecycles.text import clean_line, clean_text
 
 from .models import Device, DeviceClaimCode, Team, Volunteer
@@ -189,4 +190,5 @@ def volunteer_anonymise(*, volunteer: Volunteer) -> Volunteer:
     volunteer.deleted_at = volunteer.deleted_at or timezone.now()
     volunteer.save(update_fields=["name", "show_anonymous", "team", "email_verified_at",
                                   "deleted_at"])
+    leaderboard_changed([volunteer.pk])  # open board pages refetch: the name leaves them too
     return volunteer
