@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from sparecycles.accounts.services import account_create, claim_code_issue
 from sparecycles.credit.models import MICRO, CreditGrant
@@ -106,9 +107,11 @@ def test_logout_is_a_post(member_client):
 # --- settings -----------------------------------------------------------------------------
 def test_account_settings_change_name_and_anonymity(member_client, member):
     page = member_client.get("/me/account/")
-    assert page.context["form"].initial == {"name": "ada", "show_anonymous": False}
+    assert page.context["form"].initial == {"name": "ada", "show_anonymous": False,
+                                            "in_stats_exports": True}
     response = member_client.post("/me/account/", {"name": "  Ada   Lovelace ",
-                                                   "show_anonymous": "on"}, follow=True)
+                                                   "show_anonymous": "on",
+                                                   "in_stats_exports": "on"}, follow=True)
     assert messages_of(response) == ["Your settings are saved."]
     member.refresh_from_db()
     assert (member.name, member.show_anonymous, member.public_name) == (
@@ -365,3 +368,215 @@ def test_team_directory_search_and_pages(client, member):
     found = client.get("/teams/", {"q": "sieve &"})
     assert [t.name for t in found.context["teams"]] == ["Sieve & Co"]
     assert found.context["base_query"] == "q=sieve+%26&"
+
+
+# --- email: verification, change, reset -----------------------------------------------------------
+def _link(message, pattern=r"http://testserver(/\S+)") -> str:
+    return re.search(pattern, message.body).group(1)
+
+
+def test_signup_with_an_email_sends_a_link_that_verifies_it(client, mailoutbox):
+    from sparecycles.volunteers.identity import cpid
+
+    client.post("/accounts/signup/", {"username": "grace", "password1": PASSWORD,
+                                      "password2": PASSWORD, "email": "grace@example.org"})
+    volunteer = Volunteer.objects.get(user__username="grace")
+    assert volunteer.user.email == "grace@example.org" and volunteer.email_verified_at is None
+    assert [m.to for m in mailoutbox] == [["grace@example.org"]]
+    page = client.get("/me/account/").content.decode()
+    assert "not verified yet" in page and cpid(volunteer) in page
+    response = client.get(_link(mailoutbox[0]), follow=True)
+    assert "Your email address grace@example.org is verified." in messages_of(response)
+    volunteer.refresh_from_db()
+    assert volunteer.email_verified_at is not None
+    page = client.get("/me/account/").content.decode()
+    assert "<strong>verified</strong>" in page and cpid(volunteer) in page
+
+
+def test_signup_refuses_a_bad_email(client, mailoutbox):
+    response = client.post("/accounts/signup/", {"username": "grace", "password1": PASSWORD,
+                                                 "password2": PASSWORD, "email": "not-an-email"})
+    assert response.status_code == 200 and response.context["form"].errors["email"]
+    assert not get_user_model().objects.exists() and not mailoutbox
+
+
+def test_verification_links_refuse_forgery_expiry_other_accounts_and_old_addresses(
+        client, member, mailoutbox, monkeypatch):
+    from django.core import signing
+
+    from sparecycles.accounts.emails import VERIFY_MAX_AGE_S, verify_token
+
+    client.force_login(member.user)
+    client.post("/me/account/email/", {"email": "ada@example.org"})
+    link = _link(mailoutbox[-1])
+    token = link.rstrip("/").rsplit("/", 1)[1]
+
+    def refused(url: str, text: str) -> None:
+        response = client.get(url)
+        assert response.status_code == 400 and text in response.content.decode(), url
+        member.refresh_from_db()
+        assert member.email_verified_at is None
+
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    refused(f"/me/account/email/verify/{forged}/", "not valid")
+    refused("/me/account/email/verify/garbage/", "not valid")
+    # A token signed by us but for another salt's purpose, or with a bad payload.
+    other = signing.dumps({"v": member.pk, "e": "ada@example.org"}, salt="elsewhere")
+    refused(f"/me/account/email/verify/{other}/", "not valid")
+    with monkeypatch.context() as patch:
+        now = signing.time.time()
+        patch.setattr(signing.time, "time", lambda: now - VERIFY_MAX_AGE_S - 60)
+        old = verify_token(volunteer_id=member.pk, email="ada@example.org")
+    refused(f"/me/account/email/verify/{old}/", "expired")
+    # Someone else's link: grace, logged in, opens ada's.
+    grace = account_create(username="grace", password=PASSWORD)
+    other_client = Client()
+    other_client.force_login(grace.user)
+    response = other_client.get(link)
+    assert response.status_code == 400 and "another account" in response.content.decode()
+    # A link for the address before a change verifies nothing.
+    client.post("/me/account/email/", {"email": "lovelace@example.org"})
+    refused(link, "no longer")
+    # Logged out: the login page first, then back to the link.
+    response = Client().get(link)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    # The right link works once the address is the account's.
+    assert client.get(_link(mailoutbox[-1])).status_code == 302
+    member.refresh_from_db()
+    assert member.email_verified_at is not None
+
+
+def test_changing_the_email_unverifies_and_sends_a_new_link(member_client, member, mailoutbox):
+    from sparecycles.volunteers.services import volunteer_email_verified
+
+    member_client.post("/me/account/email/", {"email": "ada@example.org"})
+    volunteer_email_verified(volunteer=member, email="ada@example.org")
+    response = member_client.post("/me/account/email/", {"email": "new@example.org"},
+                                  follow=True)
+    assert any("new@example.org" in m for m in messages_of(response))
+    member.refresh_from_db()
+    assert member.email_verified_at is None and member.user.email == "new@example.org"
+    assert mailoutbox[-1].to == ["new@example.org"]
+    response = member_client.post("/me/account/email/", {"email": "bad address"})
+    assert response.status_code == 200 and response.context["email_form"].errors["email"]
+    member_client.post("/me/account/email/resend/")
+    assert len(mailoutbox) == 3
+    member_client.post("/me/account/email/", {"email": ""})
+    member.user.refresh_from_db()
+    assert member.user.email == ""
+
+
+def _verified(volunteer, email):
+    from sparecycles.accounts.services import account_email_change
+    from sparecycles.volunteers.services import volunteer_email_verified
+
+    account_email_change(user=volunteer.user, email=email)
+    volunteer_email_verified(volunteer=volunteer, email=email)
+
+
+def test_password_reset_by_email(client, member, mailoutbox):
+    _verified(member, "ada@example.org")
+    response = client.post("/accounts/password/reset/", {"email": "ADA@example.org"})
+    assert response.status_code == 302 and response["Location"] == "/accounts/password/reset/sent/"
+    assert [m.to for m in mailoutbox] == [["ada@example.org"]]
+    assert "Spare Cycles" in mailoutbox[0].subject and "ada" in mailoutbox[0].body
+    link = _link(mailoutbox[0])
+    form_page = client.get(link, follow=True)
+    assert form_page.context["validlink"]
+    response = client.post(form_page.redirect_chain[-1][0], {
+        "new_password1": "a-brand-new-passphrase", "new_password2": "a-brand-new-passphrase"})
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/password/reset/complete/"
+    assert client.login(username="ada", password="a-brand-new-passphrase")
+    # The link works once.
+    assert not Client().get(link, follow=True).context["validlink"]
+
+
+def test_password_reset_never_says_whether_an_address_exists(client, member, mailoutbox):
+    member.user.email = "unverified@example.org"
+    member.user.save()
+    answers = set()
+    for email in ("nobody@example.org", "unverified@example.org"):
+        response = client.post("/accounts/password/reset/", {"email": email})
+        answers.add((response.status_code, response["Location"]))
+    assert answers == {(302, "/accounts/password/reset/sent/")}
+    assert mailoutbox == []  # unknown, and unverified (it may be someone else's), get nothing
+    page = client.get("/accounts/password/reset/sent/").content.decode()
+    assert "If an account has that verified address" in page
+
+
+def test_password_reset_mail_is_throttled_per_recipient(client, member, mailoutbox):
+    _verified(member, "ada@example.org")
+    for _ in range(6):
+        response = client.post("/accounts/password/reset/", {"email": "ada@example.org"})
+        assert response["Location"] == "/accounts/password/reset/sent/"
+    assert len(mailoutbox) == 3
+
+
+def test_forged_reset_links_do_not_work(client, member):
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(member.user.pk))
+    page = client.get(f"/accounts/password/reset/{uid}/set-password/", follow=True)
+    assert page.status_code == 200 and not page.context["validlink"]
+    page = client.get(f"/accounts/password/reset/{uid}/abc-123456/", follow=True)
+    assert not page.context["validlink"] and "does not work" in page.content.decode()
+
+
+# --- privacy and deletion -----------------------------------------------------------------------
+def test_the_export_choice_is_saved(member_client, member):
+    member_client.post("/me/account/", {"name": "ada"})
+    member.refresh_from_db()
+    assert member.in_stats_exports is False
+    assert "You are left out" in member_client.get("/me/account/").content.decode()
+    member_client.post("/me/account/", {"name": "ada", "in_stats_exports": "on"})
+    member.refresh_from_db()
+    assert member.in_stats_exports is True
+
+
+def test_deletion_asks_for_the_password(member_client, member):
+    page = member_client.get("/me/account/delete/")
+    assert page.status_code == 200 and "cannot be undone" in page.content.decode()
+    for data in ({}, {"password": ""}, {"password": "wrong-password"}):
+        response = member_client.post("/me/account/delete/", data)
+        assert response.status_code == 400 and response.context["form"].errors["password"]
+    assert get_user_model().objects.filter(username="ada").exists()
+    assert Volunteer.objects.get(pk=member.pk).deleted_at is None
+
+
+def test_deletion_with_the_password_logs_out_and_deleting_twice_does_nothing(
+        member_client, member):
+    team = team_create(founder=member, name="Founders")
+    response = member_client.post("/me/account/delete/", {"password": PASSWORD}, follow=True)
+    assert response.redirect_chain == [("/accounts/deleted/", 302)]
+    assert "Your account is deleted" in response.content.decode()
+    assert not response.context["user"].is_authenticated
+    assert not get_user_model().objects.filter(username="ada").exists()
+    volunteer = Volunteer.objects.get(pk=member.pk)
+    assert volunteer.deleted_at is not None and volunteer.user_id is None
+    team.refresh_from_db()
+    assert team.founder_id is None and team.member_count == 0
+    response = member_client.post("/me/account/delete/", {"password": PASSWORD})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert Volunteer.objects.get(pk=member.pk).deleted_at == volunteer.deleted_at
+    assert not Client().login(username="ada", password=PASSWORD)
+
+
+def test_deletion_password_guesses_are_throttled_like_log_ins(member_client, settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "LOGIN_FAILURES_PER_USERNAME": 3}
+    for _ in range(3):
+        member_client.post("/me/account/delete/", {"password": "guess"})
+    response = member_client.post("/me/account/delete/", {"password": PASSWORD})
+    assert response.status_code == 400
+    assert "Too many failed log-ins" in response.content.decode()
+    assert get_user_model().objects.filter(username="ada").exists()
+
+
+def test_staff_cannot_delete_themselves_here(client, owner):
+    owner.is_staff = True
+    owner.save()
+    client.force_login(owner)
+    response = client.post("/me/account/delete/", {"password": "pw-owner-123"})
+    assert response.status_code == 400 and "administrator" in response.content.decode()
+    assert get_user_model().objects.filter(pk=owner.pk).exists()

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from sparecycles.credit import bench_export
 from sparecycles.credit import stats_export as export
-from sparecycles.credit.cpid import volunteer_cpid
+from sparecycles.volunteers.identity import cpid as volunteer_cpid
 from sparecycles.credit.stats_export import stats_export
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.services import replica_report

@@ -2,7 +2,13 @@
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.forms import (
+    AuthenticationForm,
+    PasswordResetForm,
+    SetPasswordForm,
+    UserCreationForm,
+)
 from django.utils.text import slugify
 
 from sparecycles.volunteers.login_throttle import ThrottledLoginFormMixin
@@ -29,9 +35,17 @@ class ClaimThisBrowserMixin(forms.Form):
     device_token = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
 
+EMAIL_HELP = ("Never shown. Once you verify it, it lets you reset a forgotten password, and it "
+              "becomes part of your cpid (the id statistics sites list you under).")
+
+
 class SignupForm(PlainLabels, ClaimThisBrowserMixin, UserCreationForm):
+    email = forms.EmailField(label="Email (optional)", required=False, max_length=254,
+                             help_text=EMAIL_HELP,
+                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
     class Meta(UserCreationForm.Meta):
-        fields = ("username",)
+        fields = ("username", "email")
 
 
 class LoginForm(ThrottledLoginFormMixin, PlainLabels, ClaimThisBrowserMixin,
@@ -46,6 +60,58 @@ class AccountForm(PlainLabels, forms.Form):
         required=False, label="Appear as “Anonymous” on public pages",
         help_text="Your credit still counts, for you and your team; your name and team are "
                   "hidden on leaderboards and your profile.")
+    in_stats_exports = forms.BooleanField(
+        required=False, label="Include me in the daily statistics exports",
+        help_text="Stats sites (BOINCstats, Free-DC, BOINC Combined Stats) import them and "
+                  "publish your name, credit and cpid. Unticked, you are left out from the "
+                  "next export on; your credit still counts here.")
+
+
+class EmailForm(PlainLabels, forms.Form):
+    email = forms.EmailField(label="Email", required=False, max_length=254,
+                             help_text=EMAIL_HELP + " Leave empty to remove it.",
+                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
+class AccountDeleteForm(PlainLabels, forms.Form):
+    """Deleting an account asks for its password (throttled like every password check)."""
+
+    password = forms.CharField(label="Your password", strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete":
+                                                                 "current-password"}))
+
+    def __init__(self, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        user = self.request.user
+        checked = authenticate(self.request, username=user.get_username(), password=password)
+        refusal = getattr(self.request, "login_refusal", None)
+        if refusal is not None:
+            raise forms.ValidationError(refusal.message, code="throttled")
+        if checked is None or checked.pk != user.pk:
+            raise forms.ValidationError("That is not your password.", code="invalid_password")
+        return password
+
+
+class ResetForm(PlainLabels, PasswordResetForm):
+    """Django's reset form, for verified addresses only (an unverified one may be someone
+    else's). The page says the same whether or not an account has the address."""
+
+    email = forms.EmailField(label="Your account’s email", max_length=254,
+                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+    def get_users(self, email):
+        users = get_user_model()._default_manager.filter(
+            email__iexact=email, is_active=True, volunteer__email_verified_at__isnull=False,
+            volunteer__deleted_at__isnull=True)
+        return (user for user in users if user.has_usable_password())
+
+
+class NewPasswordForm(PlainLabels, SetPasswordForm):
+    pass
 
 
 class ClaimCodeForm(PlainLabels, forms.Form):

@@ -5,9 +5,11 @@ layer (identity, work, validation, credit, ledger) moves its own rows in its own
 """
 
 import datetime as dt
+import hashlib
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -17,30 +19,109 @@ from sparecycles.ledger.models import Account
 from sparecycles.ledger.selectors import sealed_grant_ids, volunteer_balance_micro
 from sparecycles.ledger.services import tokens_transfer
 from sparecycles.scheduler.services import replicas_move
+from sparecycles.text import clean_line
 from sparecycles.validation.reputation import reputation_refresh
 from sparecycles.volunteers.models import Device, DeviceClaimCode, Volunteer
-from sparecycles.volunteers.services import volunteer_fold, volunteer_for_user
+from sparecycles.volunteers.services import (
+    volunteer_anonymise,
+    volunteer_email_unverified,
+    volunteer_export_consent,
+    volunteer_fold,
+    volunteer_for_user,
+)
 
 
 # --- accounts --------------------------------------------------------------------------
 @transaction.atomic
-def account_create(*, username: str, password: str) -> Volunteer:
+def account_create(*, username: str, password: str, email: str = "") -> Volunteer:
     """Sign up: a user account and its volunteer (named after the account to begin with).
 
-    The caller has validated the username and password (Django's UserCreationForm).
+    The caller has validated the username, password and email (SignupForm). The email is
+    optional and unverified until its link is opened.
     """
-    user = get_user_model().objects.create_user(username=username, password=password)
+    users = get_user_model().objects
+    user = users.create_user(username=username, password=password,
+                             email=users.normalize_email(email.strip()))
     return volunteer_for_user(user=user)
+
+
+@transaction.atomic
+def account_email_change(*, user, email: str) -> bool:
+    """Set (or clear, with "") the account's email. A new address is unverified: the old
+    address's verification does not carry over. True when the address changed."""
+    email = get_user_model().objects.normalize_email(email.strip())
+    if email.lower() == (user.email or "").lower():
+        return False
+    user.email = email
+    user.save(update_fields=["email"])
+    volunteer_email_unverified(volunteer=volunteer_for_user(user=user))
+    return True
+
+
+class AccountNotDeletable(Exception):
+    pass
+
+
+@transaction.atomic
+def account_delete(*, user) -> Volunteer:
+    """Delete a volunteer's account and keep the books balanced.
+
+    The volunteer row stays, anonymised (volunteers.services.volunteer_anonymise): the
+    token ledger's account for it, its journal lines and sealed epochs keep naming it, and
+    its credit stays in every total (VolunteerCredit, TeamCredit, ProjectCredit are not
+    touched), so `verify_ledger` still passes and team and project totals do not move. The
+    login goes: the Django user is deleted (its API token and sessions with it), and
+    deleted_at lists the volunteer in the export's user_deleted. The caller checked the
+    password. Project owners and staff are refused: their projects need another owner first.
+    """
+    user = get_user_model().objects.select_for_update().get(pk=user.pk)
+    if user.is_staff or user.is_superuser:
+        raise AccountNotDeletable("Staff and project owners’ accounts are closed by an "
+                                  "administrator, so their projects keep an owner.")
+    volunteer = volunteer_anonymise(volunteer=volunteer_for_user(user=user))
+    Volunteer.objects.filter(pk=volunteer.pk).update(user=None)
+    volunteer.user = None
+    user.delete()
+    return volunteer
+
+
+# --- mail throttle ----------------------------------------------------------------------
+MAIL_WINDOW_S = 3600
+MAIL_PER_ADDRESS = 10   # requests for mail from one client address per window
+MAIL_PER_RECIPIENT = 3  # mails to one recipient per window
+
+
+def mail_allowed(*, client_address: str | None, recipient: str) -> bool:
+    """Count a request to mail `recipient`; False when this address or recipient already
+    had its share this window (the caller then sends nothing, and says the same as ever)."""
+    bucket = int(timezone.now().timestamp() // MAIL_WINDOW_S)
+    allowed = True
+    for kind, ident, limit in (("address", client_address or "", MAIL_PER_ADDRESS),
+                               ("recipient", recipient.strip().lower(), MAIL_PER_RECIPIENT)):
+        if not ident:
+            continue
+        key = f"mail-throttle:{kind}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}:{bucket}"
+        cache.add(key, 0, timeout=MAIL_WINDOW_S * 2)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=MAIL_WINDOW_S * 2)
+            count = 1
+        allowed = allowed and count <= limit
+    return allowed
 
 
 # --- profile --------------------------------------------------------------------------
 @transaction.atomic
-def volunteer_update(*, volunteer: Volunteer, name: str, show_anonymous: bool) -> Volunteer:
-    name = " ".join(name.split())
+def volunteer_update(*, volunteer: Volunteer, name: str, show_anonymous: bool,
+                     in_stats_exports: bool | None = None) -> Volunteer:
+    name = clean_line(name)
     if not 1 <= len(name) <= 100:
         raise ValidationError("Your display name must be 1 to 100 characters long.")
     volunteer.name, volunteer.show_anonymous = name, show_anonymous
     volunteer.save(update_fields=["name", "show_anonymous"])
+    if in_stats_exports is not None and in_stats_exports != volunteer.in_stats_exports:
+        volunteer_export_consent(volunteer=volunteer, in_stats_exports=in_stats_exports)
     return volunteer
 
 

@@ -4,13 +4,13 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,14 +21,19 @@ from sparecycles.errors import error_response
 from sparecycles.ledger.selectors import volunteer_tokens
 from sparecycles.volunteers import selectors as identity
 from sparecycles.volunteers import services as membership
+from sparecycles.volunteers.identity import cpid
 from sparecycles.volunteers.models import Team, Volunteer
 
-from . import selectors, services
+from . import emails, selectors, services
 from .charts import credit_chart
 from .forms import (
+    AccountDeleteForm,
     AccountForm,
     ClaimCodeForm,
+    EmailForm,
     LoginForm,
+    NewPasswordForm,
+    ResetForm,
     SignupForm,
     TeamDescriptionForm,
     TeamForm,
@@ -81,10 +86,13 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         volunteer = services.account_create(username=form.cleaned_data["username"],
-                                            password=form.cleaned_data["password1"])
+                                            password=form.cleaned_data["password1"],
+                                            email=form.cleaned_data.get("email") or "")
         login(request, volunteer.user, backend=settings.AUTHENTICATION_BACKENDS[0])
         messages.success(request, f"Welcome, {volunteer.user.get_username()}! Your account is "
                                   "ready.")
+        if volunteer.user.email:
+            _send_verification(request, volunteer)
         _claim_this_browser(request, form.cleaned_data)
         return redirect(_next_url(request, reverse("accounts:dashboard")))
     return render(request, "registration/signup.html", {"form": form,
@@ -109,25 +117,167 @@ class LogoutView(auth_views.LogoutView):
     template_name = "registration/logged_out.html"
 
 
+def _send_verification(request: HttpRequest, volunteer: Volunteer) -> None:
+    user = volunteer.user
+    if not services.mail_allowed(client_address=request.META.get("REMOTE_ADDR"),
+                                 recipient=user.email):
+        messages.warning(request, "Too many verification emails were asked for; wait an hour "
+                                  "and ask again.")
+        return
+    emails.verification_send(request=request, volunteer_id=volunteer.pk,
+                             username=user.get_username(), email=user.email)
+    messages.info(request, f"We sent a link to {user.email}: open it to verify the address.")
+
+
+def _account_page(request: HttpRequest, volunteer: Volunteer, *, form=None, email_form=None,
+                  status: int = 200) -> HttpResponse:
+    if form is None:
+        form = AccountForm(initial={"name": volunteer.name,
+                                    "show_anonymous": volunteer.show_anonymous,
+                                    "in_stats_exports": volunteer.in_stats_exports})
+    if email_form is None:
+        email_form = EmailForm(initial={"email": request.user.email})
+    return render(request, "accounts/account.html", {
+        "form": form, "email_form": email_form, "volunteer": volunteer,
+        "cpid": cpid(volunteer), "email_verified": bool(
+            request.user.email and volunteer.email_verified_at)}, status=status)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
-    """Display name and the anonymity switch."""
-    volunteer = identity.volunteer_of_user(user=request.user)
-    initial = ({"name": volunteer.name, "show_anonymous": volunteer.show_anonymous} if volunteer
-               else {"name": request.user.get_username()})
-    form = AccountForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        volunteer = volunteer or membership.volunteer_for_user(user=request.user)
+    """Display name, the anonymity switch, the export choice, the email and the cpid."""
+    volunteer = membership.volunteer_for_user(user=request.user)
+    if request.method != "POST":
+        return _account_page(request, volunteer)
+    form = AccountForm(request.POST)
+    if form.is_valid():
         try:
             services.volunteer_update(volunteer=volunteer, name=form.cleaned_data["name"],
-                                      show_anonymous=form.cleaned_data["show_anonymous"])
+                                      show_anonymous=form.cleaned_data["show_anonymous"],
+                                      in_stats_exports=form.cleaned_data["in_stats_exports"])
         except ValidationError as exc:
             form.add_error("name", exc)
         else:
             messages.success(request, "Your settings are saved.")
             return redirect("accounts:account")
-    return render(request, "accounts/account.html", {"form": form, "volunteer": volunteer})
+    return _account_page(request, volunteer, form=form)
+
+
+@login_required
+@require_POST
+def email_change(request: HttpRequest) -> HttpResponse:
+    """Set, change or remove the account's email; a new address gets a verification link."""
+    volunteer = membership.volunteer_for_user(user=request.user)
+    form = EmailForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, volunteer, email_form=form)
+    if services.account_email_change(user=request.user, email=form.cleaned_data["email"]):
+        volunteer.refresh_from_db()
+        if request.user.email:
+            _send_verification(request, volunteer)
+        else:
+            messages.success(request, "Your email address is removed.")
+    else:
+        messages.info(request, "That is already your email address.")
+    return redirect(reverse("accounts:account") + "#email")
+
+
+@login_required
+@require_POST
+def email_verify_resend(request: HttpRequest) -> HttpResponse:
+    volunteer = membership.volunteer_for_user(user=request.user)
+    if request.user.email and not volunteer.email_verified_at:
+        _send_verification(request, volunteer)
+    return redirect(reverse("accounts:account") + "#email")
+
+
+@login_required
+@require_GET
+def email_verify(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the verification email: verifies the address it names, for the account
+    it was sent to, if that account (logged in here) still has that address."""
+    try:
+        claim = emails.verify_token_read(token)
+    except emails.BadVerifyLink as exc:
+        return _verify_refused(request, exc.message)
+    volunteer = identity.volunteer_of_user(user=request.user)
+    if volunteer is None or volunteer.pk != claim.volunteer_id:
+        return _verify_refused(request, "This link verifies another account’s address. Log in "
+                                        "as that account, then open the link again.")
+    if not membership.volunteer_email_verified(volunteer=volunteer, email=claim.email):
+        return _verify_refused(request, "This link is for an address your account no longer "
+                                        "has. Ask for a new link on your account page.")
+    messages.success(request, f"Your email address {claim.email} is verified.")
+    return redirect(reverse("accounts:account") + "#email")
+
+
+def _verify_refused(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "accounts/forbidden.html", {
+        "title": "Email not verified", "message": message,
+        "back": reverse("accounts:account")}, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_delete(request: HttpRequest) -> HttpResponse:
+    """Delete the account, after its password: the name goes from every public page, the
+    credit stays in the totals, the ledger keeps an anonymous account."""
+    form = AccountDeleteForm(request.POST if request.method == "POST" else None,
+                             request=request)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.account_delete(user=request.user)
+        except services.AccountNotDeletable as exc:
+            form.add_error(None, str(exc))
+        else:
+            logout(request)
+            messages.success(request, "Your account is deleted. Your name is gone from every "
+                                      "public page; the credit you earned still counts.")
+            return redirect("accounts:deleted")
+    return render(request, "accounts/account_delete.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
+@require_GET
+def account_deleted(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/account_deleted.html")
+
+
+# --- password reset (Django's views on the site's pages) -----------------------------
+class PasswordResetView(auth_views.PasswordResetView):
+    """Asks for an address and always answers the same, whether or not an account has it;
+    mail is throttled per client address and per recipient."""
+
+    form_class = ResetForm
+    template_name = "registration/reset_form.html"
+    email_template_name = "registration/reset_email.txt"
+    subject_template_name = "registration/reset_subject.txt"
+    success_url = reverse_lazy("accounts:password-reset-sent")
+
+    @property
+    def extra_email_context(self) -> dict:
+        return {"site_name": settings.SITE_NAME}
+
+    def form_valid(self, form):
+        if services.mail_allowed(client_address=self.request.META.get("REMOTE_ADDR"),
+                                 recipient=form.cleaned_data["email"]):
+            return super().form_valid(form)
+        return redirect(self.get_success_url())
+
+
+class PasswordResetSentView(auth_views.PasswordResetDoneView):
+    template_name = "registration/reset_sent.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = NewPasswordForm
+    template_name = "registration/reset_confirm.html"
+    success_url = reverse_lazy("accounts:password-reset-complete")
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "registration/reset_complete.html"
 
 
 # --- the dashboard -----------------------------------------------------------------------

@@ -38,11 +38,11 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 
 from sparecycles.projects.models import App
+from sparecycles.volunteers.identity import cpid_from
 from sparecycles.volunteers.models import Device, Team, Volunteer
 
 from . import boinc_xml
 from .averages import HALF_LIFE_S
-from .cpid import cpid
 from .models import MICRO, CreditGrant
 
 CHUNK = 2000
@@ -79,8 +79,8 @@ def user_rows() -> Iterator[dict]:
         yield {"id": pk, "name": "Anonymous" if anonymous else name,
                "create_time": _unix(created), "total_credit": _credit(micro),
                "expavg_credit": rac or 0.0, "expavg_time": rac_time or 0.0,
-               "cpid": cpid(cross_project_id=cross_id, email=email,
-                            email_verified=verified is not None),
+               "cpid": cpid_from(cross_project_id=cross_id,
+                                 verified_email=email if verified is not None else None),
                "teamid": team_id or None}
 
 
@@ -89,8 +89,8 @@ def user_deleted_rows() -> Iterator[dict]:
             Volunteer.objects.filter(deleted_at__isnull=False).order_by("pk")
             .values_list("pk", "cross_project_id", "email_verified_at", "user__email")
             .iterator(chunk_size=CHUNK)):
-        yield {"id": pk, "cpid": cpid(cross_project_id=cross_id, email=email,
-                                      email_verified=verified is not None)}
+        yield {"id": pk, "cpid": cpid_from(
+            cross_project_id=cross_id, verified_email=email if verified is not None else None)}
 
 
 def team_rows() -> Iterator[dict]:

@@ -14,9 +14,14 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from sparecycles.text import CleanedTextModel
 
-class Project(models.Model):
+
+class Project(CleanedTextModel, models.Model):
     """A project; its credit totals are credit's (credit.models.ProjectCredit)."""
+
+    text_lines = ("title",)
+    text_blocks = ("description",)
 
     slug = models.SlugField(unique=True)
     title = models.CharField(max_length=200)
@@ -50,8 +55,11 @@ class OutputView(models.TextChoices):
     IMAGE_TILES = "image-tiles", "Image tiles (x0, y0, width, height, iterations)"
 
 
-class App(models.Model):
+class App(CleanedTextModel, models.Model):
     """A program volunteers run. Its name appears in task URLs, so it is global."""
+
+    text_lines = ("title",)
+    text_blocks = ("description",)
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="apps")
     name = models.SlugField(unique=True, help_text="Short name used in URLs, e.g. mandelbrot.")
@@ -171,8 +179,10 @@ class AppWheel(models.Model):
         return self.filename
 
 
-class Batch(models.Model):
+class Batch(CleanedTextModel, models.Model):
     """A set of work units submitted together by a project owner."""
+
+    text_lines = ("name",)
 
     class State(models.TextChoices):
         OPEN = "open", "Open"

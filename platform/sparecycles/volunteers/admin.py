@@ -19,7 +19,9 @@ class DeviceInline(admin.TabularInline):
 class VolunteerAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "created_at"]
     search_fields = ["name", "user__username"]
-    readonly_fields = ["created_at"]
+    # The cross-project id never changes (stats sites join totals by the cpid made from it);
+    # verification and deletion happen only through their own flows.
+    readonly_fields = ["created_at", "cross_project_id", "email_verified_at", "deleted_at"]
     inlines = [DeviceInline]
 
 

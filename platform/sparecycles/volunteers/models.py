@@ -6,6 +6,8 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from sparecycles.text import CleanedTextModel
+
 
 def new_cross_project_id() -> str:
     """32 random hex digits, like BOINC's user.cross_project_id."""
@@ -17,8 +19,11 @@ def new_host_cpid() -> str:
     return secrets.token_hex(16)
 
 
-class Team(models.Model):
+class Team(CleanedTextModel, models.Model):
     """A team of volunteers; its credit totals are credit's (credit.models.TeamCredit)."""
+
+    text_lines = ("name",)
+    text_blocks = ("description",)
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
@@ -35,11 +40,13 @@ class Team(models.Model):
         return self.name
 
 
-class Volunteer(models.Model):
+class Volunteer(CleanedTextModel, models.Model):
     """A person donating compute; anonymous until they claim their devices with an account.
 
     Their credit totals are credit's (credit.models.VolunteerCredit).
     """
+
+    text_lines = ("name",)
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -82,11 +89,13 @@ class Volunteer(models.Model):
 
     @property
     def public_name(self) -> str:
-        return "Anonymous" if self.show_anonymous else self.name
+        return "Anonymous" if self.show_anonymous or self.deleted_at else self.name
 
 
-class Device(models.Model):
+class Device(CleanedTextModel, models.Model):
     """One browser or client. Its credit is summed from its grants on demand (no hot row)."""
+
+    text_lines = ("name",)
 
     volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="devices")
     token_hash = models.CharField(max_length=64, unique=True)

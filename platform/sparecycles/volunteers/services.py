@@ -8,7 +8,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import Device, Team, Volunteer
+from sparecycles.events import leaderboard_changed
+from sparecycles.text import clean_line, clean_text
+
+from .models import Device, DeviceClaimCode, Team, Volunteer
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def volunteer_fold(*, source: Volunteer, target: Volunteer) -> None:
 # --- teams --------------------------------------------------------------------------------
 @transaction.atomic
 def team_create(*, founder: Volunteer, name: str, description: str = "") -> Team:
-    name = " ".join(name.split())
+    name = clean_line(name)
     if not 2 <= len(name) <= 100:
         raise ValidationError("A team name must be 2 to 100 characters long.")
     slug = slugify(name)[:100]
@@ -102,7 +105,8 @@ def team_create(*, founder: Volunteer, name: str, description: str = "") -> Team
         raise ValidationError("A team name needs letters or digits.")
     if Team.objects.filter(Q(name__iexact=name) | Q(slug=slug)).exists():
         raise ValidationError(f"There is already a team called “{name}”.")
-    team = Team.objects.create(name=name, slug=slug, description=description.strip()[:5000],
+    team = Team.objects.create(name=name, slug=slug,
+                               description=clean_text(description).strip()[:5000],
                                founder=founder)
     team_join(volunteer=founder, team=team)
     return team
@@ -135,6 +139,69 @@ def team_leave(*, volunteer: Volunteer) -> None:
 def team_update(*, team: Team, editor: Volunteer, description: str) -> Team:
     if team.founder_id != editor.pk:
         raise ValidationError("Only the team's founder can edit its description.")
-    team.description = description.strip()[:5000]
+    team.description = clean_text(description).strip()[:5000]
     team.save(update_fields=["description"])
     return team
+
+
+# --- email, export consent, deletion --------------------------------------------------------
+@transaction.atomic
+def volunteer_email_verified(*, volunteer: Volunteer, email: str) -> bool:
+    """Mark the account's email verified, if it is still `email` (a link sent to an address
+    the volunteer has since changed verifies nothing). True when it is verified now."""
+    volunteer = Volunteer.objects.select_for_update(no_key=True).select_related("user").get(
+        pk=volunteer.pk)
+    user = volunteer.user
+    if volunteer.deleted_at or user is None or not email or user.email.lower() != email.lower():
+        return False
+    if volunteer.email_verified_at is None:
+        volunteer.email_verified_at = timezone.now()
+        volunteer.save(update_fields=["email_verified_at"])
+    return True
+
+
+@transaction.atomic
+def volunteer_email_unverified(*, volunteer: Volunteer) -> None:
+    """The account's email changed or went: it is not verified any more."""
+    Volunteer.objects.filter(pk=volunteer.pk).update(email_verified_at=None)
+    volunteer.email_verified_at = None
+
+
+@transaction.atomic
+def volunteer_export_consent(*, volunteer: Volunteer, in_stats_exports: bool) -> None:
+    """The privacy choice: appear in the daily stats exports, or not from the next one on."""
+    Volunteer.objects.filter(pk=volunteer.pk).update(in_stats_exports=in_stats_exports)
+    volunteer.in_stats_exports = in_stats_exports
+
+
+DELETED_NAME = "Deleted volunteer"
+
+
+@transaction.atomic
+def volunteer_anonymise(*, volunteer: Volunteer) -> Volunteer:
+    """The identity side of deleting an account: the row stays (the ledger and the credit
+    totals keep naming it) but says nothing about the person any more.
+
+    Its name becomes "Deleted volunteer" and it shows as "Anonymous" on every public page;
+    it leaves its team (the team keeps the credit earned with it: TeamCredit is credit's)
+    and stops being the founder of the teams it founded; its devices are revoked, so their
+    tokens stop working, and their pending claim codes go; the email's verification is
+    cleared; deleted_at lists it in the export's user_deleted. Idempotent. The caller
+    (accounts.services.account_delete) unlinks and deletes the login afterwards.
+    """
+    volunteer = Volunteer.objects.select_for_update(no_key=True).get(pk=volunteer.pk)
+    if volunteer.team_id:
+        Team.objects.filter(pk=volunteer.team_id).update(member_count=F("member_count") - 1)
+    Team.objects.filter(founder_id=volunteer.pk).update(founder=None)
+    devices = Device.objects.filter(volunteer_id=volunteer.pk)
+    DeviceClaimCode.objects.filter(device__in=devices, used_at__isnull=True).delete()
+    devices.update(revoked=True, name="")
+    volunteer.name = DELETED_NAME
+    volunteer.show_anonymous = True
+    volunteer.team = None
+    volunteer.email_verified_at = None
+    volunteer.deleted_at = volunteer.deleted_at or timezone.now()
+    volunteer.save(update_fields=["name", "show_anonymous", "team", "email_verified_at",
+                                  "deleted_at"])
+    leaderboard_changed([volunteer.pk])  # open board pages refetch: the name leaves them too
+    return volunteer
