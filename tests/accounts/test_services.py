@@ -194,3 +194,19 @@ def test_a_deleted_volunteers_device_token_no_longer_works(world):
     fresh = device_connect(token=token)
     assert fresh.device.pk != device.pk and fresh.device.volunteer_id != ada.pk
     assert fresh.new_token and Volunteer.objects.get(pk=ada.pk).devices.count() == 1
+
+
+def test_a_deleted_account_keeps_the_cpid_stats_sites_knew(member, tmp_path):
+    """user_deleted names the cpid the exports gave the account (BOINC's
+    user_deleted.public_cross_project_id), though the email that made it is gone."""
+    from sparecycles.credit.stats_export import user_deleted_rows
+
+    account_email_change(user=member.user, email="ada@example.org")
+    assert volunteer_email_verified(volunteer=member, email="ada@example.org")
+    member.refresh_from_db()
+    known = cpid(member)
+    assert known != cpid(Volunteer(cross_project_id=member.cross_project_id))
+    account_delete(user=member.user)
+    member.refresh_from_db()
+    assert member.user_id is None and member.deleted_cpid == known
+    assert {"id": member.pk, "cpid": known} in list(user_deleted_rows())

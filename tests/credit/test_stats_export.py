@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from sparecycles.credit import bench_export
 from sparecycles.credit import stats_export as export
-from sparecycles.volunteers.identity import cpid as volunteer_cpid
 from sparecycles.credit.stats_export import stats_export
 from sparecycles.scheduler.services import tasks_dispatch
 from sparecycles.validation.services import replica_report
+from sparecycles.volunteers.identity import cpid as volunteer_cpid
 from sparecycles.volunteers.models import Device, Team, Volunteer
 from sparecycles.volunteers.services import team_create
 

@@ -85,12 +85,13 @@ def user_rows() -> Iterator[dict]:
 
 
 def user_deleted_rows() -> Iterator[dict]:
-    for pk, cross_id, verified, email in (
+    # The cpid stats sites knew the account by: stored at deletion, when the email left.
+    for pk, cross_id, deleted_cpid in (
             Volunteer.objects.filter(deleted_at__isnull=False).order_by("pk")
-            .values_list("pk", "cross_project_id", "email_verified_at", "user__email")
+            .values_list("pk", "cross_project_id", "deleted_cpid")
             .iterator(chunk_size=CHUNK)):
-        yield {"id": pk, "cpid": cpid_from(
-            cross_project_id=cross_id, verified_email=email if verified is not None else None)}
+        yield {"id": pk, "cpid": deleted_cpid or cpid_from(cross_project_id=cross_id,
+                                                           verified_email=None)}
 
 
 def team_rows() -> Iterator[dict]:

@@ -80,6 +80,10 @@ class Volunteer(CleanedTextModel, models.Model):
     # Set when the volunteer deleted their account: the row stays, anonymised, because the
     # ledger and the credit totals keep naming it; it is listed in user_deleted.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The cpid the exports gave this volunteer when the account was deleted (its email is
+    # gone then, so it cannot be recomputed): user_deleted names it, as BOINC's
+    # user_deleted.public_cross_project_id does.
+    deleted_cpid = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["name"]

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from sparecycles.events import leaderboard_changed
 from sparecycles.text import clean_line, clean_text
 
+from .identity import cpid
 from .models import Device, DeviceClaimCode, Team, Volunteer
 
 
@@ -196,12 +197,14 @@ def volunteer_anonymise(*, volunteer: Volunteer) -> Volunteer:
     devices = Device.objects.filter(volunteer_id=volunteer.pk)
     DeviceClaimCode.objects.filter(device__in=devices, used_at__isnull=True).delete()
     devices.update(revoked=True, name="")
+    if volunteer.deleted_at is None:  # before the email's verification goes with it
+        volunteer.deleted_cpid = cpid(volunteer)
     volunteer.name = DELETED_NAME
     volunteer.show_anonymous = True
     volunteer.team = None
     volunteer.email_verified_at = None
     volunteer.deleted_at = volunteer.deleted_at or timezone.now()
     volunteer.save(update_fields=["name", "show_anonymous", "team", "email_verified_at",
-                                  "deleted_at"])
+                                  "deleted_at", "deleted_cpid"])
     leaderboard_changed([volunteer.pk])  # open board pages refetch: the name leaves them too
     return volunteer

@@ -53,4 +53,9 @@ class Migration(migrations.Migration):
             name="deleted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.AddField(
+            model_name="volunteer",
+            name="deleted_cpid",
+            field=models.CharField(blank=True, default="", max_length=32),
+        ),
     ]
