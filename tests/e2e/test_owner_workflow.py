@@ -166,7 +166,8 @@ def test_owner_uploads_volunteer_computes_owner_downloads(live_daphne, page, bro
     csv_target = tmp_path / "results.csv"
     assert cli_main(["--url", live_daphne.url, "--token", token, "results", str(batch.pk),
                      "--format", "csv", "-o", str(csv_target)]) == 0
-    assert csv_target.read_text().splitlines()[0] == "seq,cube,helper,n,square,revalidated"
+    assert csv_target.read_text().splitlines()[0] == (
+        "seq,input.n,output.cube,output.helper,output.n,output.square,revalidated")
     assert cli_main(["--url", live_daphne.url, "--token", token, "watch", str(batch.pk)]) == 0
     assert "Finished: 5 completed, 0 failed, 0 cancelled." in capsys.readouterr().out
 

@@ -1,17 +1,103 @@
-"""Reads that join the scheduler's replicas to projects' batches (for owners' pages and API)."""
+"""Reads that join the scheduler's replicas to projects' batches (for owners' pages and API).
+
+`batch_status` is the one read model of a batch for owners: the admin's batch page, the
+API's batch detail and the CLI's `status` all show what it says, in its words.
+"""
 
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from sparecycles.projects.models import Batch, WorkUnit
-from sparecycles.projects.selectors import batch_progress
+from sparecycles.projects.selectors import app_version_warnings, batch_progress
 
 from .models import Replica
 
+# What an unsettled work unit is waiting for, in the order it is checked: the first that
+# applies names it. The texts take the count of work units.
+WAITING = {
+    "validation_error": "{n} work unit(s) wait on validation, which failed (see the reasons "
+                        "below); fix the validator and they are validated again.",
+    "in_progress": "{n} work unit(s) are being computed by volunteers now.",
+    "after_error": "{n} work unit(s) wait for a different volunteer: a copy ended in an error "
+                   "or timed out, and the retry must go to someone else.",
+    "quorum": "{n} work unit(s) have results and wait for quorum: more results from other "
+              "volunteers must agree before one is accepted.",
+    "unsent": "{n} work unit(s) wait for their first volunteer.",
+}
+
+
+def _waiting(batch: Batch) -> dict[str, int]:
+    """Count the batch's open work units by what they wait for (WAITING's keys)."""
+    replicas = Replica.objects.filter(workunit=OuterRef("pk"), spot_check=False)
+    open_units = batch.workunits.filter(state=WorkUnit.State.OPEN).annotate(
+        out=Exists(replicas.filter(server_state=Replica.ServerState.IN_PROGRESS)),
+        erred=Exists(replicas.filter(outcome__in=[Replica.Outcome.CLIENT_ERROR,
+                                                  Replica.Outcome.NO_REPLY])),
+        succeeded=Exists(replicas.filter(outcome=Replica.Outcome.SUCCESS)),
+    )
+    broken = ~Q(error_reason="")
+    counts = open_units.aggregate(
+        validation_error=Count("id", filter=broken),
+        in_progress=Count("id", filter=~broken & Q(out=True)),
+        after_error=Count("id", filter=~broken & Q(out=False, erred=True)),
+        quorum=Count("id", filter=~broken & Q(out=False, erred=False, succeeded=True)),
+        unsent=Count("id", filter=~broken & Q(out=False, erred=False, succeeded=False)),
+    )
+    return {key: counts[key] or 0 for key in WAITING}
+
+
+def _state(batch: Batch, progress: dict[str, int]) -> str:
+    """The batch's state as owners read it: an open or paused batch with nothing left to
+    settle is "completed" (Batch.state stays what the owner set)."""
+    if batch.state in (Batch.State.OPEN, Batch.State.PAUSED) and progress["total"] \
+            and not progress["open"]:
+        return "completed"
+    return batch.state
+
+
+def _explanations(batch: Batch, state: str, progress: dict[str, int],
+                  waiting: dict[str, int], failures: list[dict]) -> list[dict[str, Any]]:
+    """Why the batch is where it is, in sentences, most important first."""
+    out: list[dict[str, Any]] = []
+
+    def say(code: str, text: str, count: int | None = None) -> None:
+        out.append({"code": code, "count": count, "text": text})
+
+    total, failed = progress["total"], progress["failed"]
+    reasons = "; ".join(f"{row['reason']} ({row['count']})" for row in failures)
+    if state == "completed":
+        if failed == total:
+            say("all_failed", f"All {total} work unit(s) failed: {reasons}.", failed)
+        elif failed:
+            say("completed", f"Completed: {progress['completed']} of {total} work unit(s) "
+                             f"have a validated result; {failed} failed: {reasons}.", failed)
+        else:
+            say("completed", f"Completed: all {total} work unit(s) have a validated result.",
+                total)
+        return out
+    if state == Batch.State.ABORTED:
+        say("aborted", "Aborted: unfinished work units were cancelled; results so far are "
+                       "kept.")
+    elif state == Batch.State.RETIRED:
+        say("retired", "Retired: what was left was cancelled; results stay downloadable.")
+    elif state == Batch.State.PAUSED:
+        say("paused", f"Paused: no new tasks go out until you resume it; {progress['open']} "
+                      "work unit(s) are left.", progress["open"])
+    elif not total:
+        say("empty", "This batch has no work units.", 0)
+    if state in (Batch.State.OPEN, Batch.State.PAUSED):
+        for code, count in waiting.items():
+            if count and not (state == Batch.State.PAUSED and code == "unsent"):
+                say(code, WAITING[code].format(n=count), count)
+        if failed:
+            say("failed", f"{failed} work unit(s) failed: {reasons}.", failed)
+    return out
+
 
 def batch_status(*, batch: Batch, reasons: int = 10) -> dict[str, Any]:
-    """Progress, replicas out, and the commonest reasons for failures, for owners."""
+    """Progress, replicas out, the commonest reasons for failures, and in words why the
+    batch is where it is (`explanations`) and what to fix (`warnings`), for owners."""
     progress = batch_progress(batch=batch)
     replicas = Replica.objects.filter(workunit__batch=batch).aggregate(
         in_progress=Count("id", filter=Q(server_state=Replica.ServerState.IN_PROGRESS)),
@@ -31,15 +117,22 @@ def batch_status(*, batch: Batch, reasons: int = 10) -> dict[str, Any]:
         Replica.objects.filter(workunit__batch=batch, outcome=Replica.Outcome.CLIENT_ERROR)
         .values("error_message").annotate(count=Count("id"))
         .order_by("-count", "error_message")[:reasons])
+    failure_reasons = [{"reason": row["error_reason"] or "unknown", "count": row["count"]}
+                       for row in failed_units]
+    state = _state(batch, progress)
+    waiting = _waiting(batch) if progress["open"] else dict.fromkeys(WAITING, 0)
     return {
         **progress,
+        "state": state,
         "fraction_done": round(finished / progress["total"], 4) if progress["total"] else 0.0,
         "replicas": {key: value or 0 for key, value in replicas.items()},
         # Work units validation sent back because a device that helped settle them was
         # caught cheating later (their canonical result was derived again).
         "revalidated": revalidated,
-        "failure_reasons": [{"reason": row["error_reason"] or "unknown", "count": row["count"]}
-                            for row in failed_units],
+        "failure_reasons": failure_reasons,
         "replica_errors": [{"error": row["error_message"] or "unspecified", "count": row["count"]}
                            for row in replica_errors],
+        "waiting": waiting,
+        "explanations": _explanations(batch, state, progress, waiting, failure_reasons),
+        "warnings": app_version_warnings(app_version=batch.app_version),
     }
