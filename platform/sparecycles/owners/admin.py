@@ -339,7 +339,11 @@ class BatchAddForm(forms.ModelForm):
                 data["scan"] = inputs_scan(upload, fmt)
                 data["fmt"] = fmt
             except ValidationError as exc:
-                self.add_error("inputs_file", ValidationError(exc.messages))
+                # The browser drops the chosen file on a failed post (no page may set a
+                # file input); every other field comes back filled in.
+                self.add_error("inputs_file", ValidationError(
+                    [*exc.messages, "Nothing was created. Fix these lines and choose the "
+                                    "corrected file again; the other fields are kept."]))
             finally:
                 upload.seek(0)
         return data
