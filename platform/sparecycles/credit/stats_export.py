@@ -51,8 +51,10 @@ def _totals(row: CreditTotals | None) -> dict:
 
 
 def user_rows() -> Iterator[dict]:
-    for v in Volunteer.objects.select_related("credit").order_by("pk").iterator(
-            chunk_size=CHUNK):
+    # A volunteer merged into an account is listed as that account, never on its own.
+    for v in (Volunteer.objects.select_related("credit").filter(merged_into__isnull=True)
+              .order_by("pk").iterator(
+            chunk_size=CHUNK)):
         yield {"id": v.pk, "name": v.public_name, "create_time": int(v.created_at.timestamp()),
                **_totals(row_of(v)), "teamid": v.team_id or 0}
 
