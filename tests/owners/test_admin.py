@@ -140,3 +140,24 @@ def test_the_default_workload_is_warned_about_on_upload(staff, app):
     version = AppVersion.objects.get(app=app)
     page = staff.get(f"/admin/projects/appversion/{version.pk}/change/").content.decode()
     assert "declares the default workload" in page
+
+
+def test_results_download_from_the_admin_with_the_session(staff, make_batch, make_device):
+    import csv
+    import io
+
+    from sparecycles.scheduler.services import tasks_dispatch
+    from sparecycles.validation.services import replica_report
+
+    batch = make_batch(count=1, min_quorum=1, target_nresults=1)
+    device = make_device().device
+    [task] = tasks_dispatch(device=device, slots=1).replicas
+    replica_report(device=device, task_id=task.task_id, ok=True, output={"n": 1, "square": 1})
+    page = staff.get(f"/admin/projects/batch/{batch.pk}/change/").content.decode()
+    assert f'href="/admin/projects/batch/{batch.pk}/results.csv"' in page
+    response = staff.get(f"/admin/projects/batch/{batch.pk}/results.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert table == [["seq", "input.n", "output.n", "output.square", "revalidated"],
+                     ["1", "1", "1", "1", "false"]]
+    assert staff.get(f"/admin/projects/batch/{batch.pk}/results.xml").status_code == 404

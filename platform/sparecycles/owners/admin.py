@@ -8,8 +8,15 @@ projects they own (and everything below them), and only superusers choose owners
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Count, Q
-from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -21,6 +28,7 @@ from django.views.decorators.http import require_POST
 # The admin is an edge: it may call the scheduler (above projects) for what touches replicas.
 from sparecycles.errors import error_response
 from sparecycles.projects.code_checks import wheels_check
+from sparecycles.projects.exports import export_async, export_sync
 from sparecycles.projects.inputs import format_for, inputs_scan
 from sparecycles.projects.models import App, AppVersion, Batch, Project, Runtime, WorkUnit
 from sparecycles.projects.selectors import app_version_warnings
@@ -429,9 +437,14 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
 
     @admin.display(description="Results")
     def downloads(self, obj):
-        base = f"/api/v1/batches/{obj.pk}/results"
-        return format_html('<a href="{}.jsonl">JSONL</a> · <a href="{}.csv">CSV</a> · '
-                           '<a href="{}/">paginated JSON</a>', base, base, base)
+        # From the admin, with the owner's session (the API takes only a token: the same
+        # files are at /api/v1/batches/<id>/results.jsonl and .csv for programs).
+        return format_html(
+            '<a href="{}" download>JSONL</a> · <a href="{}" download>CSV</a> '
+            '<span class="help">(CSV columns: seq, input.&lt;key&gt;…, output.&lt;key&gt;…, '
+            "revalidated)</span>",
+            reverse("admin:projects_batch_results", args=[obj.pk, "jsonl"]),
+            reverse("admin:projects_batch_results", args=[obj.pk, "csv"]))
 
     @admin.display(description="Life cycle")
     def controls(self, obj):
@@ -474,6 +487,8 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
             path("<int:pk>/lifecycle/<str:action>/", wrap(require_POST(self.lifecycle_view)),
                  name="projects_batch_lifecycle"),
             path("<int:pk>/status/", wrap(self.status_view), name="projects_batch_status"),
+            path("<int:pk>/results.<str:fmt>", wrap(self.results_view),
+                 name="projects_batch_results"),
             *super().get_urls(),
         ]
 
@@ -526,6 +541,20 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
             raise PermissionDenied
         response = HttpResponse(status_render(batch))
         response["Cache-Control"] = "no-store"
+        return response
+
+    def results_view(self, request, pk, fmt):
+        """The validated results as one streamed file (projects/exports.py)."""
+        if fmt not in ("jsonl", "csv"):
+            raise Http404("Results come as .jsonl or .csv.")
+        batch = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        stream = (export_async(batch, fmt) if isinstance(request, ASGIRequest)
+                  else export_sync(batch, fmt))
+        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8"
+                                         if fmt == "csv" else "application/jsonl")
+        response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results.{fmt}"'
         return response
 
     def lifecycle_view(self, request, pk, action):

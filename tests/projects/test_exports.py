@@ -1,4 +1,5 @@
-"""api/exports.py: validated results streamed as JSONL or CSV, chunk by chunk (keyset on seq)."""
+"""projects/exports.py: validated results streamed as JSONL or CSV, chunk by chunk (keyset
+on seq)."""
 
 import csv
 import io
@@ -8,8 +9,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from sparecycles.api import exports
-from sparecycles.api.exports import csv_cell, export_async, export_sync
+from sparecycles.projects import exports
+from sparecycles.projects.exports import csv_cell, export_async, export_sync
 from sparecycles.projects.inputs import inputs_read
 from sparecycles.projects.models import WorkUnit
 

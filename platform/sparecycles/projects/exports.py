@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
 
-from sparecycles.projects.models import Batch
-from sparecycles.projects.selectors import batch_results
+from .models import Batch
+from .selectors import batch_results
 
 CHUNK = 1000
 
