@@ -163,7 +163,12 @@ class Coalescer:
                 logger.exception("sending %d coalesced events failed", len(ready))
 
     def _send_now(self, messages: list[tuple[str, dict]]) -> None:
-        async_to_sync(self._send_on_loop)(messages)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # sync code, as usual: async_to_sync finds daphne's loop
+            async_to_sync(self._send_on_loop)(messages)
+        else:  # sync code called straight from a coroutine: no waiting on its own loop
+            loop.create_task(self._send_on_loop(messages))
 
     async def _send_on_loop(self, messages: list[tuple[str, dict]]) -> None:
         self.loop = asyncio.get_running_loop()
@@ -194,7 +199,16 @@ def progress_changed(*, batch_ids: Iterable[int] = (), project_ids: Iterable[int
     messages = ([(batch_group(pk), PROGRESS_CHANGED) for pk in sorted(set(batch_ids))]
                 + [(project_group(pk), PROGRESS_CHANGED) for pk in sorted(set(project_ids))])
     if messages:
-        transaction.on_commit(lambda: PROGRESS.add(messages))
+        transaction.on_commit(lambda: _progress_add(messages))
+
+
+def _progress_add(messages: list[tuple[str, dict]]) -> None:
+    """Best effort: a page that misses a nudge catches up with the next one, and the
+    work that committed must not fail for it."""
+    try:
+        PROGRESS.add(messages)
+    except Exception:
+        logger.exception("announcing progress to %d groups failed", len(messages))
 
 
 class ChangedFeedConsumer(AsyncWebsocketConsumer):

@@ -31,8 +31,8 @@ def test_a_stalled_batch_says_why(api, app_version):
     assert status["waiting"] == {"validation_error": 0, "in_progress": 1, "after_error": 1,
                                  "quorum": 0, "unsent": 0}
     texts = {row["code"]: row["text"] for row in status["explanations"]}
-    assert texts["after_error"].startswith("1 work unit(s) wait for a different volunteer")
-    assert texts["in_progress"] == "1 work unit(s) are being computed by volunteers now."
+    assert texts["after_error"].startswith("1 work unit waits for a different volunteer")
+    assert texts["in_progress"] == "1 work unit is being computed by a volunteer now."
     assert status["warnings"] == []  # the fixture's version declares its workload
 
 
@@ -44,7 +44,7 @@ def test_a_finished_batch_reads_completed(api, app_version):
     assert detail["status"]["state"] == "completed"
     assert detail["status"]["explanations"] == [{
         "code": "completed", "count": 2,
-        "text": "Completed: all 2 work unit(s) have a validated result."}]
+        "text": "Completed: all 2 work units have a validated result."}]
 
 
 def test_the_default_workload_is_warned_about_on_the_version_and_the_batch(api, app):

@@ -114,7 +114,7 @@ def test_submit_csv_and_watch_to_a_failure_exit_code(cli, logged_in, tmp_path):
     code, out, _ = cli("status", batch.pk)
     assert "1 failed: Too many errors" in out and "ZeroDivisionError" in out
     assert "(completed)" in out
-    assert "- Completed: 1 of 2 work unit(s) have a validated result; 1 failed: Too many " in out
+    assert "- Completed: 1 of 2 work units have a validated result; 1 failed: Too many " in out
 
 
 def test_status_explains_a_stall_in_words(cli, logged_in, tmp_path, make_device):
@@ -129,8 +129,8 @@ def test_status_explains_a_stall_in_words(cli, logged_in, tmp_path, make_device)
     replica_report(device=device, task_id=task.task_id, ok=False, error="MemoryError")
     code, out, _ = cli("status", Batch.objects.get().pk)
     assert code == 0 and "(open)" in out
-    assert ("- 1 work unit(s) wait for a different volunteer: a copy ended in an error or "
-            "timed out, and the retry must go to someone else.") in out
+    assert ("- 1 work unit waits for a different volunteer: a copy of it ended in an error "
+            "or timed out, and the retry must go to someone else.") in out
     assert "1 errors: MemoryError" in out
 
     code, out, _ = cli("pause", Batch.objects.get().pk)

@@ -97,14 +97,14 @@ def test_the_batch_page_explains_a_stall_and_refreshes_from_status(staff, make_b
     [task] = tasks_dispatch(device=device, slots=1).replicas
     replica_report(device=device, task_id=task.task_id, ok=False, error="MemoryError")
     page = staff.get(f"/admin/projects/batch/{batch.pk}/change/").content.decode()
-    assert "wait for a different volunteer" in page
+    assert "waits for a different volunteer" in page
     assert f'data-live-ws="/ws/batches/{batch.pk}/"' in page and "projects/live.js" in page
     status = staff.get(f"/admin/projects/batch/{batch.pk}/status/")
     assert status.status_code == 200 and "no-store" in status["Cache-Control"]
     html = status.content.decode()
     assert 'id="batch-state">Open</strong>' in html
-    assert "<strong>1 replica error(s)</strong>: MemoryError" in html
-    assert "wait for a different volunteer" in html
+    assert "<strong>1 replica error</strong>: MemoryError" in html
+    assert "waits for a different volunteer" in html
 
 
 def test_a_finished_batch_reads_completed_in_the_list_and_page(staff, make_batch, make_device):
@@ -119,7 +119,7 @@ def test_a_finished_batch_reads_completed_in_the_list_and_page(staff, make_batch
     assert '<td class="field-state_shown">completed</td>' in listing
     html = staff.get(f"/admin/projects/batch/{batch.pk}/status/").content.decode()
     assert 'id="batch-state">Completed</strong>' in html
-    assert "Completed: all 1 work unit(s) have a validated result." in html
+    assert "Completed: the work unit has a validated result." in html
 
 
 def test_another_owners_batch_status_is_404(staff, make_batch, django_user_model, client):

@@ -42,7 +42,7 @@ def test_an_error_leaves_the_unit_waiting_for_a_different_volunteer(make_batch, 
     assert status["waiting"]["after_error"] == 1
     explained = codes(status)["after_error"]
     assert explained["count"] == 1
-    assert "wait for a different volunteer" in explained["text"]
+    assert "waits for a different volunteer" in explained["text"]
     assert status["replica_errors"] == [{"error": "ZeroDivisionError", "count": 1}]
 
 
@@ -53,7 +53,7 @@ def test_one_result_of_two_waits_for_quorum(make_batch, make_device):
     replica_report(device=device, task_id=task.task_id, ok=True, output={"n": 1, "square": 1})
     status = batch_status(batch=batch)
     assert status["waiting"]["quorum"] == 1
-    assert "wait for quorum" in codes(status)["quorum"]["text"]
+    assert "waits for quorum" in codes(status)["quorum"]["text"]
 
 
 def test_units_out_and_unsent_are_told_apart(make_batch, make_device):
@@ -62,7 +62,7 @@ def test_units_out_and_unsent_are_told_apart(make_batch, make_device):
     status = batch_status(batch=batch)
     assert status["waiting"] == {"validation_error": 0, "in_progress": 1, "after_error": 0,
                                  "quorum": 0, "unsent": 2}
-    assert codes(status)["unsent"]["text"] == "2 work unit(s) wait for their first volunteer."
+    assert codes(status)["unsent"]["text"] == "2 work units wait for their first volunteer."
 
 
 def test_a_paused_batch_says_so(make_batch):
@@ -83,7 +83,7 @@ def test_all_remaining_units_failed_with_their_reasons(make_batch, make_device):
     status = batch_status(batch=batch)
     assert (status["failed"], status["open"], status["state"]) == (2, 0, "completed")
     explained = codes(status)["all_failed"]
-    assert explained["text"].startswith("All 2 work unit(s) failed: ")
+    assert explained["text"].startswith("All 2 work units failed: ")
     assert status["failure_reasons"][0]["reason"] in explained["text"]
 
 
@@ -96,7 +96,7 @@ def test_a_finished_batch_is_completed_not_open(make_batch, make_device):
     status = batch_status(batch=batch)
     assert (batch.state, status["state"], status["fraction_done"]) == ("open", "completed", 1.0)
     assert codes(status)["completed"]["text"] == (
-        "Completed: all 2 work unit(s) have a validated result.")
+        "Completed: all 2 work units have a validated result.")
 
 
 def test_a_broken_validator_is_named(make_batch):
@@ -106,7 +106,7 @@ def test_a_broken_validator_is_named(make_batch):
     WorkUnit.objects.filter(batch=batch).update(error_reason="validator crashed: KeyError")
     status = batch_status(batch=batch)
     assert status["waiting"]["validation_error"] == 1
-    assert "wait on validation" in codes(status)["validation_error"]["text"]
+    assert "waits on validation" in codes(status)["validation_error"]["text"]
 
 
 def test_the_default_workload_is_warned_about(app, make_batch):

@@ -14,17 +14,37 @@ from sparecycles.projects.selectors import app_version_warnings, batch_progress
 from .models import Replica
 
 # What an unsettled work unit is waiting for, in the order it is checked: the first that
-# applies names it. The texts take the count of work units.
+# applies names it. Each text for one work unit and for several ({n}).
 WAITING = {
-    "validation_error": "{n} work unit(s) wait on validation, which failed (see the reasons "
-                        "below); fix the validator and they are validated again.",
-    "in_progress": "{n} work unit(s) are being computed by volunteers now.",
-    "after_error": "{n} work unit(s) wait for a different volunteer: a copy ended in an error "
-                   "or timed out, and the retry must go to someone else.",
-    "quorum": "{n} work unit(s) have results and wait for quorum: more results from other "
-              "volunteers must agree before one is accepted.",
-    "unsent": "{n} work unit(s) wait for their first volunteer.",
+    "validation_error": (
+        "1 work unit waits on validation, which failed (see the reasons below); fix the "
+        "validator and it is validated again.",
+        "{n} work units wait on validation, which failed (see the reasons below); fix the "
+        "validator and they are validated again."),
+    "in_progress": ("1 work unit is being computed by a volunteer now.",
+                    "{n} work units are being computed by volunteers now."),
+    "after_error": (
+        "1 work unit waits for a different volunteer: a copy of it ended in an error or "
+        "timed out, and the retry must go to someone else.",
+        "{n} work units wait for a different volunteer: a copy of each ended in an error or "
+        "timed out, and the retry must go to someone else."),
+    "quorum": (
+        "1 work unit has a result and waits for quorum: results from other volunteers "
+        "must agree with it before one is accepted.",
+        "{n} work units have results and wait for quorum: results from other volunteers "
+        "must agree with them before one is accepted."),
+    "unsent": ("1 work unit waits for its first volunteer.",
+               "{n} work units wait for their first volunteer."),
 }
+
+
+def units(n: int) -> str:
+    return "1 work unit" if n == 1 else f"{n:,} work units"
+
+
+def waiting_text(code: str, n: int) -> str:
+    one, several = WAITING[code]
+    return one if n == 1 else several.format(n=f"{n:,}")
 
 
 def _waiting(batch: Batch) -> dict[str, int]:
@@ -66,15 +86,16 @@ def _explanations(batch: Batch, state: str, progress: dict[str, int],
 
     total, failed = progress["total"], progress["failed"]
     reasons = "; ".join(f"{row['reason']} ({row['count']})" for row in failures)
+    every = "the work unit" if total == 1 else f"all {total:,} work units"
     if state == "completed":
         if failed == total:
-            say("all_failed", f"All {total} work unit(s) failed: {reasons}.", failed)
+            say("all_failed", f"{every.capitalize()} failed: {reasons}.", failed)
         elif failed:
-            say("completed", f"Completed: {progress['completed']} of {total} work unit(s) "
-                             f"have a validated result; {failed} failed: {reasons}.", failed)
+            say("completed", f"Completed: {progress['completed']:,} of {units(total)} have "
+                             f"a validated result; {failed:,} failed: {reasons}.", failed)
         else:
-            say("completed", f"Completed: all {total} work unit(s) have a validated result.",
-                total)
+            say("completed", f"Completed: {every} {'has' if total == 1 else 'have'} a "
+                             "validated result.", total)
         return out
     if state == Batch.State.ABORTED:
         say("aborted", "Aborted: unfinished work units were cancelled; results so far are "
@@ -82,16 +103,17 @@ def _explanations(batch: Batch, state: str, progress: dict[str, int],
     elif state == Batch.State.RETIRED:
         say("retired", "Retired: what was left was cancelled; results stay downloadable.")
     elif state == Batch.State.PAUSED:
-        say("paused", f"Paused: no new tasks go out until you resume it; {progress['open']} "
-                      "work unit(s) are left.", progress["open"])
+        left = progress["open"]
+        say("paused", f"Paused: no new tasks go out until you resume it; {units(left)} "
+                      f"{'is' if left == 1 else 'are'} left.", left)
     elif not total:
         say("empty", "This batch has no work units.", 0)
     if state in (Batch.State.OPEN, Batch.State.PAUSED):
         for code, count in waiting.items():
             if count and not (state == Batch.State.PAUSED and code == "unsent"):
-                say(code, WAITING[code].format(n=count), count)
+                say(code, waiting_text(code, count), count)
         if failed:
-            say("failed", f"{failed} work unit(s) failed: {reasons}.", failed)
+            say("failed", f"{units(failed)} failed: {reasons}.", failed)
     return out
 
 
