@@ -1,40 +1,36 @@
-// Live regions: a project page's progress, an owner's batch status.
+// Live regions: a project page's progress and top contributors, an owner's batch status.
 //
-// Each element with data-live-url and data-live-ws listens on its socket (a read-only
-// feed that says {"type": "changed"} at most once a second) and then fetches its
-// data-live-url, an HTML fragment the server renders with the same template as the
-// page, and swaps it in: no reload, and the page works as before without JavaScript.
-// data-live-status names an element that shows whether updates are live; it gets
-// data-state (on, reconnecting) and data-updates (how many refreshes so far).
+// Elements with data-live-url and data-live-ws listen on their socket (a read-only feed
+// that says {"type": "changed"} at most once a second; regions naming the same socket
+// share one) and then each fetches its data-live-url, an HTML fragment the server renders
+// with the same template as the page, and swaps it in: no reload, and the page works as
+// before without JavaScript. data-live-status names an element that shows whether
+// updates are live; it gets data-state (on, reconnecting) and data-updates (how many
+// refreshes so far).
 (() => {
   "use strict";
   const BACKOFF_FIRST_MS = 1_000;
   const BACKOFF_CAP_MS = 30_000;
 
-  class LiveRegion {
-    constructor(element) {
-      this.element = element;
-      this.status = element.dataset.liveStatus
-        ? document.getElementById(element.dataset.liveStatus) : null;
+  class LiveFeed {
+    constructor(path, regions) {
+      this.path = path;
+      this.regions = regions;
       this.attempt = 0;
-      this.inflight = false;
-      this.dirty = false;
-      this.updates = 0;
-      document.addEventListener("visibilitychange", () => {
-        if (!document.hidden && this.dirty) this.refresh();
-      });
       this.connect();
     }
 
     setState(state) {
-      if (!this.status) return;
-      this.status.dataset.state = state;
-      this.status.hidden = state !== "on";
+      for (const region of this.regions) region.setState(state);
+    }
+
+    refresh() {
+      for (const region of this.regions) region.refresh();
     }
 
     connect() {
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-      const socket = new WebSocket(`${scheme}//${window.location.host}${this.element.dataset.liveWs}`);
+      const socket = new WebSocket(`${scheme}//${window.location.host}${this.path}`);
       this.socket = socket;
       socket.onopen = () => {
         const reconnected = this.attempt > 0;
@@ -62,6 +58,26 @@
         this.setState("reconnecting");
         setTimeout(() => this.connect(), delay * (0.5 + Math.random() / 2));
       };
+    }
+  }
+
+  class LiveRegion {
+    constructor(element) {
+      this.element = element;
+      this.status = element.dataset.liveStatus
+        ? document.getElementById(element.dataset.liveStatus) : null;
+      this.inflight = false;
+      this.dirty = false;
+      this.updates = 0;
+      document.addEventListener("visibilitychange", () => {
+        if (!document.hidden && this.dirty) this.refresh();
+      });
+    }
+
+    setState(state) {
+      if (!this.status) return;
+      this.status.dataset.state = state;
+      this.status.hidden = state !== "on";
     }
 
     async refresh() {
@@ -91,9 +107,13 @@
   }
 
   const start = () => {
+    const feeds = new Map();
     for (const element of document.querySelectorAll("[data-live-url][data-live-ws]")) {
-      new LiveRegion(element);
+      const path = element.dataset.liveWs;
+      if (!feeds.has(path)) feeds.set(path, []);
+      feeds.get(path).push(new LiveRegion(element));
     }
+    for (const [path, regions] of feeds) new LiveFeed(path, regions);
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -109,6 +109,7 @@ def test_project_page_counters_and_chart_follow_validation_live(live_daphne, bro
     expect(person.locator("#pj-live")).to_have_attribute("data-state", "on")
     expect(person.locator("#pj-completed")).to_have_text("0")
     expect(person.locator("#pj-open")).to_have_text("3")
+    expect(person.locator("#pj-top-body")).to_contain_text("Nobody yet")
     same_document(person)
     volunteer = start_volunteer(browser, live_daphne)
     try:
@@ -118,6 +119,7 @@ def test_project_page_counters_and_chart_follow_validation_live(live_daphne, bro
         volunteer.close()
     assert_not_reloaded(person)
     expect(person.locator(".pj-progress")).to_contain_text("100.0% validated")
+    expect(person.locator("#pj-top-body .pj-table tbody tr")).to_have_count(1)
     expect(person.locator("#pj-chart-desc")).to_contain_text("3 of 3 work units validated")
     assert int(person.locator("#pj-live").get_attribute("data-updates")) >= 1
     assert person.evaluate("() => document.documentElement.scrollWidth "

@@ -156,3 +156,15 @@ def test_the_progress_fragment_is_what_the_page_shows_now(client, project, tiles
     project.is_public = False
     project.save()
     assert client.get("/projects/squares/progress/").status_code == 404
+
+
+def test_the_contributors_fragment_lists_who_earned_credit(client, project, make_batch,
+                                                           make_device, earn):
+    page = client.get("/projects/squares/").content.decode()
+    assert 'data-live-url="/projects/squares/contributors/"' in page
+    assert "Nobody yet" in client.get("/projects/squares/contributors/").content.decode()
+    make_batch(count=1, min_quorum=1, target_nresults=1)
+    earn(make_device().device)
+    html = client.get("/projects/squares/contributors/").content.decode()
+    assert '<td class="pj-name">' in html and "Nobody yet" not in html
+    assert client.get("/projects/nope/contributors/").status_code == 404

@@ -96,6 +96,18 @@ def project_progress(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
+@require_GET
+def project_contributors(request: HttpRequest, slug: str) -> HttpResponse:
+    """The page's top contributors alone, for live.js (as project_progress)."""
+    project = project_public_get(slug=slug)
+    if project is None:
+        raise Http404("No such public project.")
+    response = render(request, "projects/_contributors.html",
+                      {"contributors": project_top_contributors(project=project)})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def _int_param(request: HttpRequest, name: str, default: int | None) -> int | None:
     raw = request.GET.get(name)
     if raw in (None, ""):
