@@ -95,7 +95,8 @@ class BatchResultCsvApi(BatchResultExportApi):
 
     @extend_schema(summary="Download all validated results as CSV", responses={
         (200, "text/csv"): OpenApiResponse(
-            OpenApiTypes.STR, description="seq plus one column per output key."),
+            OpenApiTypes.STR, description="seq, input.<key> per input key, output.<key> per "
+            "output key, revalidated."),
         **ERRORS})
     def get(self, request, pk):
         return super().get(request, pk)
