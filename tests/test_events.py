@@ -113,3 +113,57 @@ async def test_no_volunteers_no_event():
     await database_sync_to_async(events.leaderboard_changed)([])
     assert await nothing_for(board)
     _pending.pop(board).cancel()
+
+
+# --- progress: coalesced, once a second per group ------------------------------------------
+
+class Recorder:
+    def __init__(self):
+        import threading
+
+        self.sent: list[list[tuple[str, dict]]] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, messages):
+        self.sent.append(list(messages))
+        self.arrived.set()
+
+
+def test_a_burst_to_one_group_is_one_message_now_and_one_trailing():
+    recorder = Recorder()
+    coalescer = events.Coalescer(interval=0.3, send=recorder)
+    for _ in range(50):
+        coalescer.add([("batch.1", {"type": "progress.changed"})])
+    assert recorder.sent == [[("batch.1", {"type": "progress.changed"})]]  # the first, at once
+    recorder.arrived.clear()
+    assert recorder.arrived.wait(5)  # the other 49 fold into one, after the interval
+    assert recorder.sent[1] == [("batch.1", {"type": "progress.changed"})]
+    assert len(recorder.sent) == 2
+    assert coalescer.due == {} and coalescer.timer is None
+
+
+def test_groups_are_throttled_apart():
+    recorder = Recorder()
+    coalescer = events.Coalescer(interval=60, send=recorder)
+    coalescer.add([("batch.1", {}), ("project.1", {})])
+    coalescer.add([("batch.2", {}), ("batch.1", {})])
+    assert recorder.sent == [[("batch.1", {}), ("project.1", {})], [("batch.2", {})]]
+    assert list(coalescer.due) == ["batch.1"]  # waits for its minute
+    coalescer.timer.cancel()
+
+
+def test_progress_changed_leaves_only_after_commit(monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setattr(events, "PROGRESS", events.Coalescer(interval=60, send=recorder))
+    with transaction.atomic():
+        events.progress_changed(batch_ids=[3, 3], project_ids=[7])
+        assert recorder.sent == []
+    assert recorder.sent == [[("batch.3", events.PROGRESS_CHANGED),
+                              ("project.7", events.PROGRESS_CHANGED)]]
+    try:
+        with transaction.atomic():
+            events.progress_changed(batch_ids=[4])
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert len(recorder.sent) == 1  # nothing for a change that never happened

@@ -28,7 +28,11 @@ from sparecycles.gateway.security import BrowserOriginValidator  # noqa: E402
 from sparecycles.leaderboards.routing import (  # noqa: E402
     websocket_urlpatterns as leaderboard_websocket_urlpatterns,
 )
+from sparecycles.owners.routing import (  # noqa: E402
+    websocket_urlpatterns as owners_websocket_urlpatterns,
+)
 from sparecycles.web.forwarded import ForwardedHeadersMiddleware  # noqa: E402
+from sparecycles.web.routing import websocket_urlpatterns as web_websocket_urlpatterns  # noqa: E402
 
 # The client's address is resolved once, here, for both protocols: forwarded headers count
 # only from settings.TRUSTED_PROXIES (web/forwarded.py). Run daphne WITHOUT --proxy-headers.
@@ -36,6 +40,7 @@ application = ForwardedHeadersMiddleware(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": BrowserOriginValidator(AuthMiddlewareStack(URLRouter(
-            websocket_urlpatterns + leaderboard_websocket_urlpatterns))),
+            websocket_urlpatterns + leaderboard_websocket_urlpatterns
+            + web_websocket_urlpatterns + owners_websocket_urlpatterns))),
     }
 ))

@@ -23,3 +23,7 @@ urlpatterns = [
     path("", include("sparecycles.accounts.urls")),
     path("", include("sparecycles.leaderboards.urls")),
 ]
+
+# Styled error pages; JSON paths keep the JSON error shape (web/error_pages.py).
+handler404 = "sparecycles.web.error_pages.page_not_found"
+handler500 = "sparecycles.web.error_pages.server_error"

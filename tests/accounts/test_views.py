@@ -274,7 +274,8 @@ def test_public_profile(client, member, anonymous_browser, make_batch):
     team = team_create(founder=volunteer, name="Prime Hunters")
     html = client.get(f"/volunteers/{volunteer.pk}/").content.decode()
     assert f"<h1>{volunteer.name}</h1>" in html
-    assert "First valid result" in html and "Not yet: 1,000 credit earned." in html
+    assert "First valid result" in html and "Not yet: 1,000 credit earned." not in html
+    assert "Not earned yet: 1.000000 of 1,000 so far." in html
     assert f'href="/teams/{team.slug}/"' in html
     assert "<dt>Rank by credit</dt><dd>#1</dd>" in html
     # One valid result on a Beta(1, 1) prior: reputation 2/3.

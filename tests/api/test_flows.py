@@ -223,9 +223,9 @@ def test_submit_jsonl_then_watch_progress_and_fetch_results(api, app_version):
     exported = api.get(f"/api/v1/batches/{batch['id']}/results.csv")
     assert exported["Content-Type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(b"".join(exported.streaming_content).decode())))
-    assert table[0] == ["seq", "n", "square", "revalidated"]
-    assert table[1:] == [["1", "1", "1", "false"], ["2", "2", "4", "false"],
-                         ["3", "3", "9", "false"], ["5", "5", "25", "false"]]
+    assert table[0] == ["seq", "input.n", "output.n", "output.square", "revalidated"]
+    assert table[1:] == [["1", "1", "1", "1", "false"], ["2", "2", "2", "4", "false"],
+                         ["3", "3", "3", "9", "false"], ["5", "5", "5", "25", "false"]]
 
 
 def test_failed_work_units_carry_their_reason(api, app_version):

@@ -82,7 +82,7 @@ def test_submit_watch_and_download_results(cli, logged_in, tmp_path):
     compute(batch)
     code, out, _ = cli("watch", batch.pk, "--interval", "0.1")
     assert code == 0
-    assert "[##############################] 100.0%  7/7 completed  (open)" in out
+    assert "[##############################] 100.0%  7/7 completed  (completed)" in out
     assert "Finished: 7 completed, 0 failed, 0 cancelled." in out
 
     target = tmp_path / "results.jsonl"
@@ -94,8 +94,8 @@ def test_submit_watch_and_download_results(cli, logged_in, tmp_path):
     target = tmp_path / "results.csv"
     assert cli("results", batch.pk, "--format", "csv", "-o", target)[0] == 0
     table = list(csv.reader(target.open()))
-    assert table[0] == ["seq", "n", "square", "revalidated"]
-    assert table[7] == ["7", "7", "49", "false"]
+    assert table[0] == ["seq", "input.n", "output.n", "output.square", "revalidated"]
+    assert table[7] == ["7", "7", "7", "49", "false"]
 
     code, out, _ = cli("results", batch.pk)   # to standard output
     assert code == 0 and out.count("\n") == 7
@@ -113,6 +113,29 @@ def test_submit_csv_and_watch_to_a_failure_exit_code(cli, logged_in, tmp_path):
     assert code == 3 and "1 completed, 1 failed" in out
     code, out, _ = cli("status", batch.pk)
     assert "1 failed: Too many errors" in out and "ZeroDivisionError" in out
+    assert "(completed)" in out
+    assert "- Completed: 1 of 2 work units have a validated result; 1 failed: Too many " in out
+
+
+def test_status_explains_a_stall_in_words(cli, logged_in, tmp_path, make_device):
+    from sparecycles.scheduler.services import tasks_dispatch
+    from sparecycles.validation.services import replica_report
+
+    inputs = tmp_path / "one.jsonl"
+    inputs.write_text('{"n": 1}\n')
+    cli("submit", inputs, "--app", "square", "--min-quorum", 1, "--target-nresults", 1)
+    device = make_device().device
+    [task] = tasks_dispatch(device=device, slots=1).replicas
+    replica_report(device=device, task_id=task.task_id, ok=False, error="MemoryError")
+    code, out, _ = cli("status", Batch.objects.get().pk)
+    assert code == 0 and "(open)" in out
+    assert ("- 1 work unit waits for a different volunteer: a copy of it ended in an error "
+            "or timed out, and the retry must go to someone else.") in out
+    assert "1 errors: MemoryError" in out
+
+    code, out, _ = cli("pause", Batch.objects.get().pk)
+    code, out, _ = cli("status", Batch.objects.get().pk)
+    assert "- Paused: no new tasks go out until you resume it" in out
 
 
 def test_malformed_file_shows_each_bad_line(cli, logged_in, tmp_path):

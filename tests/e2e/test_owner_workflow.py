@@ -137,7 +137,8 @@ def test_owner_uploads_volunteer_computes_owner_downloads(live_daphne, page, bro
 
     # The admin shows the finished batch.
     page.goto(f"{live_daphne.url}/admin/projects/batch/{batch.pk}/change/")
-    expect(page.locator(".field-progress")).to_contain_text("5 of 5 completed, 0 failed")
+    expect(page.locator("#batch-counts")).to_contain_text("5 of 5 completed, 0 failed")
+    expect(page.locator("#batch-state")).to_have_text("Completed")
 
     expected = [{"seq": i + 1, "input": value,
                  "output": {"n": value["n"], "square": value["n"] ** 2,
@@ -166,7 +167,8 @@ def test_owner_uploads_volunteer_computes_owner_downloads(live_daphne, page, bro
     csv_target = tmp_path / "results.csv"
     assert cli_main(["--url", live_daphne.url, "--token", token, "results", str(batch.pk),
                      "--format", "csv", "-o", str(csv_target)]) == 0
-    assert csv_target.read_text().splitlines()[0] == "seq,cube,helper,n,square,revalidated"
+    assert csv_target.read_text().splitlines()[0] == (
+        "seq,input.n,output.cube,output.helper,output.n,output.square,revalidated")
     assert cli_main(["--url", live_daphne.url, "--token", token, "watch", str(batch.pk)]) == 0
     assert "Finished: 5 completed, 0 failed, 0 cancelled." in capsys.readouterr().out
 
@@ -184,12 +186,18 @@ def test_a_malformed_upload_in_the_admin_names_the_lines(live_daphne, page):
     page.goto(f"{live_daphne.url}/admin/projects/batch/add/")
     page.select_option("#id_app_version", label="powers v1")
     page.fill("#id_name", "broken")
+    page.fill("#id_delay_bound", "900")
     page.set_input_files("#id_inputs_file", files=[
         {"name": "inputs.csv", "mimeType": "text/csv", "buffer": b"n,m\n1,2\n3\n4,5,6\n"}])
     page.locator("input[name=_save]").click()
     errors = page.locator(".errorlist")
     expect(errors).to_contain_text("Line 3: 1 values, but the header names 2 fields")
     expect(errors).to_contain_text("Line 4: 3 values")
+    # Everything but the file (which no browser lets a page fill in) is kept, and said so.
+    expect(page.locator("#id_name")).to_have_value("broken")
+    expect(page.locator("#id_app_version option:checked")).to_have_text("powers v1")
+    expect(page.locator("#id_delay_bound")).to_have_value("900")
+    expect(errors).to_contain_text("choose the corrected file again")
     assert not Batch.objects.exists()
 
 
@@ -214,6 +222,6 @@ def test_a_large_upload_shows_its_progress_and_lands_whole(live_daphne, page):
     expect(page.locator("#upload-text")).to_contain_text("Done: 20,000 work units created",
                                                          timeout=60_000)
     page.locator("#upload-batch-link").click()
-    expect(page.locator(".field-progress")).to_contain_text("0 of 20000 completed")
+    expect(page.locator("#batch-counts")).to_contain_text("0 of 20000 completed")
     batch = Batch.objects.get(name="twenty thousand")
     assert batch.workunits.count() == 20_000 and batch.created_by == owner

@@ -214,3 +214,16 @@ def test_teams_without_credit_are_listed_on_the_teams_page_not_the_board(client,
     assert Team.objects.count() == 1
     assert "Newcomers" in client.get("/teams/").content.decode()
     assert client.get("/leaderboards/api/teams").json()["total"] == 0
+
+
+def test_new_teams_without_credit_are_listed_under_the_board(client, make_team):
+    make_team("Alpha", credit=10, member_count=3)
+    make_team("Fresh Start", member_count=1)
+    Team.objects.create(name="No Row Yet", slug="no-row-yet")  # no totals row at all
+    html = client.get("/leaderboards/teams/").content.decode()
+    new = html[html.index('id="new-teams-title"'):]
+    assert 'href="/teams/fresh-start/">Fresh Start</a>' in new
+    assert 'href="/teams/no-row-yet/">No Row Yet</a>' in new
+    assert "Alpha" not in new  # ranked above, with its credit
+    assert "what its members earn while in it" in new
+    assert "new-teams" not in client.get("/leaderboards/volunteers/").content.decode()

@@ -85,3 +85,79 @@ def test_owner_sees_only_their_own_projects(staff, make_batch, django_user_model
     staff.force_login(other)
     assert "test batch" not in staff.get("/admin/projects/batch/").content.decode()
     assert staff.get(f"/admin/projects/batch/{Batch.objects.get().pk}/change/").status_code == 302
+
+
+def test_the_batch_page_explains_a_stall_and_refreshes_from_status(staff, make_batch,
+                                                                  make_device):
+    from sparecycles.scheduler.services import tasks_dispatch
+    from sparecycles.validation.services import replica_report
+
+    batch = make_batch(count=1, min_quorum=1, target_nresults=1)
+    device = make_device().device
+    [task] = tasks_dispatch(device=device, slots=1).replicas
+    replica_report(device=device, task_id=task.task_id, ok=False, error="MemoryError")
+    page = staff.get(f"/admin/projects/batch/{batch.pk}/change/").content.decode()
+    assert "waits for a different volunteer" in page
+    assert f'data-live-ws="/ws/batches/{batch.pk}/"' in page and "projects/live.js" in page
+    status = staff.get(f"/admin/projects/batch/{batch.pk}/status/")
+    assert status.status_code == 200 and "no-store" in status["Cache-Control"]
+    html = status.content.decode()
+    assert 'id="batch-state">Open</strong>' in html
+    assert "<strong>1 replica error</strong>: MemoryError" in html
+    assert "waits for a different volunteer" in html
+
+
+def test_a_finished_batch_reads_completed_in_the_list_and_page(staff, make_batch, make_device):
+    from sparecycles.scheduler.services import tasks_dispatch
+    from sparecycles.validation.services import replica_report
+
+    batch = make_batch(count=1, min_quorum=1, target_nresults=1)
+    device = make_device().device
+    [task] = tasks_dispatch(device=device, slots=1).replicas
+    replica_report(device=device, task_id=task.task_id, ok=True, output={"n": 1})
+    listing = staff.get("/admin/projects/batch/").content.decode()
+    assert '<td class="field-state_shown">completed</td>' in listing
+    html = staff.get(f"/admin/projects/batch/{batch.pk}/status/").content.decode()
+    assert 'id="batch-state">Completed</strong>' in html
+    assert "Completed: the work unit has a validated result." in html
+
+
+def test_another_owners_batch_status_is_404(staff, make_batch, django_user_model, client):
+    batch = make_batch(count=1)
+    other = django_user_model.objects.create_user("other2", password="pw-other-123",
+                                                  is_staff=True)
+    client.force_login(other)
+    assert client.get(f"/admin/projects/batch/{batch.pk}/status/").status_code in (403, 404)
+
+
+def test_the_default_workload_is_warned_about_on_upload(staff, app):
+    response = staff.post("/admin/projects/appversion/add/", {
+        "app": app.pk, "runtime": "pyodide", "entry": "main", "flops_per_unit": "1000000000",
+        "code_file": SimpleUploadedFile("main.py", b"def main(input):\n    return input\n"),
+    }, follow=True)
+    html = response.content.decode()
+    assert "declares the default workload (1e9 operations per work unit)" in html
+    version = AppVersion.objects.get(app=app)
+    page = staff.get(f"/admin/projects/appversion/{version.pk}/change/").content.decode()
+    assert "declares the default workload" in page
+
+
+def test_results_download_from_the_admin_with_the_session(staff, make_batch, make_device):
+    import csv
+    import io
+
+    from sparecycles.scheduler.services import tasks_dispatch
+    from sparecycles.validation.services import replica_report
+
+    batch = make_batch(count=1, min_quorum=1, target_nresults=1)
+    device = make_device().device
+    [task] = tasks_dispatch(device=device, slots=1).replicas
+    replica_report(device=device, task_id=task.task_id, ok=True, output={"n": 1, "square": 1})
+    page = staff.get(f"/admin/projects/batch/{batch.pk}/change/").content.decode()
+    assert f'href="/admin/projects/batch/{batch.pk}/results.csv"' in page
+    response = staff.get(f"/admin/projects/batch/{batch.pk}/results.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert table == [["seq", "input.n", "output.n", "output.square", "revalidated"],
+                     ["1", "1", "1", "1", "false"]]
+    assert staff.get(f"/admin/projects/batch/{batch.pk}/results.xml").status_code == 404

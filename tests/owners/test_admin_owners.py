@@ -214,7 +214,7 @@ def test_batch_page_shows_progress_failures_and_life_cycle(owner_admin, make_bat
     page = owner_admin.get(f"/admin/projects/batch/{batch.pk}/change/").content.decode()
     assert "0 of 2 completed, 1 failed" in page
     assert "Too many errors: 3 replicas failed" in page
-    assert f"/api/v1/batches/{batch.pk}/results.jsonl" in page
+    assert f"/admin/projects/batch/{batch.pk}/results.jsonl" in page
     for action in ["Pause", "Abort", "Retire"]:
         assert f">{action}</button>" in page
 

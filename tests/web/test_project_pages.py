@@ -139,3 +139,32 @@ def test_top_contributors_come_from_credit(client, project, make_batch):
     html = client.get("/projects/squares/").content.decode()
     assert html.index("alice") < html.index("Anonymous")
     assert "3.00" in html and "bob" not in html
+
+
+def test_the_progress_fragment_is_what_the_page_shows_now(client, project, tiles_app):
+    page = client.get("/projects/squares/").content.decode()
+    assert 'data-live-url="/projects/squares/progress/"' in page
+    assert 'data-live-ws="/ws/projects/squares/"' in page and "projects/live.js" in page
+    _, batch = tiles_app
+    first = batch.workunits.order_by("seq").first()
+    complete(first, tile_output(first))
+    fragment = client.get("/projects/squares/progress/")
+    assert fragment.status_code == 200 and fragment["Cache-Control"] == "no-store"
+    html = fragment.content.decode()
+    assert '<dd id="pj-completed">1</dd>' in html and '<dd id="pj-open">3</dd>' in html
+    assert "1 of 4 work units validated" in html and "<html" not in html
+    project.is_public = False
+    project.save()
+    assert client.get("/projects/squares/progress/").status_code == 404
+
+
+def test_the_contributors_fragment_lists_who_earned_credit(client, project, make_batch,
+                                                           make_device, earn):
+    page = client.get("/projects/squares/").content.decode()
+    assert 'data-live-url="/projects/squares/contributors/"' in page
+    assert "Nobody yet" in client.get("/projects/squares/contributors/").content.decode()
+    make_batch(count=1, min_quorum=1, target_nresults=1)
+    earn(make_device().device)
+    html = client.get("/projects/squares/contributors/").content.decode()
+    assert '<td class="pj-name">' in html and "Nobody yet" not in html
+    assert client.get("/projects/nope/contributors/").status_code == 404

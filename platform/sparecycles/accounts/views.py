@@ -394,6 +394,8 @@ def device_identify(request: HttpRequest) -> JsonResponse:
 @require_GET
 def profile(request: HttpRequest, pk: int) -> HttpResponse:
     volunteer = get_object_or_404(Volunteer.objects.select_related("team"), pk=pk)
+    if volunteer.merged_into_id:  # an anonymous profile folded into an account: that one
+        return redirect("accounts:profile", pk=volunteer.merged_into_id)
     viewer_id = identity.viewer_volunteer_id(user=request.user, session=request.session)
     return render(request, "accounts/profile.html", {
         "profile": selectors.volunteer_profile(volunteer=volunteer),

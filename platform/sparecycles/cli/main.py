@@ -210,7 +210,12 @@ def progress_line(batch: dict, width: int = 30) -> str:
     bar = "#" * filled + "." * (width - filled)
     extra = "".join(f", {counts[k]} {k}" for k in ("failed", "cancelled") if counts[k])
     return (f"[{bar}] {100 * done / total:5.1f}%  {counts['completed']}/{counts['total']} "
-            f"completed{extra}  ({batch['state']})")
+            f"completed{extra}  ({state_of(batch)})")
+
+
+def state_of(batch: dict) -> str:
+    """The state owners read (the API's status.state: a finished batch is "completed")."""
+    return (batch.get("status") or {}).get("state") or batch["state"]
 
 
 def finished(batch: dict) -> bool:
@@ -219,8 +224,10 @@ def finished(batch: dict) -> bool:
 
 def describe(batch: dict) -> str:
     lines = [f"Batch {batch['id']} “{batch['name']}” — {batch['app']} v{batch['version']} "
-             f"({batch['runtime']}), {batch['state']}", progress_line(batch)]
+             f"({batch['runtime']}), {state_of(batch)}", progress_line(batch)]
     status = batch.get("status") or {}
+    lines += [f"- {row['text']}" for row in status.get("explanations", [])]
+    lines += [f"warning: {row['text']}" for row in status.get("warnings", [])]
     replicas = status.get("replicas")
     if replicas:
         lines.append(f"tasks out now: {replicas['in_progress']}; replica errors: "

@@ -3,7 +3,8 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from .models import MICRO, Badge, CreditGrant
+from .models import MICRO, Badge, CreditGrant, VolunteerCredit
+from .templatetags.credit_format import format_credit_micro
 
 CREDIT_MILESTONES = [
     (1_000, Badge.Kind.CREDIT_1K),
@@ -62,6 +63,11 @@ class BadgeView:
     label: str
     description: str
     awarded_at: dt.datetime | None  # None: not earned yet (a milestone still ahead)
+    # For a badge still ahead: how far along, in words ("0.050000 of 1,000 so far.") and
+    # as a value of `goal` for a <progress> bar; "" and 0 when earned.
+    progress: str = ""
+    value: float = 0
+    goal: float = 0
 
 
 BADGE_DESCRIPTIONS = {
@@ -74,13 +80,39 @@ BADGE_DESCRIPTIONS = {
 }
 
 
-def volunteer_badges(*, volunteer_id: int) -> list[BadgeView]:
-    """Every badge, earned ones first (with the date), then the milestones still ahead."""
+def _ahead(kind: str, *, credit_micro: int, streak: int) -> tuple[str, float, float]:
+    """What a badge not yet earned still needs: words, a value and its goal."""
+    for credit, milestone in CREDIT_MILESTONES:
+        if kind == milestone:
+            have = min(credit_micro, credit * MICRO)
+            return (f"{format_credit_micro(have)} of {credit:,} so far.", have / MICRO,
+                    credit)
+    for days, milestone in STREAKS:
+        if kind == milestone:
+            return (f"{min(streak, days)} of {days} days in a row so far.",
+                    min(streak, days), days)
+    return "Comes with your first result the quorum confirms.", 0, 0
+
+
+def volunteer_badges(*, volunteer_id: int, today: dt.date | None = None) -> list[BadgeView]:
+    """Every badge, earned ones first (with the date), then the milestones still ahead
+    with how far along the volunteer is."""
     have = dict(Badge.objects.filter(volunteer_id=volunteer_id)
                 .values_list("kind", "awarded_at"))
+    credit_micro = (VolunteerCredit.objects.filter(pk=volunteer_id)
+                    .values_list("credit_micro", flat=True).first() or 0)
+    streak = None
     earned, ahead = [], []
     for kind in Badge.Kind:
-        view = BadgeView(kind=kind.value, label=kind.label,
-                         description=BADGE_DESCRIPTIONS[kind], awarded_at=have.get(kind.value))
+        awarded_at = have.get(kind.value)
+        progress, value, goal = "", 0.0, 0.0
+        if awarded_at is None:
+            if streak is None and kind in dict((k, d) for d, k in STREAKS):
+                streak = streak_days(volunteer_id=volunteer_id,
+                                     today=today or dt.datetime.now(dt.UTC).date())
+            progress, value, goal = _ahead(kind, credit_micro=max(credit_micro, 0),
+                                           streak=streak or 0)
+        view = BadgeView(kind=kind.value, label=kind.label, description=BADGE_DESCRIPTIONS[kind],
+                         awarded_at=awarded_at, progress=progress, value=value, goal=goal)
         (earned if view.awarded_at else ahead).append(view)
     return earned + ahead

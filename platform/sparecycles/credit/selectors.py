@@ -12,6 +12,7 @@ from typing import Literal
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from sparecycles.projects.models import Project
 from sparecycles.volunteers.models import Device, Team, Volunteer
@@ -248,11 +249,17 @@ def row_of(owner) -> CreditTotals | None:
 
 
 def project_top_contributors(*, project: Project, limit: int = 10) -> list[dict]:
-    """Volunteers with the most credit granted for this project's work (a project page)."""
+    """Volunteers with the most credit granted for this project's work (a project page).
+
+    A grant an epoch already paid stays with the anonymous volunteer it was granted to
+    when that volunteer is merged into an account (volunteer_credit_merge): it counts
+    for the account here, so the merged profile is never listed on its own."""
     rows = list(CreditGrant.objects.filter(project=project, reversal__isnull=True)
-                .values("volunteer")
+                .values(holder=Coalesce("volunteer__merged_into_id", "volunteer_id"))
                 .annotate(credit=Sum("amount_micro"), results=Count("id"))
-                .order_by("-credit", "volunteer")[:limit])
+                .order_by("-credit", "holder")[:limit])
+    for row in rows:
+        row["volunteer"] = row.pop("holder")
     names = {v.pk: v.public_name for v in
              Volunteer.objects.filter(pk__in=[r["volunteer"] for r in rows])}
     return [{"name": names.get(r["volunteer"], "Anonymous"), "credit": r["credit"] / MICRO,

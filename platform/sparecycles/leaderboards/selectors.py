@@ -123,6 +123,13 @@ def project_page(*, project: Project, order: Order, page: int, viewer_id: int | 
     return BoardPage(kind="project", board=board, you=you, project=project)
 
 
+def teams_without_credit(*, limit: int = 20) -> list[Team]:
+    """The newest teams that have not earned credit yet (not on the board, which ranks
+    credit): listed under it, so a team just founded can be found and joined."""
+    return list(Team.objects.exclude(credit__credit_micro__gt=0)
+                .order_by("-created_at", "-pk")[:limit])
+
+
 @dataclass(frozen=True)
 class ProjectRow:
     project: Project

@@ -43,6 +43,7 @@ def _respond(request: HttpRequest, page: BoardPage, *, as_json: bool,
         "data": data, "board": board, "kind": page.kind, "project": page.project,
         "order_label": ORDER_LABELS[board.order], "viewer_known": viewer_id is not None,
         "title": page.project.title if page.project else TITLES[page.kind],
+        "new_teams": selectors.teams_without_credit() if page.kind == "teams" else [],
         "live_config": {"ws_path": "/ws/leaderboards/",
                         "json_url": f"{request.path}?order={board.order}&page={board.page}"
                                     "&format=json",

@@ -8,9 +8,17 @@ projects they own (and everything below them), and only superusers choose owners
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Count, Q
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -20,8 +28,10 @@ from django.views.decorators.http import require_POST
 # The admin is an edge: it may call the scheduler (above projects) for what touches replicas.
 from sparecycles.errors import error_response
 from sparecycles.projects.code_checks import wheels_check
+from sparecycles.projects.exports import export_async, export_sync
 from sparecycles.projects.inputs import format_for, inputs_scan
 from sparecycles.projects.models import App, AppVersion, Batch, Project, Runtime, WorkUnit
+from sparecycles.projects.selectors import app_version_warnings
 from sparecycles.projects.services import (
     APP_FIELDS,
     MAX_CODE_BYTES,
@@ -198,6 +208,9 @@ class AppVersionAddForm(forms.ModelForm):
     class Meta:
         model = AppVersion
         fields = ["app", "runtime", "entry", "flops_per_unit"]
+        help_texts = {"flops_per_unit": "Operations one work unit really costs: credit is "
+                                        "measured against it. The default, 1e9, is a guess "
+                                        "and is warned about."}
 
     def clean_code_file(self):
         upload = self.cleaned_data["code_file"]
@@ -231,8 +244,16 @@ class AppVersionAdmin(OwnedMixin, admin.ModelAdmin):
     list_display = ["__str__", "runtime", "entry", "short_sha256", "created_at"]
     list_filter = ["runtime", ("app", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = ["app", "number", "runtime", "entry", "sha256", "packages",
-                       "flops_per_unit", "code_link", "wheel_links", "created_at"]
+                       "flops_per_unit", "warnings", "code_link", "wheel_links", "created_at"]
     exclude = ["code"]
+
+    @admin.display(description="Warnings")
+    def warnings(self, obj):
+        rows = app_version_warnings(app_version=obj)
+        if not rows:
+            return "None."
+        return format_html_join("", '<p class="batch-warning">{}</p>',
+                                ((row["text"],) for row in rows))
 
     @admin.display(description="sha256")
     def short_sha256(self, obj):
@@ -273,6 +294,8 @@ class AppVersionAdmin(OwnedMixin, admin.ModelAdmin):
         )
         # The admin goes on with `obj` (log entry, redirect): make it the created row.
         obj.__dict__.update(created.__dict__)
+        for warning in app_version_warnings(app_version=created):
+            self.message_user(request, warning["text"], level=messages.WARNING)
 
 
 # --- batches -----------------------------------------------------------------------------
@@ -324,7 +347,11 @@ class BatchAddForm(forms.ModelForm):
                 data["scan"] = inputs_scan(upload, fmt)
                 data["fmt"] = fmt
             except ValidationError as exc:
-                self.add_error("inputs_file", ValidationError(exc.messages))
+                # The browser drops the chosen file on a failed post (no page may set a
+                # file input); every other field comes back filled in.
+                self.add_error("inputs_file", ValidationError(
+                    [*exc.messages, "Nothing was created. Fix these lines and choose the "
+                                    "corrected file again; the other fields are kept."]))
             finally:
                 upload.seek(0)
         return data
@@ -335,9 +362,19 @@ class WorkUnitProgress:
     def annotate(qs):
         return qs.annotate(
             n_total=Count("workunits"),
+            n_open=Count("workunits", filter=Q(workunits__state=WorkUnit.State.OPEN)),
             n_completed=Count("workunits", filter=Q(workunits__state=WorkUnit.State.COMPLETED)),
             n_failed=Count("workunits", filter=Q(workunits__state=WorkUnit.State.FAILED)),
         )
+
+
+def status_render(batch: Batch) -> str:
+    """The batch's status block (templates/admin/projects/batch/_status.html)."""
+    status = batch_status(batch=batch)
+    settled = status["completed"] + status["failed"] + status["cancelled"]
+    percent = round(100 * settled / status["total"]) if status["total"] else 0
+    return render_to_string("admin/projects/batch/_status.html",
+                            {"status": status, "percent": percent})
 
 
 LIFECYCLE = {
@@ -352,13 +389,17 @@ LIFECYCLE = {
 @admin.register(Batch)
 class BatchAdmin(OwnedMixin, admin.ModelAdmin):
     owner_path = "app_version__app__project__owners"
-    list_display = ["name", "app_version", "state", "progress", "created_at"]
+    list_display = ["name", "app_version", "state_shown", "progress", "created_at"]
     list_filter = ["state", ("app_version__app", admin.RelatedOnlyFieldListFilter)]
-    readonly_fields = ["app_version", "state", "created_by", "created_at", "progress",
-                       "failures", "controls", "downloads"]
-    fields = ["name", "app_version", "state", "created_by", "created_at", "progress",
-              "failures", "downloads", "controls"]
+    readonly_fields = ["app_version", "created_by", "created_at", "status", "controls",
+                       "downloads"]
+    fields = ["name", "app_version", "created_by", "created_at", "status", "downloads",
+              "controls"]
     actions = ["pause_batches", "resume_batches", "abort_batches", "retire_batches"]
+
+    class Media:
+        css = {"all": ["projects/batch-status.css"]}
+        js = ["projects/live.js"]
 
     def get_queryset(self, request):
         return WorkUnitProgress.annotate(super().get_queryset(request))
@@ -374,29 +415,36 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
             "{} of {} completed, {} failed",
             percent, obj.n_completed, total, obj.n_failed)
 
-    @admin.display(description="Failures")
-    def failures(self, obj):
-        status = batch_status(batch=obj)
-        rows = [(f"{r['count']} work unit(s) failed", r["reason"])
-                for r in status["failure_reasons"]]
-        rows += [(f"{r['count']} replica error(s)", r["error"]) for r in status["replica_errors"]]
-        replicas = status["replicas"]
-        summary = (f"{replicas['in_progress']} tasks out now; {replicas['errors']} errors, "
-                   f"{replicas['timed_out']} timed out, {replicas['invalid']} invalid results.")
-        if status["revalidated"]:
-            summary += (f" {status['revalidated']} result(s) revalidated: a device that helped "
-                        "settle them was caught later, so they were derived again (marked "
-                        "in the downloads).")
-        if not rows:
-            return format_html("None. {}", summary)
-        return format_html("{}<ul>{}</ul>", summary, format_html_join(
-            "", "<li><strong>{}</strong>: {}</li>", rows))
+    @admin.display(description="State", ordering="state")
+    def state_shown(self, obj):
+        """As owners read it: an open or paused batch with nothing left open is completed."""
+        if obj.state in (Batch.State.OPEN, Batch.State.PAUSED) and obj.n_total \
+                and not obj.n_open:
+            return "completed"
+        return obj.state
+
+    @admin.display(description="Status")
+    def status(self, obj):
+        """Where the batch is and why, in words (scheduler.selectors.batch_status), kept
+        live: live.js refetches status_view when the batch's socket says it changed."""
+        return format_html(
+            '<p class="batch-live-note" id="batch-live" data-state="off" hidden>Updates '
+            "live as volunteers work.</p>"
+            '<div id="batch-status" data-live-url="{}" data-live-ws="/ws/batches/{}/" '
+            'data-live-status="batch-live">{}</div>',
+            reverse("admin:projects_batch_status", args=[obj.pk]), obj.pk,
+            mark_safe(status_render(obj)))  # rendered by the template, escaped there
 
     @admin.display(description="Results")
     def downloads(self, obj):
-        base = f"/api/v1/batches/{obj.pk}/results"
-        return format_html('<a href="{}.jsonl">JSONL</a> · <a href="{}.csv">CSV</a> · '
-                           '<a href="{}/">paginated JSON</a>', base, base, base)
+        # From the admin, with the owner's session (the API takes only a token: the same
+        # files are at /api/v1/batches/<id>/results.jsonl and .csv for programs).
+        return format_html(
+            '<a href="{}" download>JSONL</a> · <a href="{}" download>CSV</a> '
+            '<span class="help">(CSV columns: seq, input.&lt;key&gt;…, output.&lt;key&gt;…, '
+            "revalidated)</span>",
+            reverse("admin:projects_batch_results", args=[obj.pk, "jsonl"]),
+            reverse("admin:projects_batch_results", args=[obj.pk, "csv"]))
 
     @admin.display(description="Life cycle")
     def controls(self, obj):
@@ -438,6 +486,9 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
                  name="projects_batch_upload_status"),
             path("<int:pk>/lifecycle/<str:action>/", wrap(require_POST(self.lifecycle_view)),
                  name="projects_batch_lifecycle"),
+            path("<int:pk>/status/", wrap(self.status_view), name="projects_batch_status"),
+            path("<int:pk>/results.<str:fmt>", wrap(self.results_view),
+                 name="projects_batch_results"),
             *super().get_urls(),
         ]
 
@@ -482,6 +533,29 @@ class BatchAdmin(OwnedMixin, admin.ModelAdmin):
         if job.batch_id:
             status["batch_url"] = reverse("admin:projects_batch_change", args=[job.batch_id])
         return JsonResponse(status)
+
+    def status_view(self, request, pk):
+        """The status block alone, for live.js (the owner's scope, as the page)."""
+        batch = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        response = HttpResponse(status_render(batch))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def results_view(self, request, pk, fmt):
+        """The validated results as one streamed file (projects/exports.py)."""
+        if fmt not in ("jsonl", "csv"):
+            raise Http404("Results come as .jsonl or .csv.")
+        batch = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_permission(request, batch):
+            raise PermissionDenied
+        stream = (export_async(batch, fmt) if isinstance(request, ASGIRequest)
+                  else export_sync(batch, fmt))
+        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8"
+                                         if fmt == "csv" else "application/jsonl")
+        response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}-results.{fmt}"'
+        return response
 
     def lifecycle_view(self, request, pk, action):
         if action not in LIFECYCLE:

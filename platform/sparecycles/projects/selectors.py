@@ -211,3 +211,19 @@ def project_tiles(*, app: App, after: int = 0, level: int | None = None,
         tiles.append({"id": row["pk"], **{k: out[k] for k in keys},
                       "level": out.get("level", 0), "iterations": out["iterations"]})
     return tiles, last
+
+
+# AppVersion.flops_per_unit when nobody declared the workload.
+DEFAULT_FLOPS_PER_UNIT = 1e9
+
+
+def app_version_warnings(*, app_version: AppVersion) -> list[dict[str, str]]:
+    """What an owner should fix in a version: each a {"code", "text"}."""
+    warnings = []
+    if app_version.flops_per_unit == DEFAULT_FLOPS_PER_UNIT:
+        warnings.append({
+            "code": "default_workload",
+            "text": f"{app_version} declares the default workload (1e9 operations per work "
+                    "unit): credit is measured against a guess. Upload a version with "
+                    "flops_per_unit set to what one work unit really costs (docs/credit.md)."})
+    return warnings

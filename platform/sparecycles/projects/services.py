@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from sparecycles import events
 from sparecycles.db.bulk import RowWriter
 from sparecycles.sandbox.errors import ValidatorError
 from sparecycles.sandbox.judging import validator_check
@@ -378,6 +379,7 @@ def batch_pause(*, batch: Batch) -> Batch:
     if batch.state != Batch.State.PAUSED:
         batch.state = Batch.State.PAUSED
         batch.save(update_fields=["state"])
+        events.progress_changed(batch_ids=[batch.pk])
     return batch
 
 
@@ -389,4 +391,5 @@ def batch_resume(*, batch: Batch) -> Batch:
     if batch.state != Batch.State.OPEN:
         batch.state = Batch.State.OPEN
         batch.save(update_fields=["state"])
+        events.progress_changed(batch_ids=[batch.pk])
     return batch

@@ -29,6 +29,8 @@ def replicas_issue(*, workunit_ids: list[int], replicas_each: int) -> None:
 def on_workunits_created(sender, *, batch: Batch, workunit_ids: list[int], replicas_each: int,
                          **kwargs) -> None:
     replicas_issue(workunit_ids=workunit_ids, replicas_each=replicas_each)
+    events.progress_changed(batch_ids=[batch.pk],
+                            project_ids=[batch.app_version.app.project_id])
 
 
 def _batch_cancel_open(batch: Batch, reason: str) -> list[Cancelled]:
@@ -58,6 +60,8 @@ def _batch_end(batch: Batch, state: str, reason: str) -> None:
     batch.state = state
     batch.save(update_fields=["state"])
     events.tasks_cancelled(cancelled)
+    events.progress_changed(batch_ids=[batch.pk],
+                            project_ids=[batch.app_version.app.project_id])
 
 
 @transaction.atomic

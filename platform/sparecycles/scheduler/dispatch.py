@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
+from sparecycles import events
 from sparecycles.db.bulk import rows_update
 from sparecycles.db.retry import deadlock_retry
 from sparecycles.projects.models import Batch, WorkUnit
@@ -356,6 +357,9 @@ def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch
     for replica in (Replica.objects.filter(pk__in=[pk for ids in chosen.values() for pk in ids])
                     .select_related("workunit__app_version__app").order_by("id")):
         replicas[replica.device_id].append(replica)
+    # Owners' batch pages show the tasks out (coalesced: a dict update per call).
+    events.progress_changed(batch_ids={r.workunit.batch_id for rs in replicas.values()
+                                       for r in rs})
     retry = settings.SPARECYCLES["RETRY_AFTER_S"]
     return [Dispatch(replicas=replicas[ask.device_id],
                      retry_after_s=0 if replicas[ask.device_id] or ask.slots == 0 else retry)

@@ -79,9 +79,21 @@ def _workunits_validate_locked(workunit_ids) -> Transition:
         with transaction.atomic():
             transition = workunits_transition(workunit_ids)
             transaction.on_commit(lambda: transition_announce(transition))
+            _progress_announce(workunit_ids)
         return transition
 
     return deadlock_retry(run, what=f"validating {len(workunit_ids)} work units")
+
+
+def _progress_announce(workunit_ids) -> None:
+    """Live project and batch pages refetch their counts (events coalesces the pushes)."""
+    rows = (WorkUnit.objects.filter(pk__in=list(workunit_ids))
+            .values_list("batch_id", "batch__app_version__app__project_id").distinct())
+    batch_ids, project_ids = set(), set()
+    for batch_id, project_id in rows:
+        batch_ids.add(batch_id)
+        project_ids.add(project_id)
+    events.progress_changed(batch_ids=batch_ids, project_ids=project_ids)
 
 
 def transition_announce(transition: Transition) -> None:

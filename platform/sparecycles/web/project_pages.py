@@ -58,25 +58,54 @@ def project_list_page(request: HttpRequest) -> HttpResponse:
     return render(request, "projects/project_list.html", {"projects": projects})
 
 
+def _progress(project) -> dict:
+    """What projects/_progress.html shows: the counts, the share validated, the chart."""
+    summary = project_summary(project=project)
+    return {
+        "summary": summary,
+        "percent": round(100 * summary["completed"] / summary["total"], 1) if summary["total"]
+        else 0,
+        "chart": progress_chart(project_progress_series(project=project), total=summary["total"]),
+    }
+
+
 @require_GET
 def project_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Description, progress over time, top contributors and, where it fits, the output."""
     project = project_public_get(slug=slug)
     if project is None:
         raise Http404("No such public project.")
-    summary = project_summary(project=project)
-    chart = progress_chart(project_progress_series(project=project), total=summary["total"])
-    tile_apps = project_tile_apps(project=project)
     return render(request, "projects/project_detail.html", {
         "project": project,
-        "summary": summary,
-        "percent": round(100 * summary["completed"] / summary["total"], 1) if summary["total"]
-        else 0,
-        "chart": chart,
+        **_progress(project),
         "contributors": project_top_contributors(project=project),
         "apps": project.apps.order_by("name"),
-        "tile_apps": tile_apps,
+        "tile_apps": project_tile_apps(project=project),
     })
+
+
+@require_GET
+def project_progress(request: HttpRequest, slug: str) -> HttpResponse:
+    """The page's progress part alone (counts and chart), which live.js swaps in when the
+    project's socket says its work units changed."""
+    project = project_public_get(slug=slug)
+    if project is None:
+        raise Http404("No such public project.")
+    response = render(request, "projects/_progress.html", _progress(project))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+def project_contributors(request: HttpRequest, slug: str) -> HttpResponse:
+    """The page's top contributors alone, for live.js (as project_progress)."""
+    project = project_public_get(slug=slug)
+    if project is None:
+        raise Http404("No such public project.")
+    response = render(request, "projects/_contributors.html",
+                      {"contributors": project_top_contributors(project=project)})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _int_param(request: HttpRequest, name: str, default: int | None) -> int | None:

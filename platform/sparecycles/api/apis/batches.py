@@ -23,7 +23,7 @@ from sparecycles.projects.services import (
     batch_resume,
 )
 from sparecycles.scheduler.batches import batch_abort, batch_retire
-from sparecycles.scheduler.selectors import batch_status
+from sparecycles.scheduler.selectors import WAITING, batch_status
 
 from .base import (
     ERRORS,
@@ -89,13 +89,36 @@ class ReplicaCountsSerializer(serializers.Serializer):
     invalid = serializers.IntegerField()
 
 
+class ExplanationSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["completed", "all_failed", "aborted", "retired",
+                                            "paused", "empty", "failed", *WAITING])
+    count = serializers.IntegerField(allow_null=True, help_text="Work units it concerns.")
+    text = serializers.CharField()
+
+
+class WarningSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["default_workload"])
+    text = serializers.CharField()
+
+
 class BatchStatusSerializer(CountsSerializer):
+    state = serializers.ChoiceField(
+        choices=["completed", *Batch.State.values],
+        help_text="As owners read it: an open or paused batch with no open work unit left "
+                  "is completed.")
     replicas = ReplicaCountsSerializer()
     revalidated = serializers.IntegerField(
         help_text="Work units sent back to validation because a device that helped settle "
                   "them was caught later; their canonical result was derived again.")
     failure_reasons = ReasonSerializer(many=True)
     replica_errors = ReplicaErrorSerializer(many=True)
+    waiting = inline_serializer("BatchWaiting", {
+        code: serializers.IntegerField() for code in WAITING},
+        help_text="Open work units by what they wait for.")
+    explanations = ExplanationSerializer(
+        many=True, help_text="Why the batch is where it is, in sentences, most important "
+                             "first: every stall is named.")
+    warnings = WarningSerializer(many=True, help_text="What to fix in the app version.")
 
 
 class BatchDetailOutputSerializer(BatchOutputSerializer):

@@ -1,5 +1,5 @@
 """batches/<pk>/workunits/ and results: work units with their state, validated outputs,
-and the streamed JSONL/CSV export (api/exports.py)."""
+and the streamed JSONL/CSV export (projects/exports.py)."""
 
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
@@ -8,9 +8,9 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 
 from sparecycles.projects import selectors
+from sparecycles.projects.exports import export_async, export_sync
 from sparecycles.projects.models import WorkUnit
 
-from ..exports import export_async, export_sync
 from .base import ERRORS, OwnerApi, OwnerListApi, batch_or_404
 
 
@@ -64,7 +64,7 @@ class BatchResultListApi(OwnerListApi):
 
 
 class BatchResultExportApi(OwnerApi):
-    """All validated results of a batch in one streamed file (see api/exports.py)."""
+    """All validated results of a batch in one streamed file (see projects/exports.py)."""
 
     fmt = "jsonl"
 
@@ -95,7 +95,8 @@ class BatchResultCsvApi(BatchResultExportApi):
 
     @extend_schema(summary="Download all validated results as CSV", responses={
         (200, "text/csv"): OpenApiResponse(
-            OpenApiTypes.STR, description="seq plus one column per output key."),
+            OpenApiTypes.STR, description="seq, input.<key> per input key, output.<key> per "
+            "output key, revalidated."),
         **ERRORS})
     def get(self, request, pk):
         return super().get(request, pk)

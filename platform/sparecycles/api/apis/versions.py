@@ -1,6 +1,6 @@
 """apps/<name>/versions/: upload an app version, read one, approve its FLOPs estimate."""
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
@@ -32,6 +32,8 @@ class AppVersionOutputSerializer(serializers.ModelSerializer):
     app = serializers.CharField(source="app.name")
     code_url = serializers.CharField()
     wheels = WheelOutputSerializer(many=True)
+    warnings = serializers.SerializerMethodField(
+        help_text="What to fix, e.g. a workload left at the default (1e9 operations).")
     flops_approval = serializers.SerializerMethodField(
         help_text="A superuser's approval of flops_per_unit, or null: then the estimate can "
                   "only lower the credit measured (it never raises it).")
@@ -39,7 +41,12 @@ class AppVersionOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = AppVersion
         fields = ["app", "number", "runtime", "entry", "sha256", "code_url", "packages",
-                  "wheels", "flops_per_unit", "flops_approval", "created_at"]
+                  "wheels", "flops_per_unit", "flops_approval", "warnings", "created_at"]
+
+    @extend_schema_field(inline_serializer("AppVersionWarning", {
+        "code": serializers.CharField(), "text": serializers.CharField()}, many=True))
+    def get_warnings(self, obj) -> list[dict]:
+        return selectors.app_version_warnings(app_version=obj)
 
     @extend_schema_field(FlopsApprovalSerializer(allow_null=True))
     def get_flops_approval(self, obj) -> dict | None:

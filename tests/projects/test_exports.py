@@ -1,4 +1,5 @@
-"""api/exports.py: validated results streamed as JSONL or CSV, chunk by chunk (keyset on seq)."""
+"""projects/exports.py: validated results streamed as JSONL or CSV, chunk by chunk (keyset
+on seq)."""
 
 import csv
 import io
@@ -8,8 +9,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.utils import timezone
 
-from sparecycles.api import exports
-from sparecycles.api.exports import csv_cell, export_async, export_sync
+from sparecycles.projects import exports
+from sparecycles.projects.exports import csv_cell, export_async, export_sync
 from sparecycles.projects.inputs import inputs_read
 from sparecycles.projects.models import WorkUnit
 
@@ -53,15 +54,25 @@ def test_jsonl_has_one_object_per_validated_unit_in_order(batch, chunk):
     assert collect_async(batch, "jsonl") == body  # under ASGI: the same bytes
 
 
-def test_csv_has_the_union_of_output_keys_and_quotes_what_would_read_back_as_json(batch, chunk):
+def test_csv_keeps_inputs_and_outputs_apart_and_quotes_what_would_read_back_as_json(
+        batch, chunk):
     body = b"".join(export_sync(batch, "csv"))
     table = list(csv.reader(io.StringIO(body.decode())))
-    assert table[0] == ["seq", "label", "note", "output", "square", "revalidated"]
-    assert table[1] == ["1", "one", "", "", "1", "false"]
-    assert table[2] == ["2", "", '"12"', "", "4", "false"]  # the string "12", not the number
-    assert table[3] == ["4", "", "", "", "16", "true"]
-    assert table[4] == ["5", "", "", "[1,2]", "", "false"]
+    assert table[0] == ["seq", "input.n", "output", "output.label", "output.note",
+                        "output.square", "revalidated"]
+    assert table[1] == ["1", "1", "", "one", "", "1", "false"]
+    assert table[2] == ["2", "2", "", "", '"12"', "4", "false"]  # the string "12", not 12
+    assert table[3] == ["4", "4", "", "", "", "16", "true"]
+    assert table[4] == ["5", "5", "[1,2]", "", "", "", "false"]
     assert collect_async(batch, "csv") == body
+
+
+def test_csv_tells_an_input_from_an_output_of_the_same_name(make_batch):
+    batch = make_batch(count=1)
+    WorkUnit.objects.filter(batch=batch).update(
+        state=WorkUnit.State.COMPLETED, canonical_output={"n": 99}, completed_at=timezone.now())
+    table = list(csv.reader(io.StringIO(b"".join(export_sync(batch, "csv")).decode())))
+    assert table == [["seq", "input.n", "output.n", "revalidated"], ["1", "1", "99", "false"]]
 
 
 def test_csv_cells_read_back_through_the_upload_reader():
