@@ -150,8 +150,10 @@ def team_update(*, team: Team, editor: Volunteer, description: str) -> Team:
 def volunteer_email_verified(*, volunteer: Volunteer, email: str) -> bool:
     """Mark the account's email verified, if it is still `email` (a link sent to an address
     the volunteer has since changed verifies nothing). True when it is verified now."""
-    volunteer = Volunteer.objects.select_for_update(no_key=True).select_related("user").get(
-        pk=volunteer.pk)
+    # Only the volunteer's row is locked (PostgreSQL refuses to lock the nullable side of
+    # the outer join select_related("user") would make).
+    volunteer = Volunteer.objects.select_for_update(no_key=True, of=("self",)).select_related(
+        "user").get(pk=volunteer.pk)
     user = volunteer.user
     if volunteer.deleted_at or user is None or not email or user.email.lower() != email.lower():
         return False
