@@ -70,7 +70,7 @@ def site(make_batch, make_device):
     for key, name in names.items():
         Volunteer.objects.filter(pk=devices[key].volunteer_id).update(name=name)
     Team.objects.filter(pk=team.pk).update(name="Sievers <&> \x0b🚀",
-                                           description="We sieve.\x00\x08 <b>&</b>\n")
+                                           description="We sieve.\x1f\x08 <b>&</b>\n")
     user = get_user_model().objects.create_user("longname", "Long.Name@Example.org", "pw-x-123")
     Volunteer.objects.filter(pk=devices["long"].volunteer_id).update(
         user=user, email_verified_at=timezone.now())
