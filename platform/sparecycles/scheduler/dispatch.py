@@ -354,7 +354,7 @@ def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch
                             what=f"dispatching to {len(asks)} devices")
     replicas: dict[int, list[Replica]] = defaultdict(list)
     for replica in (Replica.objects.filter(pk__in=[pk for ids in chosen.values() for pk in ids])
-                    .select_related("workunit__app_version__app").order_by("id")):
+                    .select_related("workunit__app_version__app__project").order_by("id")):
         replicas[replica.device_id].append(replica)
     retry = settings.SPARECYCLES["RETRY_AFTER_S"]
     return [Dispatch(replicas=replicas[ask.device_id],

@@ -68,6 +68,9 @@ class Volunteer(models.Model):
     # Set when the volunteer deleted their account: the row stays, anonymised, because the
     # ledger and the credit totals keep naming it; it is listed in user_deleted.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The volunteer page's settings (volunteers/compute_settings.py), saved by a logged-in
+    # browser so that a new browser of the account starts with them; {} until then.
+    compute_settings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from .compute_settings import compute_settings_check
 from .models import Device, Team, Volunteer
 
 
@@ -125,3 +126,12 @@ def team_update(*, team: Team, editor: Volunteer, description: str) -> Team:
     team.description = description.strip()[:5000]
     team.save(update_fields=["description"])
     return team
+
+
+def compute_settings_save(*, volunteer: Volunteer, raw: object) -> dict:
+    """Store the volunteer page's settings for this account (compute_settings.py checks
+    them; SettingsError names what is wrong). Returns what was stored."""
+    clean = compute_settings_check(raw, now_ms=int(timezone.now().timestamp() * 1000))
+    Volunteer.objects.filter(pk=volunteer.pk).update(compute_settings=clean)
+    volunteer.compute_settings = clean
+    return clean
