@@ -30,7 +30,7 @@ class ComputeSettings(BaseModel):
     scheduleFrom: str = "22:00"  # noqa: N815
     scheduleTo: str = "07:00"  # noqa: N815
     batteryHoldMin: Annotated[int, Field(ge=0, le=60, multiple_of=5)] = 10  # noqa: N815
-    pressure: bool = True
+    pressure: bool = False
 
     @field_validator("scheduleFrom", "scheduleTo")
     @classmethod
