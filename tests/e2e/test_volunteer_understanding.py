@@ -5,6 +5,8 @@ account, and a claim code before the first Start."""
 
 import datetime as dt
 import json
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,10 @@ from sparecycles.accounts.services import account_create
 from sparecycles.projects.models import App, Project
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
 from sparecycles.scheduler.models import Replica
+from sparecycles.scheduler.services import tasks_dispatch
+from sparecycles.validation.services import replica_report
 from sparecycles.volunteers.models import Device, Volunteer
+from sparecycles.volunteers.services import device_connect
 from tests.conftest import approved
 from tests.e2e.test_accessibility import assert_no_blocking_violations, run_axe
 from tests.e2e.test_pwa import BATTERY_SEAM, PHONE, open_settings
@@ -69,7 +74,18 @@ def sheep_batch(*, seconds: float = 4.0, count: int = 1):
     version = approved(app_version_create(app=app, code=SHEEP_CODE, flops_per_unit=432e9))
     return batch_create(app_version=version, name="sheep",
                         inputs=[{"n": i, "seconds": seconds} for i in range(count)],
-                        quorum=QuorumParams(min_quorum=1, target_nresults=1))
+                        quorum=QuorumParams(min_quorum=1, target_nresults=1,
+                                            delay_bound=3600))
+
+
+def real_now() -> dt.datetime:
+    """The page's clock starts at the real time (to the second): the server's deadlines are
+    real, and a task whose deadline the page's clock has passed is dropped unrun."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def hhmm(moment: dt.datetime) -> str:
+    return moment.strftime("%H:%M")
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -100,6 +116,10 @@ def status(page: Page):
 
 def credit_of(page: Page, counter: str) -> float:
     return float(page.locator(f"#count-{counter}").text_content().replace(",", ""))
+
+
+def nothing_handed_out() -> bool:
+    return not Replica.objects.filter(server_state="in_progress").exists()
 
 
 def start(page: Page) -> None:
@@ -181,26 +201,32 @@ def test_earnings_this_visit_and_all_time_side_by_side(live_daphne, page, viewpo
 
 def test_a_break_holds_work_until_it_ends_and_is_remembered(live_daphne, page):
     sheep_batch(seconds=0.2)
-    page.clock.install(time=dt.datetime(2026, 12, 6, 14, 0, tzinfo=dt.UTC))
+    now = real_now()
+    page.clock.install(time=now)
     open_page(page, live_daphne)
     page.get_by_role("button", name="1 hour").click()
     start(page)
-    expect(status(page)).to_have_text("Waiting — you paused computing until 15:00")
-    expect(page.get_by_role("button", name="Resume now (paused until 15:00)")).to_be_visible()
+    until = hhmm(page_time(page) + dt.timedelta(hours=1))
+    expect(status(page)).to_have_text(f"Waiting — you paused computing until {until}")
+    expect(page.get_by_role("button", name=f"Resume now (paused until {until})")).to_be_visible()
     page.wait_for_timeout(1000)
-    assert not Replica.objects.exists(), "asked for work during a break"
+    assert nothing_handed_out(), "asked for work during a break"
     # Remembered in this browser: a reload is still on a break.
     page.reload()
     expect(page.get_by_role("button", name="Start")).to_be_enabled()
     stored = page.evaluate(f"() => JSON.parse(localStorage.getItem('{SETTINGS_KEY}'))")
-    assert stored["pauseUntil"] == int(dt.datetime(2026, 12, 6, 15, 0, tzinfo=dt.UTC).timestamp()
-                                       * 1000)
+    hour_later = (now + dt.timedelta(hours=1)).timestamp() * 1000
+    assert hour_later <= stored["pauseUntil"] < hour_later + 120_000   # an hour after the click
     start(page)
-    expect(status(page)).to_have_text("Waiting — you paused computing until 15:00")
+    expect(status(page)).to_have_text(f"Waiting — you paused computing until {until}")
     page.get_by_role("button", name="Until tomorrow").click()
     expect(status(page)).to_have_text("Waiting — you paused computing until 00:00")
     page.get_by_role("button", name="Resume now (paused until 00:00)").click()
     expect(page.locator("#count-done")).to_have_text("1", timeout=COMPUTE_TIMEOUT_MS)
+
+
+def page_time(page: Page) -> dt.datetime:
+    return dt.datetime.fromtimestamp(page.evaluate("() => Date.now()") / 1000, dt.UTC)
 
 
 def advance(page: Page, minutes: float) -> None:
@@ -212,29 +238,33 @@ def advance(page: Page, minutes: float) -> None:
 
 def test_the_daily_schedule_holds_work_outside_its_window(live_daphne, page, viewport):
     sheep_batch(seconds=0.2)
-    page.clock.install(time=dt.datetime(2026, 12, 6, 21, 58, 30, tzinfo=dt.UTC))
+    page.clock.install(time=real_now())
     open_page(page, live_daphne)
+    # A window that opens in two minutes and lasts six hours.
+    begin = hhmm(page_time(page) + dt.timedelta(minutes=2))
+    end = hhmm(page_time(page) + dt.timedelta(hours=6))
     open_settings(page)
     page.get_by_label("Compute only at these times").check()
-    page.get_by_label("From").fill("22:00")
-    page.get_by_label("to", exact=True).fill("06:30")
-    expect(page.locator("#settings-summary")).to_contain_text("daily 22:00–06:30")
+    page.get_by_label("From").fill(begin)
+    page.get_by_label("to", exact=True).fill(end)
+    expect(page.locator("#settings-summary")).to_contain_text(f"daily {begin}–{end}")
     start(page)
     expect(status(page)).to_have_text(
-        "Waiting — your daily schedule computes from 22:00 to 06:30")
+        f"Waiting — your daily schedule computes from {begin} to {end}")
     page.wait_for_timeout(1000)
-    assert not Replica.objects.exists(), "asked for work outside the schedule"
-    advance(page, 2)   # 22:00:30: inside the window
+    assert nothing_handed_out(), "asked for work outside the schedule"
+    advance(page, 3)   # inside the window
+    expect(status(page)).not_to_contain_text("daily schedule", timeout=30_000)
     expect(page.locator("#count-done")).to_have_text("1", timeout=COMPUTE_TIMEOUT_MS)
     stored = page.evaluate(f"() => JSON.parse(localStorage.getItem('{SETTINGS_KEY}'))")
     assert (stored["scheduleOn"], stored["scheduleFrom"], stored["scheduleTo"]) == (
-        True, "22:00", "06:30")
+        True, begin, end)
 
 
 def test_battery_hysteresis_holds_until_the_charge_stays_up_or_is_plugged_in(
         live_daphne, page, viewport):
     sheep_batch(seconds=0.2, count=2)
-    page.clock.install(time=dt.datetime(2026, 12, 6, 10, 0, tzinfo=dt.UTC))
+    page.clock.install(time=real_now())
     open_page(page, live_daphne)
     open_settings(page)
     page.get_by_label("Compute only while charging").uncheck()
@@ -247,12 +277,13 @@ def test_battery_hysteresis_holds_until_the_charge_stays_up_or_is_plugged_in(
 
     # Back above the limit: it holds for ten minutes rather than flapping.
     page.evaluate("() => window.__battery.set(false, 0.21)")
-    expect(status(page)).to_have_text(
-        "Waiting — the battery is back above 20%; computing resumes at 10:10, "
-        "or at once when plugged in")
+    resume = page_time(page) + dt.timedelta(minutes=10)
+    expect(status(page)).to_have_text(re.compile(
+        "Waiting — the battery is back above 20%; computing resumes at "
+        f"({hhmm(resume)}|{hhmm(resume + dt.timedelta(minutes=1))}), or at once when plugged in"))
     advance(page, 5)
     expect(status(page)).to_contain_text("the battery is back above 20%")
-    assert not Replica.objects.exists(), "computed during the hold"
+    assert nothing_handed_out(), "computed during the hold"
     advance(page, 5.5)
     expect(page.locator("#count-done")).to_have_text("1", timeout=COMPUTE_TIMEOUT_MS)
 
@@ -370,11 +401,25 @@ def test_dashboard_screenshots(live_daphne, browser, viewport):
     """The dashboard a volunteer reaches from the page (linked in the README)."""
     context = browser.new_context(**VIEWPORTS[viewport], timezone_id="UTC")
     try:
-        log_in(context, live_daphne, "dashboard-volunteer")
+        volunteer = log_in(context, live_daphne, "dashboard-volunteer")
+        sheep_batch(seconds=0.1, count=3)
+
+        def compute_two():
+            # In a thread of its own: validation pushes socket events, which may not run
+            # in the thread of Playwright's event loop.
+            device = device_connect(token=None, user=volunteer.user,
+                                    capabilities={"runtimes": ["pyodide"]}).device
+            for replica in tasks_dispatch(device=device, slots=2).replicas:
+                replica_report(device=device, task_id=replica.task_id, ok=True,
+                               output={"n": replica.workunit.input["n"]}, elapsed_ms=3000)
+
+        worker = threading.Thread(target=compute_two)
+        worker.start()
+        worker.join()
         page = context.new_page()
         page.goto(f"{live_daphne.url}/me/")
         expect(page.get_by_role("heading", level=1)).to_be_visible()
-        save_screenshot(page, f"dashboard-{viewport}.png", full_page=True)
+        save_screenshot(page, f"dashboard-{viewport}.png", full_page=viewport == "desktop")
     finally:
         context.close()
 
