@@ -330,6 +330,15 @@ export class ComputeFrame {
       case "worker-error":
         this.fail(text(message.message, MAX_STAGE_CHARS) || "the compute worker failed");
         return;
+      case "progress": {
+        // Only for the task we handed in, only a number in [0, 1]: the frame is not trusted.
+        const current = this.current;
+        const fraction = message.fraction;
+        if (!current || message.task_id !== current.taskId || typeof fraction !== "number" ||
+            !(fraction >= 0 && fraction <= 1)) return;
+        this.emit({ type: "progress", task_id: current.taskId, fraction });
+        return;
+      }
       case "result": {
         const current = this.current;
         if (!current || message.task_id !== current.taskId) return;   // not a task we gave it

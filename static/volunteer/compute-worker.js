@@ -19,6 +19,7 @@
 //                  {type: "ready", loadMs, python}
 //                  {type: "init-error", message}
 //                  {type: "result", task_id, status, outputJson | error, elapsed_ms, kind?}
+//                  {type: "progress", task_id, fraction}   (the app called progress())
 //
 // outputJson is the output already encoded as JSON *by Python*: big ints stay
 // exact (JavaScript would turn them into BigInt or round them), and the page
@@ -38,14 +39,37 @@ const codeCache = new Map();   // "name/version" -> Promise<string> (verified so
 // Runs app code in one namespace per app version and converts I/O as JSON inside
 // Python. Returns ("ok", json_text) or ("error", last line of the exception).
 const RUNNER = `
-import json, traceback
+import inspect, json, math, time, traceback
 
 _namespaces = {}
+_PROGRESS_EVERY_S = 0.25   # at most 4 progress messages a second leave the worker
 
 def _last_line(exc):
     return traceback.format_exception_only(type(exc), exc)[-1].strip()
 
-def sparecycles_run(key, source, filename, entry, input_json):
+def _takes_progress(fn):
+    try:
+        param = inspect.signature(fn).parameters.get("progress")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+
+def _progress_reporter(report):
+    last = [-1.0]
+    def progress(fraction):
+        """Tell the volunteer how far this task is: a number from 0 to 1."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise TypeError("progress(fraction) takes a number from 0 to 1")
+        fraction = float(fraction)
+        if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
+            raise ValueError("progress(fraction) takes a number from 0 to 1")
+        now = time.monotonic()
+        if now - last[0] >= _PROGRESS_EVERY_S or fraction == 1.0:
+            last[0] = now
+            report(fraction)
+    return progress
+
+def sparecycles_run(key, source, filename, entry, input_json, report=None):
     try:
         ns = _namespaces.get(key)
         if ns is None:
@@ -55,7 +79,10 @@ def sparecycles_run(key, source, filename, entry, input_json):
         fn = ns.get(entry)
         if not callable(fn):
             return ("error", f"the app defines no function {entry!r}")
-        output = fn(json.loads(input_json))
+        if report is not None and _takes_progress(fn):
+            output = fn(json.loads(input_json), progress=_progress_reporter(report))
+        else:
+            output = fn(json.loads(input_json))
         return ("ok", json.dumps(output, allow_nan=False, separators=(",", ":")))
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, don't die
         return ("error", _last_line(exc))
@@ -250,9 +277,11 @@ async function run(task) {
     const source = await appSource(app, task.code);
     await loadPackages(app.packages, task.wheels);
     const entry = app.entry || "main";
+    // An entry function with a `progress` parameter gets progress(fraction) (docs/app-api.md).
+    const report = (fraction) => post({ type: "progress", task_id: task.task_id, fraction });
     const answer = runTask(
       `${app.name}/${app.version}`, source, `<${app.name} v${app.version}>`, entry,
-      JSON.stringify(task.input === undefined ? null : task.input),
+      JSON.stringify(task.input === undefined ? null : task.input), report,
     );
     let status, payload;
     try {

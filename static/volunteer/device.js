@@ -14,7 +14,10 @@ export class DeviceState extends EventTarget {
       // the speed (desktop Chromium); "none": no Network Information API (Firefox, Safari).
       connection: !nav.connection ? "none" : (nav.connection.type === undefined ? "partial" : "full"),
       wakeLock: Boolean(nav.wakeLock && typeof nav.wakeLock.request === "function"),
+      // The Compute Pressure API (Chromium on desktop): how hard-pressed the CPU is.
+      pressure: typeof win.PressureObserver === "function",
     };
+    this.pressure = null;        // "nominal" | "fair" | "serious" | "critical", or null
     this.batteryManager = null;
     this.batteryError = "";
   }
@@ -41,6 +44,20 @@ export class DeviceState extends EventTarget {
         this.batteryError = String((error && error.message) || error);
       }
     }
+    if (this.support.pressure) {
+      try {
+        const observer = new this.win.PressureObserver((records) => {
+          const last = records[records.length - 1];
+          if (last && last.state !== this.pressure) {
+            this.pressure = last.state;
+            changed();
+          }
+        });
+        await observer.observe("cpu", { sampleInterval: 2_000 });
+      } catch {
+        this.support.pressure = false;   // no CPU source here, or refused by a policy
+      }
+    }
     changed();
   }
 
@@ -50,6 +67,7 @@ export class DeviceState extends EventTarget {
     const connection = navigator.connection;
     return {
       hidden: document.visibilityState === "hidden",
+      pressure: this.pressure,
       online: navigator.onLine !== false,
       battery: battery ? { charging: Boolean(battery.charging), level: Number(battery.level) } : null,
       connection: connection ? { saveData: Boolean(connection.saveData), type: connection.type,

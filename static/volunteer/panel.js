@@ -17,6 +17,13 @@ const SUPPORT_TEXT = {
           "no Network Information API), so this setting cannot apply here. Pause yourself " +
           "when you are on mobile data.",
   },
+  pressure: {
+    yes: "This browser reports how hard-pressed the processor is (Compute Pressure API): when " +
+         "on, computing uses at most 50% of the CPU under serious pressure and 20% under " +
+         "critical pressure, whatever the CPU use above says.",
+    no: "This browser does not report processor pressure (it has no Compute Pressure API), so " +
+        "this setting cannot apply here; lower the CPU use above if the device gets warm.",
+  },
   wakeLock: {
     yes: "Stops the screen from turning off (and the device from sleeping) while tasks run; " +
          "released when you pause.",
@@ -44,6 +51,12 @@ export class SettingsPanel {
     this.batteryValue = $("set-battery-value");
     this.metered = $("set-metered");
     this.wakeLock = $("set-wakelock");
+    this.schedule = $("set-schedule");
+    this.scheduleFrom = $("set-schedule-from");
+    this.scheduleTo = $("set-schedule-to");
+    this.batteryHold = $("set-battery-hold");
+    this.batteryHoldValue = $("set-battery-hold-value");
+    this.pressure = $("set-pressure");
     this.onChange = onChange;
 
     for (let n = 1; n <= cores; n += 1) {
@@ -72,6 +85,9 @@ export class SettingsPanel {
     put("battery-support", "battery", support.battery ? "yes" : "no");
     put("network-support", "connection", support.connection);
     put("wakelock-support", "wakeLock", support.wakeLock ? "yes" : "no");
+    put("pressure-support", "pressure", support.pressure ? "yes" : "no");
+    this.batteryHold.disabled = !support.battery;
+    this.pressure.disabled = !support.pressure;
     // Controls that cannot do anything here are shown (so the volunteer learns why) but off.
     this.charging.disabled = !support.battery;
     this.battery.disabled = !support.battery;
@@ -88,6 +104,12 @@ export class SettingsPanel {
       minBattery: Number(this.battery.value),
       pauseOnMetered: this.metered.checked,
       wakeLock: this.wakeLock.checked,
+      scheduleOn: this.schedule.checked,
+      // An emptied time field keeps the last valid time (normalizeSettings does the same).
+      scheduleFrom: this.scheduleFrom.value || this.last?.scheduleFrom,
+      scheduleTo: this.scheduleTo.value || this.last?.scheduleTo,
+      batteryHoldMin: Number(this.batteryHold.value),
+      pressure: this.pressure.checked,
     };
   }
 
@@ -99,10 +121,20 @@ export class SettingsPanel {
     this.battery.value = String(settings.minBattery);
     this.metered.checked = settings.pauseOnMetered;
     this.wakeLock.checked = settings.wakeLock;
+    this.schedule.checked = settings.scheduleOn;
+    this.scheduleFrom.value = settings.scheduleFrom;
+    this.scheduleTo.value = settings.scheduleTo;
+    this.batteryHold.value = String(settings.batteryHoldMin);
+    this.pressure.checked = settings.pressure;
     this.showValues(settings);
   }
 
   showValues(settings) {
+    this.last = settings;
+    const hold = settings.batteryHoldMin ? `${settings.batteryHoldMin} min` : "no wait";
+    this.batteryHoldValue.textContent = hold;
+    this.batteryHold.setAttribute("aria-valuetext",
+                                  settings.batteryHoldMin ? `${settings.batteryHoldMin} minutes` : "no wait");
     this.dutyValue.textContent = `${settings.duty}%`;
     this.duty.setAttribute("aria-valuetext", percentText(settings.duty));
     const limit = settings.minBattery ? `${settings.minBattery}%` : "never";
@@ -115,6 +147,7 @@ export class SettingsPanel {
       settings.background ? "also in the background" : "only while visible",
     ];
     if (!this.charging.disabled && settings.chargingOnly) parts.push("only while charging");
+    if (settings.scheduleOn) parts.push(`daily ${settings.scheduleFrom}–${settings.scheduleTo}`);
     this.summary.textContent = parts.join(" · ");
   }
 

@@ -21,7 +21,24 @@ export function defaultSettings({ cores, mobile }) {
     minBattery: mobile ? 50 : 20, // %, pause below it (where the Battery Status API exists)
     pauseOnMetered: true,
     wakeLock: false,
+    pauseUntil: 0,                // Date.now() ms: "pause for 1 h / 4 h / until tomorrow"
+    scheduleOn: false,            // compute only between scheduleFrom and scheduleTo, daily
+    scheduleFrom: "22:00",
+    scheduleTo: "07:00",
+    batteryHoldMin: 10,           // after a low battery, resume only this long after it recovers
+    // Slow down under the browser's CPU pressure reading. Off unless chosen: computing is
+    // itself what raises the pressure, so it would halve every device's work by default.
+    pressure: false,
   };
+}
+
+const CLOCK = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+export const HOLD_MAX = 60;
+export const HOLD_STEP = 5;
+export const PAUSE_AHEAD_MAX_MS = 7 * 24 * 3600_000;   // as the server accepts
+
+function clock(value, fallback) {
+  return typeof value === "string" && CLOCK.test(value) ? value : fallback;
 }
 
 function clampInt(value, min, max, fallback, step = 1) {
@@ -46,6 +63,12 @@ export function normalizeSettings(raw, defaults, { cores }) {
     minBattery: clampInt(source.minBattery, 0, BATTERY_MAX, defaults.minBattery, BATTERY_STEP),
     pauseOnMetered: bool(source.pauseOnMetered, defaults.pauseOnMetered),
     wakeLock: bool(source.wakeLock, defaults.wakeLock),
+    pauseUntil: clampInt(source.pauseUntil, 0, Number.MAX_SAFE_INTEGER, defaults.pauseUntil),
+    scheduleOn: bool(source.scheduleOn, defaults.scheduleOn),
+    scheduleFrom: clock(source.scheduleFrom, defaults.scheduleFrom),
+    scheduleTo: clock(source.scheduleTo, defaults.scheduleTo),
+    batteryHoldMin: clampInt(source.batteryHoldMin, 0, HOLD_MAX, defaults.batteryHoldMin, HOLD_STEP),
+    pressure: bool(source.pressure, defaults.pressure),
   };
 }
 
@@ -54,6 +77,15 @@ export class SettingsStore {
     this.storage = storage;   // window.localStorage, or null when storage is disabled
     this.device = device;     // {cores, mobile}
     this.defaults = defaultSettings(device);
+  }
+
+  /** Whether this browser has settings of its own (else an account's may be adopted). */
+  hasSaved() {
+    try {
+      return Boolean(this.storage?.getItem(SETTINGS_KEY));
+    } catch {
+      return false;
+    }
   }
 
   load() {

@@ -21,8 +21,11 @@ import { DeviceState, WakeLockKeeper } from "./device.js";
 import { gatherHostInfo } from "./host-info.js";
 import { Outbox } from "./outbox.js";
 import { SettingsPanel } from "./panel.js";
-import { backoffDelay, blockers, measuredDuty, restAfter } from "./policy.js";
+import {
+  BatteryHold, backoffDelay, blockers, clockTime, effectiveDuty, measuredDuty, pauseEnd, restAfter,
+} from "./policy.js";
 import { SettingsStore } from "./settings.js";
+import { SettingsSync } from "./sync.js";
 
 const CLIENT = Object.freeze({ name: "web", version: "1.1" });
 const TOKEN_KEY = "sparecycles.deviceToken";
@@ -41,6 +44,9 @@ const ANNOUNCE_AFTER_MS = 1_500;          // status must hold this long before i
 const RESULT_KEEP_AFTER_DEADLINE_MS = 24 * 3600_000;
 const TIMELINE_LIMIT = 200;               // busy intervals kept for the measured CPU use
 const DUTY_WINDOW_MS = 5 * 60_000;
+const PROGRESS_SEND_MS = 5_000;           // a task's progress goes to the server at most this often
+const EARNINGS_EVERY_MS = 60_000;         // the "All time" column refreshes at least this often
+const EARNINGS_MIN_GAP_MS = 3_000;
 
 // --- configuration ---------------------------------------------------------------
 
@@ -112,6 +118,41 @@ function shortId(taskId) {
   return String(taskId).slice(0, 8);
 }
 
+/**
+ * What a task is in a person's words, from the task's optional `about` (older servers send
+ * none): {project, projectUrl, app, description, label}. Text only; never markup.
+ */
+function aboutTask(task) {
+  const app = task.app || {};
+  const about = task.about && typeof task.about === "object" ? task.about : {};
+  const str = (value, limit) => (typeof value === "string" ? value.slice(0, limit) : "");
+  const project = str(about.project?.title, 200);
+  const url = str(about.project?.url, 300);
+  const appTitle = str(about.app?.title, 200) || `${app.name} v${app.version}`;
+  return {
+    project,
+    // Only a path of this site: a task cannot send the volunteer elsewhere.
+    projectUrl: /^\/projects\/[A-Za-z0-9_-]+\/$/.test(url) ? url : "",
+    app: appTitle,
+    description: str(about.description, 300),
+    label: project ? `${appTitle} (${project})` : appTitle,
+  };
+}
+
+function duration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+function spokenDuration(ms) {
+  const total = Math.max(0, Math.round(ms / 60_000));
+  if (total < 60) return `${total} min`;
+  return `${Math.floor(total / 60)} h ${total % 60} min`;
+}
+
 function seconds(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
@@ -124,6 +165,11 @@ function secondsLeft(when) {
 function appKey(task) {
   const app = task.app || {};
   return `${app.name}/${app.version}`;
+}
+
+/** "Mandelbrot tiles (Fractals) task" / "2 tasks": for log lines about interrupted tasks. */
+function tasksText(tasks) {
+  return tasks.length === 1 ? `${aboutTask(tasks[0]).label} task` : `${tasks.length} tasks`;
 }
 
 function deadlinePassed(task) {
@@ -164,6 +210,7 @@ class ComputeSlot {
     this.lastBusyMs = 0;
     this.lastEnd = 0;
     this.appKey = null;       // the app whose code this slot's runtime has run
+    this.onProgress = null;   // (taskId, fraction) when the app reports progress
   }
 
   get idle() {
@@ -207,6 +254,9 @@ class ComputeSlot {
           fail(new RuntimeLoadError("error", message.message));
         } else if (message.type === "result") {
           this.finish(message);
+        } else if (message.type === "progress" && this.task &&
+                   message.task_id === this.task.task_id && this.onProgress) {
+          this.onProgress(message.task_id, message.fraction);
         }
       };
       worker.onerror = (event) => {
@@ -282,9 +332,10 @@ class ComputeSlot {
 }
 
 class ComputePool {
-  constructor(config, onStage) {
+  constructor(config, onStage, onProgress = null) {
     this.config = config;
     this.onStage = onStage;
+    this.onProgress = onProgress;
     this.slots = [];
     this.nextIndex = 0;
   }
@@ -318,6 +369,7 @@ class ComputePool {
     }
     while (this.size < count) {
       const slot = new ComputeSlot(this.nextIndex, this.config, this.onStage);
+      slot.onProgress = this.onProgress;
       this.nextIndex += 1;
       this.slots.push(slot);
       added.push(slot);
@@ -371,7 +423,14 @@ class PageView {
     this.alert = $("alert");
     this.log = $("activity");
     this.counters = { done: $("count-done"), failed: $("count-failed"), credit: $("count-credit"),
-                      unsent: $("count-unsent") };
+                      visitCredit: $("count-visit-credit"), unsent: $("count-unsent"),
+                      pending: $("count-pending"), valid: $("count-valid"), rank: $("count-rank") };
+    this.tokensLine = $("tokens-line");
+    this.nowEmpty = $("now-empty");
+    this.nowTasks = $("now-tasks");
+    this.nowItems = new Map();   // task_id -> {item, elapsed, percent, bar}
+    this.pauseButtons = [...root.querySelectorAll("[data-pause-for]")];
+    this.resumeNow = $("resume-now");
     this.loadLine = $("load-line");
     this.offlineInfo = $("offline-info");
     this.deviceId = $("device-id");
@@ -408,11 +467,103 @@ class PageView {
     }, ANNOUNCE_AFTER_MS);
   }
 
-  setCounters({ done, failed, credit, unsent }) {
-    this.counters.done.textContent = String(done);
-    this.counters.failed.textContent = String(failed);
-    this.counters.unsent.textContent = String(unsent);
-    this.counters.credit.textContent = formatCreditMicro(credit);  // micro-credits
+  setCounters({ done, failed, credit, visitCredit, unsent }) {
+    const put = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+    put(this.counters.done, String(done));
+    put(this.counters.failed, String(failed));
+    put(this.counters.unsent, String(unsent));
+    put(this.counters.credit, formatCreditMicro(credit));  // micro-credits, six decimals always
+    put(this.counters.visitCredit, formatCreditMicro(visitCredit));
+  }
+
+  /** The "All time" column and the tokens line, from /devices/earnings/. */
+  setEarnings(data, policyUrl) {
+    this.counters.pending.textContent = formatCreditMicro(data.pending_credit_micro);
+    this.counters.valid.textContent = Number(data.results_valid || 0).toLocaleString("en-US");
+    this.counters.rank.textContent = data.rank ? `#${Number(data.rank).toLocaleString("en-US")}` : "—";
+    const paid = formatCreditMicro(data.tokens_micro);
+    const parts = [`Tokens: ${paid} paid to you so far.`];
+    const epoch = data.epoch;
+    if (epoch) {
+      const closes = Date.parse(epoch.closes_at);
+      const when = Number.isFinite(closes)
+        ? ` when it closes at ${clockTime(closes)} (in ${spokenDuration(closes - Date.now())})` : "";
+      parts.push(`About ${formatCreditMicro(epoch.estimated_tokens_micro)} more estimated for ` +
+                 `reward epoch ${epoch.index}, paid${when}, in proportion to the credit earned in it.`);
+    }
+    const link = document.createElement("a");
+    link.href = policyUrl || "/ledger/#policy-title";
+    link.textContent = "How the split works";
+    this.tokensLine.replaceChildren(`${parts.join(" ")} `, link);
+  }
+
+  /** The tasks running now: [{taskId, about, started, progress}]; items are kept by task id
+   * so the link keeps focus and only the numbers change every second. */
+  setNow(tasks, now = Date.now()) {
+    const wanted = new Set(tasks.map((t) => t.taskId));
+    for (const [taskId, nodes] of this.nowItems) {
+      if (!wanted.has(taskId)) {
+        nodes.item.remove();
+        this.nowItems.delete(taskId);
+      }
+    }
+    for (const task of tasks) {
+      let nodes = this.nowItems.get(task.taskId);
+      if (!nodes) {
+        nodes = this.nowItem(task.about);
+        this.nowItems.set(task.taskId, nodes);
+        this.nowTasks.append(nodes.item);
+      }
+      nodes.elapsed.textContent = `Running for ${duration(now - task.started)}`;
+      if (task.progress !== null && task.progress !== undefined) {
+        const percent = Math.floor(task.progress * 100);
+        nodes.bar.hidden = false;
+        nodes.bar.value = task.progress;
+        nodes.bar.setAttribute("aria-valuetext", `${percent} percent`);
+        nodes.percent.textContent = `${percent}% done`;
+      }
+    }
+    this.nowEmpty.hidden = tasks.length > 0;
+  }
+
+  nowItem(about) {
+    const item = document.createElement("li");
+    item.className = "now-task";
+    const what = document.createElement("p");
+    what.className = "now-what";
+    if (about.project) {
+      const project = about.projectUrl ? document.createElement("a") : document.createElement("span");
+      if (about.projectUrl) project.href = about.projectUrl;
+      project.textContent = about.project;
+      what.append(project, ` — ${about.app}`);
+    } else {
+      what.textContent = about.app;
+    }
+    item.append(what);
+    if (about.description) {
+      const description = document.createElement("p");
+      description.className = "now-description muted small";
+      description.textContent = about.description;
+      item.append(description);
+    }
+    const meta = document.createElement("p");
+    meta.className = "now-meta small";
+    const elapsed = document.createElement("span");
+    const percent = document.createElement("span");
+    meta.append(elapsed, percent);
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.hidden = true;   // shown once the app reports progress
+    bar.setAttribute("aria-label", `Progress of ${about.app}`);
+    item.append(meta, bar);
+    return { item, elapsed, percent, bar };
+  }
+
+  /** The "Take a break" buttons: "Resume now" while a break runs. */
+  setBreak(pauseUntil, now = Date.now()) {
+    const on = pauseUntil > now;
+    this.resumeNow.hidden = !on;
+    this.resumeNow.textContent = on ? `Resume now (paused until ${clockTime(pauseUntil)})` : "Resume now";
   }
 
   setDevice(deviceId) {
@@ -425,6 +576,11 @@ class PageView {
       // Tokens arrive as a decimal string (exact); shown as sent, plus the rank if known.
       this.volunteerTokens.textContent = rank ? `${tokens} (rank ${rank})` : String(tokens);
     }
+  }
+
+  setSettingsSync(enabled) {
+    const note = document.getElementById("settings-sync");
+    if (note && enabled) note.textContent = "Also kept with your account, for your other browsers.";
   }
 
   setRuntime(text) {
@@ -521,7 +677,10 @@ class VolunteerClient {
     this.device = device;        // DeviceState: visibility, battery, connection, online
     this.outbox = outbox;        // IndexedDB: results not yet acknowledged
     this.wakeLock = wakeLock;
-    this.pool = new ComputePool(config, (stage) => this.view.setRuntime(stage));
+    this.pool = new ComputePool(config, (stage) => this.view.setRuntime(stage),
+                                (taskId, fraction) => this.onProgress(taskId, fraction));
+    this.batteryHold = new BatteryHold();
+    this.dutyInForce = settings.duty;   // the CPU use after Compute Pressure throttling
 
     this.started = false;        // Start was pressed at least once: keep the socket up
     this.running = false;        // the volunteer wants to compute (Start pressed)
@@ -554,7 +713,10 @@ class VolunteerClient {
     this.computingSince = 0;
 
     this.counts = { done: 0, failed: 0, credit: 0 };  // credit in micro-credits
-    this.ticker = setInterval(() => this.render(), 1000);
+    this.creditBase = null;      // the all-time credit when this visit first learnt it
+    this.earningsAt = 0;
+    this.earningsTimer = null;
+    this.ticker = setInterval(() => this.tick(), 1000);
     this.device.addEventListener("change", () => this.deviceChanged());
     this.wasOnline = this.device.snapshot().online;
     this.render();
@@ -574,7 +736,7 @@ class VolunteerClient {
       if (this.unacked.has(record.task_id)) continue;
       if (this.resultExpired(record)) {
         this.outbox.delete(record.task_id);
-        this.view.addLog(`Dropped the stored result of task ${shortId(record.task_id)}: ` +
+        this.view.addLog(`Dropped the stored result of a ${record.label || "task"}: ` +
                          "its deadline passed more than a day ago.");
         continue;
       }
@@ -588,6 +750,23 @@ class VolunteerClient {
       this.ensureSocket();
     }
     this.render();
+  }
+
+  /** Every second: the clock may end a break, enter or leave the schedule, end a battery hold. */
+  tick() {
+    const keys = blockers(this.settings, this.environment()).map((b) => b.key).join();
+    if (keys !== this.blocked.map((b) => b.key).join()) this.applyRules();
+    if (this.connected && Date.now() - this.earningsAt > EARNINGS_EVERY_MS) this.refreshEarnings();
+    this.render();
+  }
+
+  /** The device as the rules see it: the browser's snapshot plus the clock and the hold. */
+  environment() {
+    const snapshot = this.device.snapshot();
+    const now = Date.now();
+    const date = new Date(now);
+    return { ...snapshot, now, minute: date.getHours() * 60 + date.getMinutes(),
+             batteryHoldUntil: this.batteryHold.until(this.settings, snapshot.battery, now) };
   }
 
   resultExpired(record) {
@@ -621,20 +800,24 @@ class VolunteerClient {
     this.running = false;
     const interrupted = this.halt({ keepIdle: true });
     this.view.addLog(interrupted.length
-      ? `Paused; task ${interrupted.map((t) => shortId(t.task_id)).join(", ")} will run again on Start.`
+      ? `Paused; the ${tasksText(interrupted)} will run again on Start.`
       : "Paused.");
     this.render();
   }
 
   /** New settings from the panel: store, then apply at once. Returns what was stored. */
   applySettings(settings) {
-    const before = this.settings;
     this.settings = settings;
-    if (before.duty !== settings.duty) {
-      for (const slot of this.pool.slots) slot.reschedule(settings.duty, () => this.pump());
-    }
     this.applyRules();
     return settings;
+  }
+
+  /** The duty setting, or the pressure throttle, changed: the resting slots rest less or more. */
+  applyDuty() {
+    const duty = effectiveDuty(this.settings, this.device.snapshot().pressure);
+    if (duty === this.dutyInForce) return;
+    this.dutyInForce = duty;
+    for (const slot of this.pool.slots) slot.reschedule(duty, () => this.pump());
   }
 
   deviceChanged() {
@@ -658,14 +841,15 @@ class VolunteerClient {
    */
   applyRules({ quiet = false } = {}) {
     const wasBlocked = this.blocked.map((b) => b.key).join();
-    this.blocked = blockers(this.settings, this.device.snapshot());
+    this.blocked = blockers(this.settings, this.environment());
+    this.applyDuty();
     const nowBlocked = this.blocked.map((b) => b.key).join();
     const mayCompute = this.running && this.blocked.length === 0;
     if (this.running && !mayCompute && this.pool.started && this.computingSince) {
       const interrupted = this.halt({ keepIdle: true });
       if (!quiet) {
         this.view.addLog(`Waiting: ${this.blockedText()}` + (interrupted.length
-          ? `; task ${interrupted.map((t) => shortId(t.task_id)).join(", ")} will run again later.`
+          ? `; the ${tasksText(interrupted)} will run again later.`
           : "."));
       }
     } else if (this.running && !quiet && wasBlocked !== nowBlocked && this.blocked.length) {
@@ -680,6 +864,7 @@ class VolunteerClient {
       }
     }
     this.view.setRunning(this.running, this.running && this.blocked.length > 0);
+    this.view.setBreak(this.settings.pauseUntil);
     this.wakeLock.want(this.settings.wakeLock && mayCompute);
     this.pump();
   }
@@ -913,10 +1098,10 @@ class VolunteerClient {
     this.maxInflight = Math.max(1, Number(message.max_inflight) || 1);
     this.heartbeatS = Math.max(5, Number(message.heartbeat_s) || 30);
     if (message.volunteer) {
-      const micro = creditMicroOf(message.volunteer);
-      if (micro !== null) this.counts.credit = micro;
+      this.creditIs(creditMicroOf(message.volunteer));
       this.view.setVolunteer({ name: message.volunteer.name, tokens: message.volunteer.tokens });
     }
+    this.refreshEarnings();
     this.view.addLog(reconnected
       ? `Reconnected as device ${message.device_id}.`
       : `Connected as device ${message.device_id}${message.device_token ? " (new device)" : ""}.`);
@@ -975,20 +1160,20 @@ class VolunteerClient {
     if (!entry) return;   // an ack for a resend we already counted
     this.forgetResult(message.task_id);
     this.remember(message.task_id, "acked");
-    const id = shortId(message.task_id);
     if (message.accepted) {
       if (entry.status === "ok") {
         this.counts.done += 1;
-        this.view.addLog(`Task ${id} (${entry.label}) done in ${seconds(entry.elapsed)}; ` +
+        this.view.addLog(`Finished a ${entry.label} task in ${seconds(entry.elapsed)}; ` +
                          `result accepted${message.duplicate ? " (already stored)" : ""}.`);
       } else {
         this.counts.failed += 1;
-        this.view.addLog(`Error report for task ${id} recorded.`);
+        this.view.addLog(`The error report of a ${entry.label} task was recorded.`);
       }
     } else {
       // A refusal is final too (not ours, unknown, too large): sending again changes nothing.
       this.counts.failed += 1;
-      this.view.addLog(`Result for task ${id} refused: ${message.reason || "no reason given"}.`, "error");
+      this.view.addLog(`The result of a ${entry.label} task was refused: ` +
+                       `${message.reason || "no reason given"}.`, "error");
     }
     this.closeIfIdle();
     this.render();
@@ -1003,20 +1188,70 @@ class VolunteerClient {
       if (entry) {
         this.active.delete(taskId);
         this.endBusy(entry);
-        this.view.addLog(`Task ${shortId(taskId)} cancelled by the server; restarting the worker.`);
+        this.view.addLog(`The server cancelled the ${entry.about.label} task (another ` +
+                         "volunteer's result completed it); restarting the worker.");
         this.restartSlot(entry.slot);
       } else if (this.queue.length !== before) {
-        this.view.addLog(`Task ${shortId(taskId)} cancelled by the server before it started.`);
+        this.view.addLog("The server cancelled a waiting task before it started.");
       }
     }
     this.pump();
   }
 
   onStats(message) {
-    const micro = creditMicroOf(message);
-    if (micro !== null) this.counts.credit = micro;
+    this.creditIs(creditMicroOf(message));
     this.view.setVolunteer({ tokens: message.tokens, rank: message.rank });
+    this.refreshEarnings();
     this.render();
+  }
+
+  /** The all-time credit (micro-credits) as the server says it; the first value of this
+   * visit is the base of "Credit earned" this visit. */
+  creditIs(micro) {
+    if (micro === null || micro === undefined) return;
+    this.counts.credit = micro;
+    if (this.creditBase === null) this.creditBase = micro;
+  }
+
+  /** Ask for the "All time" column soon (never more often than EARNINGS_MIN_GAP_MS). */
+  refreshEarnings() {
+    const token = tokenStore.get();
+    if (!token || !this.config.earningsUrl || this.earningsTimer) return;
+    const wait = Math.max(0, this.earningsAt + EARNINGS_MIN_GAP_MS - Date.now());
+    this.earningsTimer = setTimeout(() => {
+      this.earningsTimer = null;
+      this.fetchEarnings(token);
+    }, wait);
+  }
+
+  async fetchEarnings(token) {
+    this.earningsAt = Date.now();
+    try {
+      const response = await fetch(this.config.earningsUrl, {
+        headers: { "X-Device-Token": token, Accept: "application/json" },
+        credentials: "same-origin", cache: "no-store",
+      });
+      if (!response.ok) return;
+      const data = await response.json();
+      if (Number.isSafeInteger(data.credit_micro)) this.creditIs(data.credit_micro);
+      this.view.setEarnings(data, this.config.policyUrl);
+      this.render();
+    } catch {
+      /* offline or the server is busy: the column keeps its last numbers */
+    }
+  }
+
+  /** The app reported progress: show it, and tell the server now and then (PROTOCOL.md). */
+  onProgress(taskId, fraction) {
+    const entry = this.active.get(taskId);
+    if (!entry || !(fraction >= 0 && fraction <= 1)) return;
+    entry.progress = fraction;
+    const now = Date.now();
+    if (this.connected && now - entry.progressSentAt >= PROGRESS_SEND_MS) {
+      entry.progressSentAt = now;
+      this.sendFrame({ type: "progress", task_id: taskId, fraction });
+    }
+    this.renderNow();
   }
 
   onError(message) {
@@ -1042,7 +1277,7 @@ class VolunteerClient {
 
   dropTask(task) {
     this.remember(task.task_id, "dropped");
-    this.view.addLog(`Dropped task ${shortId(task.task_id)}: its deadline has passed.`);
+    this.view.addLog(`Dropped a ${aboutTask(task).label} task: its deadline has passed.`);
   }
 
   /** Tasks whose deadline passed while they waited (offline, paused, on battery) are not run. */
@@ -1095,7 +1330,7 @@ class VolunteerClient {
           // Another owner's code ran in this runtime and may have changed it (patched json,
           // hooked the worker): it must not see, or answer for, this task. A fresh frame.
           this.queue.unshift(task);
-          this.view.addLog(`Worker ${slot.index + 1} restarts for ${task.app?.name}: ` +
+          this.view.addLog(`Worker ${slot.index + 1} restarts for ${aboutTask(task).label}: ` +
                            "each app's code gets a runtime of its own.");
           this.restartSlot(slot);
           continue;
@@ -1112,7 +1347,8 @@ class VolunteerClient {
   }
 
   runOn(slot, task) {
-    const entry = { task, slot, started: Date.now(), busy: null };
+    const entry = { task, slot, started: Date.now(), busy: null, about: aboutTask(task),
+                    progress: null, progressSentAt: 0 };
     entry.busy = { slot: slot.index, start: entry.started, end: null };
     this.timeline.push(entry.busy);
     if (this.timeline.length > TIMELINE_LIMIT) this.timeline.shift();
@@ -1128,7 +1364,7 @@ class VolunteerClient {
       } else if (result.kind === "internal") {
         this.restartSlot(slot);   // the runtime may be broken
       } else {
-        slot.rest(busyMs, this.settings.duty, () => this.pump());
+        slot.rest(busyMs, this.dutyInForce, () => this.pump());
       }
       this.pump();
     }, (error) => {
@@ -1152,6 +1388,7 @@ class VolunteerClient {
 
   report(task, result) {
     const id = shortId(task.task_id);
+    const about = aboutTask(task);
     const elapsed = Math.max(0, Math.round(Number(result.elapsed_ms) || 0));
     let frame = null;
     let status = result.status;
@@ -1174,7 +1411,8 @@ class VolunteerClient {
     if (status === "ok") {
       this.view.clearError("hash");
     } else {
-      this.view.addLog(`Task ${id} failed after ${seconds(elapsed)}: ${result.error}`, "error");
+      this.view.addLog(`The ${about.label} task failed after ${seconds(elapsed)}: ${result.error}`,
+                       "error");
     }
     const app = task.app || {};
     if (result.kind === "hash_mismatch") {
@@ -1186,7 +1424,7 @@ class VolunteerClient {
         "happening, reload the page, and tell the project's administrators.");
     }
     const record = { task_id: task.task_id, frame, status, elapsed,
-                     label: `${app.name} v${app.version}`, deadline: task.deadline || null,
+                     label: about.label, deadline: task.deadline || null,
                      stored_at: Date.now() };
     this.unacked.set(task.task_id, record);
     this.remember(task.task_id, "reported");
@@ -1208,8 +1446,16 @@ class VolunteerClient {
     return measuredDuty(this.timeline, from, now) / slots;
   }
 
+  renderNow() {
+    this.view.setNow([...this.active.values()].map((entry) => ({
+      taskId: entry.task.task_id, about: entry.about, started: entry.started,
+      progress: entry.progress })));
+  }
+
   render() {
-    this.view.setCounters({ ...this.counts, unsent: this.unacked.size });
+    this.view.setCounters({ ...this.counts, unsent: this.unacked.size,
+                            visitCredit: this.counts.credit - (this.creditBase ?? this.counts.credit) });
+    this.renderNow();
     const [text, phase] = this.describe();
     this.view.setStatus(text, phase);
     const online = this.device.snapshot().online;
@@ -1234,7 +1480,9 @@ class VolunteerClient {
     if (!this.computing || !this.pool.ready) return "Not computing.";
     const workers = this.pool.size === 1 ? "1 worker" : `${this.pool.size} workers`;
     const used = Math.round(this.measuredLoad() * 100);
-    return `${workers} at up to ${this.settings.duty}% CPU; busy ${used}% of the time lately.`;
+    const throttled = this.dutyInForce < this.settings.duty
+      ? ` (lowered: the processor reports ${this.device.snapshot().pressure} pressure)` : "";
+    return `${workers} at up to ${this.dutyInForce}% CPU${throttled}; busy ${used}% of the time lately.`;
   }
 
   describe() {
@@ -1261,16 +1509,15 @@ class VolunteerClient {
       return ["Connecting…", "connecting"];
     }
     if (this.active.size) {
-      const [{ task }] = this.active.values();
-      const app = task.app || {};
+      const [{ about }] = this.active.values();
       const more = this.active.size > 1 ? ` (+${this.active.size - 1} more)` : "";
-      return [`Computing task ${shortId(task.task_id)} of ${app.name} v${app.version}${more}`,
+      return [`Computing ${about.app}${about.project ? ` for ${about.project}` : ""}${more}`,
               "computing"];
     }
     const resting = this.pool.slots.filter((slot) => slot.state === "ready" && slot.resting);
     if (resting.length && (this.queue.length || !this.retryTimer)) {
       const until = Math.min(...resting.map((slot) => slot.restUntil));
-      return [`Resting (CPU use ${this.settings.duty}%) — next task in ${secondsLeft(until)}`,
+      return [`Resting (CPU use ${this.dutyInForce}%) — next task in ${secondsLeft(until)}`,
               "resting"];
     }
     if (this.retryTimer) {
@@ -1356,12 +1603,49 @@ const outbox = new Outbox();
 let client = null;
 const wakeLock = new WakeLockKeeper(window, () => client?.render());
 client = new VolunteerClient(config, view, { settings: store.load(), device, outbox, wakeLock });
+const sync = new SettingsSync(config.settingsUrl);
+/** Store, apply and (for a logged-in volunteer) keep with the account: one way for all. */
+function changeSettings(wanted) {
+  const settings = client.applySettings(store.save({ ...client.settings, ...wanted }));
+  sync.push(settings);
+  return settings;
+}
 const panel = new SettingsPanel(document, {
   settings: client.settings,
   cores,
   support: device.support,
-  onChange: (wanted) => client.applySettings(store.save(wanted)),
+  onChange: (wanted) => changeSettings(wanted),
 });
+for (const button of view.pauseButtons) {
+  button.addEventListener("click", () => {
+    const until = pauseEnd(button.dataset.pauseFor);
+    panel.show(changeSettings({ pauseUntil: until }));
+    view.addLog(`Taking a break until ${clockTime(until)}` +
+                `${button.dataset.pauseFor === "tomorrow" ? " tomorrow" : ""}; nothing is computed meanwhile.`);
+  });
+}
+view.resumeNow.addEventListener("click", () => {
+  panel.show(changeSettings({ pauseUntil: 0 }));
+  view.addLog("Break ended.");
+});
+// A logged-in volunteer's settings follow them: a browser without settings of its own
+// starts with the account's (all but a running break, which belongs to its device).
+sync.pull().then((remote) => {
+  view.setSettingsSync(sync.enabled);
+  if (!sync.enabled) return;
+  if (remote && !store.hasSaved()) {
+    panel.show(client.applySettings(store.save({ ...remote, pauseUntil: 0 })));
+    view.addLog("Applied the settings kept with your account.");
+  } else if (!remote) {
+    sync.push(client.settings);
+  }
+});
+// claim.js made this browser's device (a claim code asked for before Start): show it.
+window.addEventListener("sparecycles:device", (event) => {
+  view.setDevice(event.detail.device_id);
+  client.refreshEarnings();
+});
+client.refreshEarnings();
 if (window.matchMedia("(min-width: 52rem)").matches) panel.details.open = true;
 view.button.addEventListener("click", () => client.toggle());
 view.setDevice(null);
@@ -1375,4 +1659,4 @@ withTimeout(device.start(), 1_000).then(() => {
 });
 describeOffline().then((text) => view.setOffline(text), () => view.setOffline("Not available."));
 // A small handle for tests and for the curious in devtools.
-window.sparecycles = Object.freeze({ client, view, config, store, panel, device, outbox });
+window.sparecycles = Object.freeze({ client, view, config, store, panel, device, outbox, sync });

@@ -107,16 +107,25 @@ function wireClaimCode(token) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearInterval(timer);
-    const current = deviceToken() || token;
-    if (!current) {
-      output.textContent = "This browser has no device yet: press Start once, then ask again.";
-      return;
-    }
+    // No device yet (Start never pressed): the server makes one now and sends its token,
+    // which this browser keeps as if its first Start had made it.
+    const current = deviceToken() || token || "";
     try {
       const { ok, data } = await post(form, current);
       if (!ok) {
         output.textContent = data.detail || "No code this time; try again.";
         return;
+      }
+      if (typeof data.device_token === "string" && data.device_token) {
+        try {
+          window.localStorage.setItem(TOKEN_KEY, data.device_token);
+        } catch {
+          output.textContent = "This browser does not let the page keep its device (storage " +
+            "is off), so a code would claim nothing lasting. Allow site data, then try again.";
+          return;
+        }
+        window.dispatchEvent(new CustomEvent("sparecycles:device",
+                                             { detail: { device_id: data.device_id } }));
       }
       const until = Date.now() + data.ttl_s * 1000;
       const code = document.createElement("strong");

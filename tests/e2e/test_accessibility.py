@@ -106,6 +106,12 @@ def test_volunteer_page_works_by_keyboard(live_daphne, browser):
                 break
         expect(page.get_by_role("button", name="Start")).to_be_focused()
 
+        # Then the breaks (1 hour, 4 hours, until tomorrow) and the ledger's split policy.
+        for name in ("1 hour", "4 hours", "Until tomorrow"):
+            page.keyboard.press("Tab")
+            expect(page.get_by_role("button", name=name)).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="How the split works")).to_be_focused()
         # Settings: open the disclosure with Enter, move through it with Tab.
         page.keyboard.press("Tab")
         expect(page.locator("#settings-panel > summary")).to_be_focused()

@@ -344,7 +344,8 @@ def test_result_finished_offline_is_kept_and_delivered_exactly_once(live_daphne,
     open_page(page, live_daphne)
     wait_controlled(page)
     page.get_by_role("button", name="Start").tap()
-    expect(status(page)).to_contain_text(" of slow v1", timeout=COMPUTE_TIMEOUT_MS)
+    expect(status(page)).to_contain_text("Computing Busy for a while for Slow",
+                                         timeout=COMPUTE_TIMEOUT_MS)
 
     phone.set_offline(True)
     expect(activity(page)).to_contain_text("went offline")
@@ -364,7 +365,7 @@ def test_result_finished_offline_is_kept_and_delivered_exactly_once(live_daphne,
     phone.set_offline(False)
     expect(page.locator("#count-unsent")).to_have_text("0", timeout=30_000)
     expect(page.locator("#count-done")).to_have_text("1")
-    expect(activity(page)).to_contain_text(f"Task {replica.task_id[:8]} (slow v1) done in")
+    expect(activity(page)).to_contain_text("Finished a Busy for a while (Slow) task in")
     page.wait_for_timeout(500)
     assert len([f for f in result_frames if replica.task_id in f]) == 1
     assert page.evaluate("() => window.sparecycles.outbox.all().then(r => r.length)") == 0
@@ -380,7 +381,8 @@ def test_task_whose_deadline_passed_while_offline_is_dropped(live_daphne, phone)
     open_page(page, live_daphne)
     wait_controlled(page)
     page.get_by_role("button", name="Start").tap()
-    expect(status(page)).to_contain_text(" of slow v1", timeout=COMPUTE_TIMEOUT_MS)
+    expect(status(page)).to_contain_text("Computing Busy for a while for Slow",
+                                         timeout=COMPUTE_TIMEOUT_MS)
     replica = Replica.objects.get(workunit__batch=batch)
 
     phone.set_offline(True)
@@ -396,7 +398,7 @@ def test_task_whose_deadline_passed_while_offline_is_dropped(live_daphne, phone)
     phone.set_offline(False)
     expect(activity(page)).to_contain_text("Reconnected as device", timeout=30_000)
     page.wait_for_timeout(1000)
-    expect(status(page)).not_to_contain_text(" of slow v1")
+    expect(status(page)).not_to_contain_text("Computing Busy for a while for Slow")
     replica.refresh_from_db()
     assert replica.received_at is None
 
@@ -453,7 +455,8 @@ def test_worker_count_runs_that_many_tasks_at_once(live_daphne, phone):
     open_settings(page)
     page.locator("#set-workers").select_option("2")
     page.get_by_role("button", name="Start").tap()
-    expect(status(page)).to_contain_text(" of spin v1 (+1 more)", timeout=COMPUTE_TIMEOUT_MS)
+    expect(status(page)).to_contain_text("Computing Spins until stopped for Spin (+1 more)",
+                                         timeout=COMPUTE_TIMEOUT_MS)
     assert Replica.objects.filter(server_state="in_progress").count() == 2
     assert page.evaluate("() => window.sparecycles.client.pool.size") == 2
 
@@ -489,7 +492,8 @@ def test_charging_setting_holds_the_worker_back_until_plugged_in(live_daphne, ph
         "asked for work it may not compute"
 
     page.evaluate("() => window.__battery.set(true, 0.8)")   # plugged in
-    expect(status(page)).to_contain_text(" of spin v1", timeout=COMPUTE_TIMEOUT_MS)
+    expect(status(page)).to_contain_text("Computing Spins until stopped for Spin",
+                                         timeout=COMPUTE_TIMEOUT_MS)
 
     page.evaluate("() => window.__battery.set(false, 0.8)")  # unplugged mid-task
     expect(status(page)).to_have_text("Waiting — the device is not charging")
@@ -500,7 +504,8 @@ def test_charging_setting_holds_the_worker_back_until_plugged_in(live_daphne, ph
     expect(status(page)).to_have_text(
         "Waiting — the battery is at 30%, below your 50% limit")
     page.evaluate("() => window.__battery.set(true, 0.9)")
-    expect(status(page)).to_contain_text(" of spin v1", timeout=COMPUTE_TIMEOUT_MS)
+    expect(status(page)).to_contain_text("Computing Spins until stopped for Spin",
+                                         timeout=COMPUTE_TIMEOUT_MS)
     assert Replica.objects.filter(server_state="in_progress").count() == 1
 
 

@@ -269,7 +269,8 @@ def test_server_cancel_stops_the_task_and_a_fresh_worker_carries_on(live_daphne,
     spin = spin_batch(target_nresults=2)
     open_page(page, live_daphne)
     page.get_by_role("button", name="Start").click()
-    expect(page.locator("#status")).to_contain_text(" of spin v1", timeout=COMPUTE_TIMEOUT_MS)
+    expect(page.locator("#status")).to_contain_text("Computing Spins until stopped for Spin",
+                                                    timeout=COMPUTE_TIMEOUT_MS)
     mine = Replica.objects.get(workunit__batch=spin, server_state="in_progress")
 
     # Quorum 1 is reached elsewhere: the server cancels the browser's replica. (The tile is
@@ -278,7 +279,8 @@ def test_server_cancel_stops_the_task_and_a_fresh_worker_carries_on(live_daphne,
     tiles = bundled_batch_create("mandelbrot", count=1, quorum=ONE_REPLICA)
 
     expect(page.locator("#activity")).to_contain_text(
-        f"Task {mine.task_id[:8]} cancelled by the server; restarting the worker.")
+        "The server cancelled the Spins until stopped (Spin) task (another volunteer's result "
+        "completed it); restarting the worker.")
     wait_for_done(page, 1)   # the restarted worker goes on to the Mandelbrot tile
     assert counter(page, "failed") == 0
     wait_for_completed(tiles, 1)
@@ -292,7 +294,8 @@ def test_pause_stops_the_worker_and_start_runs_the_task_again(live_daphne, page)
     open_page(page, live_daphne)
     page.get_by_role("button", name="Start").click()
     status = page.locator("#status")
-    expect(status).to_contain_text(" of spin v1", timeout=COMPUTE_TIMEOUT_MS)
+    expect(status).to_contain_text("Computing Spins until stopped for Spin",
+                                   timeout=COMPUTE_TIMEOUT_MS)
     computing = status.text_content()
 
     page.get_by_role("button", name="Pause").click()

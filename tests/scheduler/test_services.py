@@ -146,3 +146,27 @@ def test_too_many_errors_fail_the_workunit_with_a_reason(make_batch, make_device
     assert workunit.state == WorkUnit.State.FAILED
     assert "Too many errors" in workunit.error_reason
     assert not workunit.replicas.filter(server_state=Replica.ServerState.UNSENT).exists()
+
+
+def test_task_payload_says_in_human_terms_what_the_task_is(make_batch, make_device, app):
+    app.description = "Squares   numbers,\nthe classic   way. " + "x" * 400
+    app.save()
+    app.project.description = "ignored: the app has its own"
+    app.project.save()
+    make_batch(count=1)
+    payload = task_payload(tasks_dispatch(device=make_device().device, slots=1).replicas[0])
+    about = payload["about"]
+    assert about["project"] == {"title": "Squares", "url": "/projects/squares/"}
+    assert about["app"] == {"title": "Squares"}
+    assert about["description"].startswith("Squares numbers, the classic way. xxx")
+    assert len(about["description"]) == 240 and about["description"].endswith("…")
+
+
+def test_a_private_project_s_task_names_no_page(make_batch, make_device, app):
+    app.project.is_public = False
+    app.project.description = "A project."
+    app.project.save()
+    make_batch(count=1)
+    about = task_payload(tasks_dispatch(device=make_device().device, slots=1).replicas[0])["about"]
+    assert about == {"project": {"title": "Squares", "url": None}, "app": {"title": "Squares"},
+                     "description": "A project."}

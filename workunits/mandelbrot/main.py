@@ -41,7 +41,8 @@ def _num(inp, key):
     return v
 
 
-def main(input):
+def main(input, progress=None):
+    """`progress`, when the volunteer page passes it, takes the share done (0..1)."""
     width = _int(input, "width", 1, 1 << 30)
     height = _int(input, "height", 1, 1 << 30)
     size = _int(input, "size", 1, 4096)
@@ -64,6 +65,8 @@ def main(input):
 
     rows = []
     for j in range(th):
+        if progress is not None:
+            progress(j / th)
         ci = im_max - (y0 + j + 0.5) * dim
         row = []
         append = row.append

@@ -7,7 +7,7 @@ probability, of batches with different seeds) draw independent streams.
 Averaging "estimate" over many units gives an ever better pi.
 """
 
-SAMPLES = 200_000
+SAMPLES = 1_000_000
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 

@@ -23,7 +23,8 @@ SCALE = 1.0 / 9007199254740992.0  # 2**-53
 MAX_SAMPLES = 100_000_000
 
 
-def main(input):
+def main(input, progress=None):
+    """`progress`, when the volunteer page passes it, takes the share done (0..1)."""
     seed = input["seed"]
     samples = input["samples"]
     for key, v in (("seed", seed), ("samples", samples)):
@@ -36,7 +37,10 @@ def main(input):
 
     state = seed
     inside = 0
-    for _ in range(samples):
+    step = max(1, samples // 100)
+    for i in range(samples):
+        if progress is not None and i % step == 0:
+            progress(i / samples)
         # SplitMix64, inlined twice for speed (x, then y).
         state = (state + GOLDEN) & MASK64
         z = state

@@ -36,7 +36,8 @@ def _base_primes(limit):
     return [i for i in range(limit + 1) if sieve[i]]
 
 
-def main(input):
+def main(input, progress=None):
+    """`progress`, when the volunteer page passes it, takes the share done (0..1)."""
     lo = _int(input, "lo")
     hi = _int(input, "hi")
     if not (0 <= lo <= hi <= MAX_HI):
@@ -50,6 +51,8 @@ def main(input):
         base = _base_primes(math.isqrt(hi - 1))
         seg_lo = max(lo, 2)
         while seg_lo < hi:
+            if progress is not None:
+                progress((seg_lo - lo) / (hi - lo))
             seg_hi = min(seg_lo + SEGMENT, hi)
             n = seg_hi - seg_lo
             seg = bytearray([1]) * n

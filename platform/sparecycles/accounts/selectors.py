@@ -23,6 +23,7 @@ from sparecycles.credit.selectors import (
     volunteer_totals,
 )
 from sparecycles.credit.stats_export import device_rac
+from sparecycles.ledger.selectors import epoch_estimate, volunteer_balance_micro
 from sparecycles.scheduler.models import Replica
 from sparecycles.volunteers.models import Device, Team, Volunteer
 
@@ -157,3 +158,25 @@ def team_directory(*, query: str = "", page: int = 1, size: int = TEAMS_PER_PAGE
     for team in teams:
         team.totals = totals_of(row_of(team), now=now)
     return teams, page, pages, total
+
+
+def device_earnings(*, volunteer: Volunteer) -> dict:
+    """What the volunteer page's "All time" column shows for the device's volunteer: exact
+    integers of micro-credit and micro-tokens (the page formats them), the rank, results
+    found valid, pending credit and the token estimate for the epoch in progress."""
+    estimate = epoch_estimate(volunteer_id=volunteer.pk)
+    return {
+        "volunteer": volunteer.public_name,
+        "credit_micro": volunteer_totals(volunteer_id=volunteer.pk).credit_micro,
+        "pending_credit_micro": pending_credit_micro(volunteer=volunteer),
+        "results_valid": Replica.objects.filter(
+            volunteer=volunteer, validate_state=Replica.ValidateState.VALID).count(),
+        "rank": volunteer_rank(volunteer_id=volunteer.pk),
+        "tokens_micro": volunteer_balance_micro(volunteer.pk),
+        "epoch": None if estimate is None else {
+            "index": estimate.index,
+            "closes_at": estimate.closes_at.isoformat(),
+            "estimated_tokens_micro": estimate.estimated_micro,
+            "emission_micro": estimate.emission_micro,
+        },
+    }

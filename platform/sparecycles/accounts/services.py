@@ -7,6 +7,7 @@ layer (identity, work, validation, credit, ledger) moves its own rows in its own
 import datetime as dt
 import hashlib
 import secrets
+import time
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -23,6 +24,8 @@ from sparecycles.text import clean_line
 from sparecycles.validation.reputation import reputation_refresh
 from sparecycles.volunteers.models import Device, DeviceClaimCode, Volunteer
 from sparecycles.volunteers.services import (
+    DeviceSession,
+    device_connect,
     volunteer_anonymise,
     volunteer_email_unverified,
     volunteer_export_consent,
@@ -128,6 +131,31 @@ def volunteer_update(*, volunteer: Volunteer, name: str, show_anonymous: bool,
 # --- claiming devices -------------------------------------------------------------------
 CLAIM_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CLAIM_CODE_TTL = dt.timedelta(minutes=15)
+
+
+# A browser that asks for a claim code before its first Start gets its device then; this
+# many new devices per client address and hour, so a script cannot mint volunteers at will.
+ENROLS_PER_ADDRESS_PER_HOUR = 20
+
+
+class TooManyDevices(Exception):
+    """This address enrolled ENROLS_PER_ADDRESS_PER_HOUR devices in the current hour."""
+
+
+def device_enrol(*, user, address: str) -> DeviceSession:
+    """A new device for a browser that has none yet (as its first hello would make it):
+    tied to `user`'s volunteer when logged in, else to a new anonymous volunteer."""
+    hour = int(time.time() // 3600)
+    key = f"device-enrol:{hashlib.sha256(address.encode()).hexdigest()[:32]}:{hour}"
+    cache.add(key, 0, timeout=3700)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr: count this one
+        cache.set(key, 1, timeout=3700)
+        count = 1
+    if count > ENROLS_PER_ADDRESS_PER_HOUR:
+        raise TooManyDevices
+    return device_connect(token=None, user=user, client_name="web")
 
 
 @transaction.atomic

@@ -1,5 +1,6 @@
 """Account, profile, dashboard, device-claim and team pages. Thin: forms in, services out."""
 
+import json
 from functools import wraps
 
 from django.conf import settings
@@ -17,10 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sparecycles.credit.models import MICRO
 from sparecycles.credit.selectors import PAGE_SIZE, team_rank, team_totals, volunteer_board
-from sparecycles.errors import error_response
+from sparecycles.errors import error_body, error_response
 from sparecycles.ledger.selectors import volunteer_tokens
 from sparecycles.volunteers import selectors as identity
 from sparecycles.volunteers import services as membership
+from sparecycles.volunteers.compute_settings import MAX_BODY_BYTES as MAX_SETTINGS_BYTES
+from sparecycles.volunteers.compute_settings import SettingsError
 from sparecycles.volunteers.identity import cpid
 from sparecycles.volunteers.models import Team, Volunteer
 
@@ -362,15 +365,65 @@ def claim_by_code(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def device_claim_code(request: HttpRequest) -> JsonResponse:
-    """A short code this browser's device shows, to be typed in on a logged-in browser."""
-    device = identity.device_by_token(token=request.POST.get("token", "").strip())
+    """A short code this browser's device shows, to be typed in on a logged-in browser.
+
+    A browser without a device yet (never pressed Start) gets one now, as its first hello
+    would have made it: the answer then carries `device_token`, which the page keeps."""
+    token = request.POST.get("token", "").strip()[:200]
+    device = identity.device_by_token(token=token)
+    new_token = None
     if device is None:
-        return error_response(404, "This browser has no device yet: press Start once, "
-                                   "then ask for a code again.")
+        if token:
+            return error_response(404, "This browser's device is unknown here (it was "
+                                       "removed): press Start once, then ask for a code again.")
+        try:
+            session = services.device_enrol(user=request.user,
+                                            address=request.META.get("REMOTE_ADDR", ""))
+        except services.TooManyDevices:
+            return error_response(429, "Too many new devices from your address this hour; "
+                                       "try again later.")
+        device, new_token = session.device, session.new_token
     claim = services.claim_code_issue(device=device)
-    return JsonResponse({"code": f"{claim.code[:4]}-{claim.code[4:]}",
-                         "expires_at": claim.expires_at.isoformat(),
-                         "ttl_s": round((claim.expires_at - timezone.now()).total_seconds())})
+    answer = {"code": f"{claim.code[:4]}-{claim.code[4:]}",
+              "expires_at": claim.expires_at.isoformat(),
+              "ttl_s": round((claim.expires_at - timezone.now()).total_seconds()),
+              "device_id": device.public_id}
+    if new_token:
+        answer["device_token"] = new_token
+    return JsonResponse(answer)
+
+
+@require_GET
+def device_earnings(request: HttpRequest) -> JsonResponse:
+    """The volunteer page's "All time" earnings for the device whose token it sends in the
+    X-Device-Token header (a header, not a cookie: no other site can make a browser send it)."""
+    device = identity.device_by_token(token=request.headers.get("X-Device-Token", "").strip()[:200])
+    if device is None:
+        return error_response(404, "This browser has no device yet: press Start first.")
+    response = JsonResponse(selectors.device_earnings(volunteer=device.volunteer))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "PUT"])
+@_json_login_required
+def compute_settings(request: HttpRequest) -> JsonResponse:
+    """The volunteer page's settings kept with the account: GET them, PUT them (JSON)."""
+    volunteer = membership.volunteer_for_user(user=request.user)
+    if request.method == "PUT":
+        if len(request.body) > MAX_SETTINGS_BYTES:
+            return error_response(413, f"Settings are at most {MAX_SETTINGS_BYTES} bytes.")
+        try:
+            raw = json.loads(request.body)
+        except (ValueError, RecursionError):
+            return error_response(400, "Send the settings as a JSON object.", code="parse_error")
+        try:
+            membership.compute_settings_save(volunteer=volunteer, raw=raw)
+        except SettingsError as exc:
+            return JsonResponse(error_body(400, str(exc), fields=exc.fields), status=400)
+    response = JsonResponse({"settings": volunteer.compute_settings or None})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST

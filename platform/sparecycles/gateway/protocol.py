@@ -77,7 +77,8 @@ class Result(_Message):
 class Progress(_Message):
     type: Literal["progress"]
     task_id: Token
-    fraction: Annotated[float, Field(ge=0, le=1)]
+    # A JSON number (not "0.5", true or NaN) from 0 to 1.
+    fraction: Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
 
 
 class Ping(_Message):

@@ -4,9 +4,10 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db.models import Max, Sum
+from django.db.models import Exists, Max, OuterRef, Sum
 from django.utils import timezone
 
+from sparecycles.credit.models import CreditGrant, CreditReversal
 from sparecycles.volunteers.models import Volunteer
 
 from .canonical import ZERO_HASH, canonical_json, from_us, to_us
@@ -327,3 +328,38 @@ def account_owed_micro(code: str) -> int:
                                            amount_micro__lt=0)
                 .aggregate(s=Sum("amount_micro"))["s"] or 0)
     return claimed + withheld
+
+
+# -- the volunteer's estimate for the epoch in progress ----------------------------------------
+
+@dataclass(frozen=True)
+class EpochEstimate:
+    """What the volunteer page says about tokens not paid yet: an estimate, not a promise."""
+
+    index: int
+    closes_at: dt.datetime
+    estimated_micro: int     # this volunteer's pro-rata share of the epoch's emission so far
+    emission_micro: int
+
+
+def epoch_estimate(*, volunteer_id: int, now: dt.datetime | None = None) -> EpochEstimate | None:
+    """The epoch in progress, when it closes, and the volunteer's share of its emission if it
+    closed now: emission × (their credit not yet in a closed epoch) / (everyone's). Under a
+    per-project split (policy `project_shares`) the real payout differs; the page says so."""
+    now = now or timezone.now()
+    sched, _ = schedule(now=now)
+    index = sched.epoch_at(to_us(now))
+    if index < 0:
+        return None
+    window = sched.window(index)
+    emitted = -(Account.objects.filter(code="emission")
+                .values_list("balance_micro", flat=True).first() or 0)
+    emission = sched.emission(index, emitted_before=emitted)
+    unpaid = (CreditGrant.objects
+              .filter(~Exists(EpochCredit.objects.filter(grant_id=OuterRef("pk"))),
+                      ~Exists(CreditReversal.objects.filter(grant_id=OuterRef("pk")))))
+    total = unpaid.aggregate(s=Sum("amount_micro"))["s"] or 0
+    mine = unpaid.filter(volunteer_id=volunteer_id).aggregate(s=Sum("amount_micro"))["s"] or 0
+    share = emission * mine // total if total > 0 and mine > 0 else 0
+    return EpochEstimate(index=index, closes_at=window.ends_at, estimated_micro=share,
+                         emission_micro=emission)

@@ -355,7 +355,7 @@ def tasks_dispatch_many(asks: list[Ask], *, rng: random.Random) -> list[Dispatch
                             what=f"dispatching to {len(asks)} devices")
     replicas: dict[int, list[Replica]] = defaultdict(list)
     for replica in (Replica.objects.filter(pk__in=[pk for ids in chosen.values() for pk in ids])
-                    .select_related("workunit__app_version__app").order_by("id")):
+                    .select_related("workunit__app_version__app__project").order_by("id")):
         replicas[replica.device_id].append(replica)
     # Owners' batch pages show the tasks out (coalesced: a dict update per call).
     events.progress_changed(batch_ids={r.workunit.batch_id for rs in replicas.values()

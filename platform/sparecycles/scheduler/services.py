@@ -67,6 +67,26 @@ def task_payload(replica: Replica) -> dict[str, Any]:
             "packages": list(version.packages),
         },
         "input": replica.workunit.input,
+        "about": task_about(version.app),
+    }
+
+
+ABOUT_DESCRIPTION_CHARS = 240
+
+
+def task_about(app) -> dict[str, Any]:
+    """What a person sees of a task: the project's and the app's titles, one line of
+    description and the public project page. An optional field of the `tasks` frame
+    (protocol v1 allows new optional fields): older clients ignore it."""
+    project = app.project
+    text = " ".join((app.description or project.description or "").split())
+    if len(text) > ABOUT_DESCRIPTION_CHARS:
+        text = text[:ABOUT_DESCRIPTION_CHARS - 1].rstrip() + "…"
+    return {
+        "project": {"title": project.title,
+                    "url": f"/projects/{project.slug}/" if project.is_public else None},
+        "app": {"title": app.title or app.name},
+        "description": text,
     }
 
 

@@ -84,6 +84,9 @@ class Volunteer(CleanedTextModel, models.Model):
     # gone then, so it cannot be recomputed): user_deleted names it, as BOINC's
     # user_deleted.public_cross_project_id does.
     deleted_cpid = models.CharField(max_length=32, blank=True, default="")
+    # The volunteer page's settings (volunteers/compute_settings.py), saved by a logged-in
+    # browser so that a new browser of the account starts with them; {} until then.
+    compute_settings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from sparecycles.events import leaderboard_changed
 from sparecycles.text import clean_line, clean_text
 
+from .compute_settings import compute_settings_check
 from .identity import cpid
 from .models import Device, DeviceClaimCode, Team, Volunteer
 
@@ -210,3 +211,12 @@ def volunteer_anonymise(*, volunteer: Volunteer) -> Volunteer:
                                   "deleted_at", "deleted_cpid"])
     leaderboard_changed([volunteer.pk])  # open board pages refetch: the name leaves them too
     return volunteer
+
+
+def compute_settings_save(*, volunteer: Volunteer, raw: object) -> dict:
+    """Store the volunteer page's settings for this account (compute_settings.py checks
+    them; SettingsError names what is wrong). Returns what was stored."""
+    clean = compute_settings_check(raw, now_ms=int(timezone.now().timestamp() * 1000))
+    Volunteer.objects.filter(pk=volunteer.pk).update(compute_settings=clean)
+    volunteer.compute_settings = clean
+    return clean

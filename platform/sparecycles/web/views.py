@@ -29,6 +29,11 @@ def volunteer_page(request: HttpRequest) -> HttpResponse:
             "runtimeTimeoutMs": 60_000,
             # The page asks for this prefix's cache when code fails its hash check.
             "appsCachePrefix": f"{pwa.CACHE_PREFIX}apps-",
+            # The "All time" column (by device token) and the settings an account keeps
+            # (401 when logged out: the page, cached for offline use, asks each time).
+            "earningsUrl": "/devices/earnings/",
+            "settingsUrl": "/me/compute-settings/",
+            "policyUrl": "/ledger/#policy-title",
         },
     })
     # The one page that may frame anything, and only the compute frame.
