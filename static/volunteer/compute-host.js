@@ -109,6 +109,30 @@ export function runtimeBytes(config) {
   return runtimePromise;
 }
 
+/**
+ * Before Start: read the runtime and the snapshot into memory, but only when both are on
+ * this device already (Cache Storage, read through the service worker that controls the
+ * page), so preparing never spends a byte of the network, whatever the volunteer's data
+ * settings. Nothing is started: Start then hands them to the frame without waiting for
+ * the disk. Resolves to whether it prepared anything.
+ */
+export async function prepareRuntime(config) {
+  try {
+    if (runtimePromise || !snapshotsUsable(config) || !navigator.serviceWorker?.controller) return false;
+    const cache = await caches.open(config.runtimeCache);
+    const kept = await Promise.all([...Object.values(RUNTIME_FILES).map((file) =>
+      cache.match(new URL(`${config.pyodideBase}${file}`, window.location.href).href)),
+    cache.match(snapshotUrl(config))]);
+    if (!kept.every(Boolean) || runtimePromise) return false;
+    mark("prepare");
+    await Promise.all([runtimeBytes(config), keptSnapshot(config)]);
+    mark("prepared");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** For a frame's init: the streamed runtime for the first frame of the page, else the bytes. */
 function runtimeForFrame(config) {
   const bytes = runtimeBytes(config);
