@@ -395,7 +395,16 @@ export class ComputeFrame {
     if (!this.closed && this.onmessage) this.onmessage({ data: message });
   }
 
+  /** A prepared frame that failed before Start is dropped: Start makes a fresh one. */
+  dropIfPrepared() {
+    if (preparedFrame !== this) return false;
+    preparedFrame = null;
+    this.terminate();
+    return true;
+  }
+
   fail(message) {
+    if (this.dropIfPrepared()) return;
     if (this.closed || !this.onerror) return;
     this.onerror({ message, preventDefault() {} });
   }
@@ -475,9 +484,10 @@ export class ComputeFrame {
           snapshotWanted = true;
         }
         this.snapshotAsked = false;
-        this.emit({ type: "ready",
+        this.readyMessage = { type: "ready",
                     loadMs: Number.isFinite(message.loadMs) ? Math.max(0, Math.round(message.loadMs)) : null,
-                    python: /^[0-9A-Za-z.+-]{1,20}$/.test(message.python) ? message.python : "3" });
+                    python: /^[0-9A-Za-z.+-]{1,20}$/.test(message.python) ? message.python : "3" };
+        this.emit(this.readyMessage);
         return;
       case "init-error":
         if (this.loaded) return;
@@ -486,6 +496,7 @@ export class ComputeFrame {
           return;
         }
         if (this.snapshotAsked) snapshotWanted = true;
+        if (this.dropIfPrepared()) return;
         this.emit({ type: "init-error", message: text(message.message, MAX_STAGE_CHARS) });
         return;
       case "worker-error":

@@ -100,9 +100,11 @@ def test_a_second_visit_starts_from_the_snapshot_the_first_one_made(visit):
     assert "snapshot" in first["timings"]
     assert snapshot["size"] > 1_000_000 and len(snapshot["hash"]) == 64
 
-    second, _ = visit()
+    prepared = "() => performance.getEntriesByName('sparecycles:prepared').length"
+    second, before_start = visit(then=lambda page: page.evaluate(prepared))
     assert second["fromSnapshot"] is True
     assert "snapshot" not in second["timings"]
+    assert before_start == 1   # runtime and snapshot were on the device: read before Start
     print(f"\nstart-up: first visit {first['timings']}, second visit {second['timings']} "
           f"(snapshot {snapshot['size'] / 1e6:.1f} MB)")
 
