@@ -6,7 +6,10 @@
 //   shell-<build>          the volunteer page, offline page, manifest, our CSS/JS/icons;
 //                          <build> hashes every one of them, so a change installs anew
 //   runtime-pyodide-<ver>  the Pyodide runtime, stored whole by the page that read it
-//                          (or by "cache-runtime"); its URL carries the version
+//                          (or by "cache-runtime"); its URL carries the version. The page
+//                          also keeps this device's memory snapshot of the runtime here
+//                          (<runtime>/memory-snapshot/<frame version>, compute-host.js);
+//                          nothing fetches that URL
 //   apps-v1                app code (/apps/<name>/<version>/code: immutable, sha256-checked)
 // Strategies: pages network-first (cached copy after a few seconds or offline, else the
 // offline page); shell files, runtime and app code cache-first. Everything else — the

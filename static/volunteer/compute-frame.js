@@ -2,7 +2,9 @@
 // origin, on COMPUTE_ORIGIN in production), inlined into the frame's document by
 // web/compute.py and allowed there by its hash. It owns one compute worker and relays:
 //
-//   page -> frame   {type: "init", pyodideBase, runtime}   start a fresh worker, load Pyodide
+//   page -> frame   {type: "init", pyodideBase, runtime, snapshot?, makeSnapshot?}
+//                                                           start a fresh worker, load Pyodide
+//                                                           (from a memory snapshot, or making one)
 //                   {type: "run", task}                     one task (code and wheels included)
 //   frame -> page   {type: "frame-ready"}                   this document listens now
 //                   whatever the worker posts               the page checks every message
@@ -27,8 +29,8 @@ const modules = Object.freeze({
 const workerUrl = moduleUrl(config.sources.worker);
 let worker = null;
 
-function toPage(message) {
-  window.parent.postMessage(message, parentOrigin);
+function toPage(message, transfer = []) {
+  window.parent.postMessage(message, parentOrigin, transfer);
 }
 
 /** Buffers (and streams) in a message, moved to the worker rather than copied. */
@@ -50,7 +52,10 @@ function startWorker(message) {
   const current = new Worker(workerUrl, { name: "compute" });
   worker = current;
   current.onmessage = (event) => {
-    if (worker === current) toPage(event.data);
+    // A memory snapshot (with "ready") is moved on, not copied: it is tens of megabytes.
+    const data = event.data;
+    const snapshot = data && data.type === "ready" && data.snapshot instanceof ArrayBuffer;
+    if (worker === current) toPage(data, snapshot ? [data.snapshot] : []);
   };
   current.onmessageerror = () => {
     if (worker === current) toPage({ type: "worker-error", message: "unreadable message" });
@@ -61,8 +66,11 @@ function startWorker(message) {
       toPage({ type: "worker-error", message: String(event.message || "the worker failed") });
     }
   };
+  const snapshot = message.snapshot instanceof ArrayBuffer ? message.snapshot : undefined;
   current.postMessage({ type: "init", pyodideBase: message.pyodideBase,
-                        runtime: message.runtime, modules }, buffers(message.runtime));
+                        runtime: message.runtime, modules, snapshot,
+                        makeSnapshot: message.makeSnapshot === true },
+                      buffers({ runtime: message.runtime, snapshot }));
 }
 
 window.addEventListener("message", (event) => {

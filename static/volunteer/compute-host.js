@@ -11,7 +11,8 @@
 //     for the task this frame was given (once), output valid JSON within maxOutputBytes;
 //     anything else is dropped or turned into an error result.
 //
-// Page -> frame: {type: "init", pyodideBase, runtime: {pyodideMjs, asmMjs, wasm, stdlib, lock}}
+// Page -> frame: {type: "init", pyodideBase, runtime: {pyodideMjs, asmMjs, wasm, stdlib, lock},
+//                 snapshot? | makeSnapshot?}
 //                (bytes; for the page's first frame wasm and stdlib are transferred streams)
 //                {type: "run", task: {task_id, app, input, code, wheels: [{sha256, bytes}]}}
 // Frame -> page: {type: "frame-ready"} | {type: "worker-error", message}
@@ -35,6 +36,18 @@ const RUNTIME_TYPES = Object.freeze({
 });
 // How long a result may wait for the runtime to be stored (it normally is long before).
 const KEEP_RUNTIME_WAIT_MS = 5_000;
+
+// Warm starts (issue 18): Pyodide's memory snapshot of a pristine runtime, made on this
+// device by the first frame of a page that had none (before that frame runs any task, so
+// it holds no app's state), kept in the runtime's cache (its name carries Pyodide's
+// version) under a URL that carries the frame's version (the worker's code), with its
+// SHA-256 beside it. It is checked before every use; one that fails the check, or does not
+// load, is dropped and the frame starts the slow way. The frame itself can reach no
+// storage: only the page reads and writes it.
+const SNAPSHOT_HASH_HEADER = "X-Snapshot-SHA256";
+const SNAPSHOT_PATH = "memory-snapshot/";
+let snapshotPromise = null;   // Promise<ArrayBuffer | null>: the verified snapshot
+let snapshotWanted = true;    // no snapshot kept: ask the next frame to make one
 
 let runtimePromise = null;
 let runtimeKept = Promise.resolve();
@@ -96,6 +109,30 @@ export function runtimeBytes(config) {
   return runtimePromise;
 }
 
+/**
+ * Before Start: read the runtime and the snapshot into memory, but only when both are on
+ * this device already (Cache Storage, read through the service worker that controls the
+ * page), so preparing never spends a byte of the network, whatever the volunteer's data
+ * settings. Nothing is started: Start then hands them to the frame without waiting for
+ * the disk. Resolves to whether it prepared anything.
+ */
+export async function prepareRuntime(config) {
+  try {
+    if (runtimePromise || !snapshotsUsable(config) || !navigator.serviceWorker?.controller) return false;
+    const cache = await caches.open(config.runtimeCache);
+    const kept = await Promise.all([...Object.values(RUNTIME_FILES).map((file) =>
+      cache.match(new URL(`${config.pyodideBase}${file}`, window.location.href).href)),
+    cache.match(snapshotUrl(config))]);
+    if (!kept.every(Boolean) || runtimePromise) return false;
+    mark("prepare");
+    await Promise.all([runtimeBytes(config), keptSnapshot(config)]);
+    mark("prepared");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** For a frame's init: the streamed runtime for the first frame of the page, else the bytes. */
 function runtimeForFrame(config) {
   const bytes = runtimeBytes(config);
@@ -134,6 +171,78 @@ async function keepRuntime(config, runtime) {
 /** Resolves once the runtime is stored (or after a few seconds, whatever happened). */
 function runtimeStored() {
   return Promise.race([runtimeKept, new Promise((resolve) => setTimeout(resolve, KEEP_RUNTIME_WAIT_MS))]);
+}
+
+function snapshotsUsable(config) {
+  return Boolean(config.runtimeCache && config.computeFrameUrl) && typeof caches !== "undefined" &&
+    canHash();
+}
+
+/** Where this frame version's snapshot is kept (in the runtime's cache). */
+function snapshotUrl(config) {
+  const frame = new URL(config.computeFrameUrl, window.location.href);
+  const version = (frame.searchParams.get("v") || "unversioned").replace(/[^0-9A-Za-z_-]/g, "");
+  return new URL(`${config.pyodideBase}${SNAPSHOT_PATH}${version}`, window.location.href).href;
+}
+
+function mark(name, detail = null) {
+  try {
+    performance.mark(`sparecycles:${name}`, { detail });
+  } catch {
+    /* marks are for profiling only */
+  }
+}
+
+/** The kept snapshot, read and checked once per page; null when there is none (or bad). */
+export function keptSnapshot(config) {
+  if (!snapshotPromise) {
+    snapshotPromise = (async () => {
+      if (!snapshotsUsable(config)) return null;
+      const cache = await caches.open(config.runtimeCache);
+      const response = await cache.match(snapshotUrl(config));
+      if (!response) return null;
+      const expected = response.headers.get(SNAPSHOT_HASH_HEADER) || "";
+      const bytes = await response.arrayBuffer();
+      if (!/^[0-9a-f]{64}$/.test(expected) || (await sha256Hex(bytes)) !== expected) {
+        console.warn("Spare Cycles: the kept runtime snapshot is damaged; starting without it.");
+        await forgetSnapshot(config);
+        return null;
+      }
+      snapshotWanted = false;
+      mark("snapshot-read", { bytes: bytes.byteLength });
+      return bytes;
+    })().catch(() => null);
+  }
+  return snapshotPromise;
+}
+
+async function forgetSnapshot(config) {
+  snapshotPromise = Promise.resolve(null);
+  snapshotWanted = true;
+  try {
+    const cache = await caches.open(config.runtimeCache);
+    await cache.delete(snapshotUrl(config));
+  } catch {
+    /* nothing kept, or no storage */
+  }
+}
+
+/** Keep a fresh snapshot for the next start; snapshots of other frame versions go. */
+async function keepSnapshot(config, bytes) {
+  try {
+    const digest = await sha256Hex(bytes);
+    const cache = await caches.open(config.runtimeCache);
+    const url = snapshotUrl(config);
+    for (const request of await cache.keys()) {
+      if (request.url.includes(`/${SNAPSHOT_PATH}`) && request.url !== url) await cache.delete(request);
+    }
+    await cache.put(url, new Response(bytes, { status: 200, headers: {
+      "Content-Type": "application/octet-stream", [SNAPSHOT_HASH_HEADER]: digest } }));
+    snapshotPromise = Promise.resolve(bytes);
+    mark("snapshot-kept", { bytes: bytes.byteLength });
+  } catch (error) {
+    console.warn("Spare Cycles: the runtime snapshot could not be kept:", error);
+  }
 }
 
 function canHash() {
@@ -198,6 +307,16 @@ function frameContainer() {
     document.body.append(container);
   }
   return container;
+}
+
+/** The worker's start-up steps (ms): numbers only, for the profile. */
+function numbers(value) {
+  const out = {};
+  if (!value || typeof value !== "object") return out;
+  for (const [key, ms] of Object.entries(value).slice(0, 16)) {
+    if (/^[a-zA-Z]{1,20}$/.test(key) && Number.isFinite(ms)) out[key] = Math.round(ms);
+  }
+  return out;
 }
 
 function text(value, limit) {
@@ -276,19 +395,55 @@ export class ComputeFrame {
     if (!this.closed && this.onmessage) this.onmessage({ data: message });
   }
 
+  /** A prepared frame that failed before Start is dropped: Start makes a fresh one. */
+  dropIfPrepared() {
+    if (preparedFrame !== this) return false;
+    preparedFrame = null;
+    this.terminate();
+    return true;
+  }
+
   fail(message) {
+    if (this.dropIfPrepared()) return;
     if (this.closed || !this.onerror) return;
     this.onerror({ message, preventDefault() {} });
   }
 
   init() {
-    runtimeForFrame(this.config).then((runtime) => {
-      const pyodideBase = new URL(this.config.pyodideBase, window.location.href).href;
-      this.send({ type: "init", pyodideBase, runtime }, streamsIn(runtime));
-    }, (error) => this.emit({ type: "init-error", message: error.message }));
+    mark("init");
+    Promise.all([runtimeForFrame(this.config), keptSnapshot(this.config)]).then(
+      ([runtime, snapshot]) => this.startWorker(runtime, snapshot),
+      (error) => this.emit({ type: "init-error", message: error.message }));
+  }
+
+  startWorker(runtime, snapshot) {
+    const pyodideBase = new URL(this.config.pyodideBase, window.location.href).href;
+    const message = { type: "init", pyodideBase, runtime };
+    this.snapshotGiven = snapshot instanceof ArrayBuffer;
+    this.snapshotAsked = false;
+    if (this.snapshotGiven) {
+      message.snapshot = snapshot;   // copied: the page keeps it for the next frame
+    } else if (snapshotWanted && snapshotsUsable(this.config)) {
+      snapshotWanted = false;   // one frame per page makes it
+      this.snapshotAsked = true;
+      message.makeSnapshot = true;
+    }
+    mark("init-sent", { fromSnapshot: this.snapshotGiven, makeSnapshot: this.snapshotAsked });
+    this.send(message, streamsIn(runtime));
+  }
+
+  /** A snapshot that did not load: drop it, start this frame's worker again without it. */
+  startWithoutSnapshot() {
+    this.snapshotGiven = false;
+    this.retried = true;
+    console.warn("Spare Cycles: the runtime snapshot did not load; starting without it.");
+    forgetSnapshot(this.config).then(() => runtimeBytes(this.config)).then(
+      (runtime) => this.startWorker(runtime, null),
+      (error) => this.emit({ type: "init-error", message: error.message }));
   }
 
   run(task) {
+    this.ranTask = true;
     const taskId = task.task_id;
     this.current = { taskId, started: performance.now(), pageHashed: canHash() };
     taskForFrame(task).then((given) => {
@@ -320,12 +475,29 @@ export class ComputeFrame {
       case "ready":
         if (this.loaded) return;
         this.loaded = true;
-        this.emit({ type: "ready",
+        this.startup = { fromSnapshot: this.snapshotGiven, timings: numbers(message.timings) };
+        mark("ready", this.startup);
+        // Only a snapshot this frame was asked for, made before it was given any task.
+        if (this.snapshotAsked && !this.ranTask && message.snapshot instanceof ArrayBuffer) {
+          keepSnapshot(this.config, message.snapshot);
+        } else if (this.snapshotAsked) {
+          snapshotWanted = true;
+        }
+        this.snapshotAsked = false;
+        this.readyMessage = { type: "ready",
                     loadMs: Number.isFinite(message.loadMs) ? Math.max(0, Math.round(message.loadMs)) : null,
-                    python: /^[0-9A-Za-z.+-]{1,20}$/.test(message.python) ? message.python : "3" });
+                    python: /^[0-9A-Za-z.+-]{1,20}$/.test(message.python) ? message.python : "3" };
+        this.emit(this.readyMessage);
         return;
       case "init-error":
-        if (!this.loaded) this.emit({ type: "init-error", message: text(message.message, MAX_STAGE_CHARS) });
+        if (this.loaded) return;
+        if (this.snapshotGiven && !this.retried) {
+          this.startWithoutSnapshot();
+          return;
+        }
+        if (this.snapshotAsked) snapshotWanted = true;
+        if (this.dropIfPrepared()) return;
+        this.emit({ type: "init-error", message: text(message.message, MAX_STAGE_CHARS) });
         return;
       case "worker-error":
         this.fail(text(message.message, MAX_STAGE_CHARS) || "the compute worker failed");

@@ -13,11 +13,20 @@
 // (init.modules, blob: URLs made by the frame). Used on its own (bench_wasm) it fetches
 // the same things from the site instead.
 //
-// Page -> worker:  {type: "init", pyodideBase, lockFileURL?, runtime?, modules?}
+// Page -> worker:  {type: "init", pyodideBase, lockFileURL?, runtime?, modules?,
+//                   snapshot?, makeSnapshot?}
 //                  {type: "run", task}             (a task as in PROTOCOL.md, + code/wheels)
 // Worker -> page:  {type: "stage", stage}          (runtime loading progress)
-//                  {type: "ready", loadMs, python}
-//                  {type: "init-error", message}
+//                  {type: "ready", loadMs, python, timings, fromSnapshot, snapshot?}
+//                  {type: "init-error", message, fromSnapshot}
+//
+// Warm starts (issue 18): with `snapshot` (an ArrayBuffer: Pyodide's memory snapshot of a
+// pristine runtime, kept by the page) Pyodide restores Python's memory instead of
+// initialising the interpreter, several times faster. With `makeSnapshot` the worker makes
+// one right after loadPyodide, before our runner and before any task, and hands it over
+// with "ready": no owner's code has run in this worker by then, so the snapshot holds no
+// app's state. A snapshot that does not load ends in "init-error" with fromSnapshot set;
+// the page then drops it and starts again without one.
 //                  {type: "result", task_id, status, outputJson | error, elapsed_ms, kind?}
 //                  {type: "progress", task_id, fraction}   (the app called progress())
 //
@@ -140,7 +149,7 @@ async function loadHelpers(modules) {
   splitPackages = wheels.splitPackages;
 }
 
-async function init({ pyodideBase, lockFileURL, runtime, modules }) {
+async function init({ pyodideBase, lockFileURL, runtime, modules, snapshot, makeSnapshot }) {
   const started = performance.now();
   const timings = {};   // ms since started, per step (bench_browser, profiling)
   const mark = (name) => { timings[name] = Math.round(performance.now() - started); };
@@ -175,13 +184,31 @@ async function init({ pyodideBase, lockFileURL, runtime, modules }) {
     options.lockFileURL = lockFileURL;
     options.packageBaseUrl = new URL(".", new URL(lockFileURL, self.location.href)).href;
   }
-  pyodide = await loadPyodide(options);
-  mark("loadPyodide");
-  pyodide.runPython(RUNNER);
-  runTask = pyodide.globals.get("sparecycles_run");
-  const python = pyodide.runPython("import sys; sys.version.split()[0]");
+  const fromSnapshot = snapshot instanceof ArrayBuffer;
+  if (fromSnapshot) options._loadSnapshot = new Uint8Array(snapshot);
+  else if (makeSnapshot) options._makeSnapshot = true;
+  let made = null;
+  let python;
+  try {
+    pyodide = await loadPyodide(options);
+    mark("loadPyodide");
+    // Before our runner and before any task: the pristine runtime, nothing else.
+    if (!fromSnapshot && makeSnapshot) {
+      made = pyodide.makeMemorySnapshot();
+      mark("snapshot");
+    }
+    pyodide.runPython(RUNNER);
+    runTask = pyodide.globals.get("sparecycles_run");
+    python = pyodide.runPython("import sys; sys.version.split()[0]");
+  } catch (error) {
+    // A restored runtime that fails here is the snapshot's fault: the page starts afresh.
+    throw Object.assign(error instanceof Error ? error : new Error(String(error)), { fromSnapshot });
+  }
   mark("runner");
-  post({ type: "ready", loadMs: Math.round(performance.now() - started), python, timings });
+  const ready = { type: "ready", loadMs: Math.round(performance.now() - started), python,
+                  timings, fromSnapshot };
+  if (made) ready.snapshot = made.buffer;
+  self.postMessage(ready, made ? [made.buffer] : []);
 }
 
 function toHex(buffer) {
@@ -317,7 +344,7 @@ self.onmessage = (event) => {
   const message = event.data || {};
   if (message.type === "init") {
     init(message).catch((error) => {
-      post({ type: "init-error", message: lastLine(error) });
+      post({ type: "init-error", message: lastLine(error), fromSnapshot: Boolean(error.fromSnapshot) });
     });
   } else if (message.type === "run") {
     queue = queue.then(() => run(message.task));

@@ -15,7 +15,7 @@
 // /static/pyodide/<version>/, app code from the task's code_url, both same-origin, both
 // fetched by this page and handed to the compute frame, which reaches nothing itself.
 
-import { ComputeFrame } from "./compute-host.js";
+import { ComputeFrame, prepareRuntime } from "./compute-host.js";
 import { creditMicroOf, formatCreditMicro } from "./credit.js";
 import { DeviceState, WakeLockKeeper } from "./device.js";
 import { gatherHostInfo } from "./host-info.js";
@@ -1656,6 +1656,9 @@ withTimeout(device.start(), 1_000).then(() => {
   panel.setSupport(document, device.support);   // getBattery() may have been refused
   client.applyRules({ quiet: true });
   view.button.disabled = false;
+  // A warm start (issue 18): runtime and snapshot read from this device before Start, only
+  // when both are here already (no network) and nothing holds computing back.
+  if (!client.blocked.length) prepareRuntime(config);
 });
 describeOffline().then((text) => view.setOffline(text), () => view.setOffline("Not available."));
 // A small handle for tests and for the curious in devtools.

@@ -203,6 +203,29 @@ def runtime_network_bytes(requests, base: str) -> int:
     return total
 
 
+# Where a visit's time goes, from the page's performance marks (compute-host.js) and its
+# timeline, in seconds since Start: the runtime (and snapshot) read and handed to the
+# frame, the worker's own steps (compute-worker.js), the first task's start and end.
+PROFILE_JS = """({ clickPerf, clickEpoch }) => {
+  const at = (name) => {
+    const found = performance.getEntriesByName("sparecycles:" + name);
+    return found.length ? (found[0].startTime - clickPerf) / 1000 : null;
+  };
+  const ready = performance.getEntriesByName("sparecycles:ready")[0];
+  const startup = ready ? ready.detail : { timings: {}, fromSnapshot: false };
+  const first = window.sparecycles.client.timeline[0];
+  return {
+    handed: at("init-sent"), ready: at("ready"), fromSnapshot: Boolean(startup.fromSnapshot),
+    worker: Object.fromEntries(
+      Object.entries(startup.timings || {}).map(([k, v]) => [k, v / 1000])),
+    taskStart: first ? (first.start - clickEpoch) / 1000 : null,
+    taskEnd: first && first.end ? (first.end - clickEpoch) / 1000 : null,
+  };
+}"""
+PROFILE_STEPS = ["handed", "helpers", "modules", "loadPyodide", "snapshot", "runner", "ready",
+                 "taskStart", "taskEnd", "first"]
+
+
 def visit(playwright, url: str, profile: Path, device: dict, executable: Path) -> dict:
     """Open the page, Start, stop the clock at the first accepted result, close at once."""
     context = playwright.chromium.launch_persistent_context(
@@ -219,6 +242,7 @@ def visit(playwright, url: str, profile: Path, device: dict, executable: Path) -
             page.wait_for_timeout(20)
         page.wait_for_timeout(300)   # the counters may be filled from the device's history
         before = int(page.locator("#count-done").text_content() or 0)
+        clicked = page.evaluate("() => ({ clickPerf: performance.now(), clickEpoch: Date.now() })")
         started = time.monotonic()
         page.locator("#toggle").click()
         loaded = None
@@ -236,8 +260,16 @@ def visit(playwright, url: str, profile: Path, device: dict, executable: Path) -
                                    f"{page.locator('#status').text_content()}")
             page.wait_for_timeout(20)
         first = time.monotonic() - started
+        steps = page.evaluate(PROFILE_JS, clicked)
+        worker = steps.pop("worker")
+        # The worker's steps are times since it started: put them on the page's clock, the
+        # last one ("runner") just before the page heard "ready".
+        began = (steps["ready"] or 0.0) - max(worker.values(), default=0.0)
+        steps.update({name: began + ms for name, ms in worker.items()})
+        steps["first"] = first
         return {"page": started - opened, "runtime": loaded, "first": first,
-                "runtime_bytes": runtime_network_bytes(finished, settings.PYODIDE_URL)}
+                "runtime_bytes": runtime_network_bytes(finished, settings.PYODIDE_URL),
+                "profile": steps}
     finally:
         context.close()
 
@@ -337,7 +369,8 @@ class Command(BaseCommand):
         scenarios = ["desktop first", "desktop second", "bare Pyodide"]
         if not no_phone:
             scenarios[2:2] = ["phone first", "phone second"]
-        times = {name: {"runtime": [], "first": [], "runtime_bytes": []} for name in scenarios}
+        times = {name: {"runtime": [], "first": [], "runtime_bytes": [], "profile": []}
+                 for name in scenarios}
         with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
             root = Path(tmp)
             (root / "server").mkdir()
@@ -373,6 +406,7 @@ class Command(BaseCommand):
                 server.stop()
             per_task = self._per_task(playwright_runs=runs, root=root)
         self._report(times, runs, slowdown)
+        self._report_profile(times)
         self._report_per_task(per_task)
         if docs:
             self.write_docs(docs, (
@@ -433,11 +467,32 @@ class Command(BaseCommand):
         path.write_text(text)
 
     def _record(self, times, name, got, run):
-        for key in ("runtime", "first", "runtime_bytes"):
+        for key in ("runtime", "first", "runtime_bytes", "profile"):
             times[name][key].append(got[key])
         self.say(f"run {run + 1} {name:15s} runtime {got['runtime']:6.2f} s  "
                           f"first result {got['first']:6.2f} s  "
                           f"runtime on the wire {got['runtime_bytes'] / 1e6:.2f} MB")
+
+    def _report_profile(self, times):
+        """Medians of each step's time since Start, per scenario (the page's marks)."""
+        self.say("\nWhere the time goes (median s since Start; worker steps on the page's clock): "
+                 "handed = runtime (and snapshot) read from this device and given to the frame; "
+                 "helpers/modules/loadPyodide/snapshot/runner = the worker's steps (snapshot: "
+                 "making one); ready = the page hears it; task = the first task in the worker.")
+        self.say("Between handed and helpers: the frame's document and its worker start, and "
+                 "the runtime (and snapshot) are copied to them.")
+        self.say("| | " + " | ".join(PROFILE_STEPS) + " | from snapshot |")
+        self.say("|---|" + "---:|" * (len(PROFILE_STEPS) + 1))
+        for name, got in times.items():
+            profiles = got.get("profile") or []
+            if not profiles:
+                continue
+            cells = []
+            for step in PROFILE_STEPS:
+                values = [p[step] for p in profiles if p.get(step) is not None]
+                cells.append(f"{statistics.median(values):.2f}" if values else "–")
+            warm = sum(1 for p in profiles if p.get("fromSnapshot"))
+            self.say(f"| {name} | " + " | ".join(cells) + f" | {warm}/{len(profiles)} |")
 
     def _report(self, times, runs, slowdown):
         files = [settings.STATIC_ROOT / "pyodide" / settings.PYODIDE_VERSION / name
