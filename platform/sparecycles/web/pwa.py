@@ -23,8 +23,9 @@ CACHE_PREFIX = "sparecycles-"
 # Folders under static/ whose files make up the client, taken whole so a file added
 # there (a new module of the volunteer client) is cached without touching this list.
 SHELL_STATIC_FOLDERS = ("volunteer/", "pwa/")
-# The volunteer page also loads the device-claim module of the volunteers app.
-SHELL_STATIC_FILES = ("css/site.css", "img/logo.svg", "volunteers/claim.js")
+# The volunteer page also loads the device-claim module of the volunteers app, and every
+# page the phone menu (site/nav.js).
+SHELL_STATIC_FILES = ("css/site.css", "img/logo.svg", "volunteers/claim.js", "site/nav.js")
 SHELL_SUFFIXES = (".js", ".mjs", ".css", ".png", ".svg", ".wasm")
 SERVICE_WORKER_SOURCE = "pwa/sw.js"
 NOT_SHELL = {SERVICE_WORKER_SOURCE, "pwa/icon-maskable.svg"}   # served elsewhere / icon source
