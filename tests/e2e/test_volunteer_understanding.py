@@ -277,6 +277,7 @@ def test_battery_hysteresis_holds_until_the_charge_stays_up_or_is_plugged_in(
     page.clock.install(time=real_now())
     open_page(page, live_daphne)
     open_settings(page)
+    page.locator("#set-workers").select_option("1")   # one task at a time
     page.get_by_label("Compute only while charging").uncheck()
     page.locator("#set-battery").fill("20")
     page.locator("#set-battery-hold").fill("10")
