@@ -23,8 +23,9 @@ export class SettingsSync {
     try {
       const response = await fetch(this.url, { credentials: "same-origin", cache: "no-store",
                                                headers: { Accept: "application/json" } });
+      // Read the body either way: an unread one keeps the request open (and the page busy).
+      const data = await response.json().catch(() => null);
       if (!response.ok) return null;
-      const data = await response.json();
       this.enabled = true;
       return data && typeof data.settings === "object" ? data.settings : null;
     } catch {
@@ -45,11 +46,12 @@ export class SettingsSync {
     const token = csrfCookie();
     if (!settings || !token) return;
     try {
-      await fetch(this.url, {
+      const response = await fetch(this.url, {
         method: "PUT", credentials: "same-origin", body: JSON.stringify(settings),
         headers: { "Content-Type": "application/json", "X-CSRFToken": token,
                    Accept: "application/json" },
       });
+      await response.text();
     } catch {
       /* offline: this browser keeps them; the next change tries again */
     }

@@ -1231,8 +1231,9 @@ class VolunteerClient {
         headers: { "X-Device-Token": token, Accept: "application/json" },
         credentials: "same-origin", cache: "no-store",
       });
-      if (!response.ok) return;
-      const data = await response.json();
+      // Read the body either way: an unread one keeps the request open.
+      const data = await response.json().catch(() => null);
+      if (!response.ok || !data) return;
       if (Number.isSafeInteger(data.credit_micro)) this.creditIs(data.credit_micro);
       this.view.setEarnings(data, this.config.policyUrl);
       this.render();

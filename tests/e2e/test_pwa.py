@@ -393,7 +393,7 @@ def test_task_whose_deadline_passed_while_offline_is_dropped(live_daphne, phone)
         page.wait_for_timeout(wait_s * 1000)
     page.get_by_role("button", name="Start").tap()
     expect(activity(page)).to_contain_text(
-        f"Dropped task {replica.task_id[:8]}: its deadline has passed.")
+        "Dropped a Busy for a while (Slow) task: its deadline has passed.")
 
     phone.set_offline(False)
     expect(activity(page)).to_contain_text("Reconnected as device", timeout=30_000)
