@@ -1,9 +1,22 @@
-"""docs/performance.md from one bench_platform run (a JSON-able dict)."""
+"""docs/performance.md from one bench_platform run (a JSON-able dict).
+
+The run's report is one section of the file, between BEGIN and END; `section_write`
+replaces only that, so sections other commands write (bench_browser's) stay.
+"""
+
+from pathlib import Path
+
+BEGIN = "<!-- bench_platform: begin -->"
+END = "<!-- bench_platform: end -->"
+OTHER_SECTION = "<!-- bench_"  # another command's section starts here
 
 TARGET_VALIDATED_PER_S = 1000
 TARGET_CONNECTED = 10_000
 TARGET_ACK_P99_MS = 100.0
 TARGET_ACK_AT = 1000
+TARGET_SOCKET_TAX = 0.6  # live results per server CPU-s ÷ the service loop's
+TARGET_LIGHT_LOAD = 0.7  # results per server CPU-s at 25% load ÷ at saturation
+LIGHT_LOAD_FRACTION = 0.25
 
 
 def _n(value, digits: int = 0) -> str:
@@ -77,7 +90,63 @@ def targets(results: dict) -> list[list[str]]:
                        f"**short**: {p99 / TARGET_ACK_P99_MS:.1f}× too slow")
             rows.append([f"p99 ack < {TARGET_ACK_P99_MS:.0f} ms at {TARGET_ACK_AT:,} "
                          f"connected ({mode}, {label})", f"{p99:,.1f} ms{offered}", verdict])
+    rows += efficiency_targets(results)
     return rows
+
+
+def socket_tax(mode: dict) -> tuple[float, float, float] | None:
+    """(live ÷ service loop, best live results per server CPU-s, the loop's per CPU-s)."""
+    loop = (mode.get("ceiling") or {}).get("per_cpu_s")
+    live = max((p.get("per_cpu_s") or 0 for s in mode.get("sizes", []) for p in s["phases"]
+                if p["name"] == "saturated"), default=0)
+    if not loop or not live:
+        return None
+    return live / loop, live, loop
+
+
+def light_load(mode: dict) -> tuple[float, dict, dict] | None:
+    """(per CPU-s at 25% ÷ at saturation, the paced phase, the saturated phase) at the
+    size where the paced runs were measured."""
+    for size in mode.get("sizes", []):
+        saturated = _phase(size, "saturated")
+        paced = next((p for p in size["phases"] if p["name"] == "paced"
+                      and abs((p.get("fraction") or 0) - LIGHT_LOAD_FRACTION) < 1e-6), None)
+        if saturated and paced and saturated.get("per_cpu_s"):
+            return paced["per_cpu_s"] / saturated["per_cpu_s"], paced, saturated
+    return None
+
+
+def efficiency_targets(results: dict) -> list[list[str]]:
+    """Socket tax and light-load efficiency (issue 21), each mode."""
+    rows = []
+    for mode in (m for m in results["modes"] if not m.get("skipped")):
+        name = mode["mode"]
+        label = (f"socket tax ≥ {TARGET_SOCKET_TAX} ({name}: live results per server CPU-s "
+                 "÷ the service loop's)")
+        tax = socket_tax(mode)
+        if tax is None:
+            rows.append([label, "not measured", "—"])
+        else:
+            ratio, live, loop = tax
+            rows.append([label, f"{ratio:.2f} ({live:,.0f} ÷ {loop:,.0f})", _verdict(
+                ratio, TARGET_SOCKET_TAX)])
+        label = (f"light-load efficiency ≥ {TARGET_LIGHT_LOAD} ({name}: results per server "
+                 f"CPU-s at {LIGHT_LOAD_FRACTION:.0%} load ÷ at saturation)")
+        light = light_load(mode)
+        if light is None:
+            rows.append([label, "not measured", "—"])
+        else:
+            ratio, paced, saturated = light
+            rows.append([label, f"{ratio:.2f} ({paced['per_cpu_s']:,.0f} ÷ "
+                                f"{saturated['per_cpu_s']:,.0f}, {paced['connected']:,} "
+                                "connected)", _verdict(ratio, TARGET_LIGHT_LOAD)])
+    return rows
+
+
+def _verdict(got: float, target: float) -> str:
+    if got >= target:
+        return "**met**"
+    return f"**short by {target - got:.2f}** ({got / target:.0%} of the target)"
 
 
 def render(results: dict) -> str:
@@ -442,3 +511,23 @@ def _profile_section(modes: list[dict]) -> list[str]:
                     p["plan"]["plan"], "```", "", "</details>"]
         out.append("")
     return out
+
+
+def section_write(path: Path, text: str) -> None:
+    """Put `text` between BEGIN and END in the file at `path`, leaving the rest as it was.
+
+    A file without our markers (written before they existed) has our report at the top:
+    it is replaced up to the first other command's section."""
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old.split(BEGIN, 1)[1]:
+        before, rest = old.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        new = before + section + ("\n" + after if after else "")
+    elif OTHER_SECTION in old:
+        after = old[old.index(OTHER_SECTION):]
+        new = section + "\n" + after
+    else:
+        new = section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)

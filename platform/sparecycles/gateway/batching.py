@@ -18,6 +18,8 @@ import weakref
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from sparecycles.credit.selectors import volunteers_stats
+from sparecycles.ledger.selectors import tokens_str, volunteers_balance_micro
 from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
 from sparecycles.scheduler.intake import Ack, Report, results_store
 from sparecycles.scheduler.services import _rng, task_payload
@@ -134,9 +136,62 @@ def _serve(asks: list[Ask]) -> list[dict]:
             for d in tasks_dispatch_many(asks, rng=_rng)]
 
 
+class StatsPusher:
+    """`stats` pushes of every socket of a process, computed together.
+
+    A socket whose volunteer earned credit marks itself; the pusher wakes on the first
+    mark, reads every marked volunteer's stats in one trip to the database, sends each
+    socket its frame, then rests STATS_THROTTLE_S before the next round (only while marks
+    keep coming: an idle server sleeps). So each socket gets at most one `stats` per
+    interval covering every grant meanwhile, as before, and a process makes about two
+    queries per interval however many devices earn credit."""
+
+    def __init__(self) -> None:
+        self.marked: dict[object, int] = {}  # socket -> its volunteer
+        self.ready = asyncio.Event()
+        self.task = asyncio.create_task(self._loop(), name="stats-push")
+
+    def mark(self, socket, volunteer_id: int) -> None:
+        """`socket` (with an async `send_stats(frame)`) gets fresh stats next round."""
+        self.marked[socket] = volunteer_id
+        self.ready.set()
+
+    def forget(self, socket) -> None:
+        self.marked.pop(socket, None)
+
+    async def _loop(self) -> None:
+        read = database_sync_to_async(stats_frames, thread_sensitive=False)
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            marked, self.marked = self.marked, {}
+            try:
+                frames = await read(sorted(set(marked.values())))
+            except Exception:  # the next grant pushes again; stats are advisory
+                logger.exception("reading stats for %d sockets failed", len(marked))
+                frames = {}
+            for socket, volunteer_id in marked.items():
+                if volunteer_id in frames:
+                    try:
+                        await socket.send_stats(frames[volunteer_id])
+                    except Exception:  # a socket closing meanwhile must not stop the rest
+                        logger.debug("a stats push failed", exc_info=True)
+            await asyncio.sleep(settings.SPARECYCLES["STATS_THROTTLE_S"])
+
+
+def stats_frames(volunteer_ids: list[int]) -> dict[int, dict]:
+    """PROTOCOL.md's `stats` frame for each volunteer (two queries in all)."""
+    stats = volunteers_stats(volunteer_ids)
+    tokens = volunteers_balance_micro(volunteer_ids)
+    return {pk: {"type": "stats", **stats[pk], "tokens": tokens_str(tokens[pk])}
+            for pk in volunteer_ids}
+
+
 _intakes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Intake]" = (
     weakref.WeakKeyDictionary())
 _feeders: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Feeder]" = (
+    weakref.WeakKeyDictionary())
+_pushers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StatsPusher]" = (
     weakref.WeakKeyDictionary())
 
 
@@ -155,4 +210,13 @@ def feeder() -> Feeder:
     found = _feeders.get(loop)
     if found is None:
         found = _feeders[loop] = Feeder()
+    return found
+
+
+def stats_pusher() -> StatsPusher:
+    """This event loop's stats pusher, started on first use."""
+    loop = asyncio.get_running_loop()
+    found = _pushers.get(loop)
+    if found is None:
+        found = _pushers[loop] = StatsPusher()
     return found

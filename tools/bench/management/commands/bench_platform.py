@@ -208,8 +208,7 @@ class Command(BaseCommand):
         text = report.render(results)
         if options["output"] != "-":
             path = Path(options["output"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            report.section_write(path, text)  # other commands' sections stay
             self.log(f"Wrote {path}.")
         if options["json_path"]:
             Path(options["json_path"]).write_text(json.dumps(results, indent=2, default=str))
