@@ -1,6 +1,10 @@
 """python manage.py validator [--once] [--idle 0.05]: validate reported results (BOINC's
 validator daemon).
 
+With Redis it sleeps until a socket process stores results (validation.wakeup), lets
+more gather for a moment, and validates them together: nothing polls, and a lightly
+loaded server validates in batches too. Without Redis it looks every --idle seconds.
+
 The web processes store results and, by default, validate them in a thread of
 their own. `manage.py serve` runs this process instead (its workers start with
 SPARECYCLES_VALIDATE_IN_WEB=false), so validation's CPU stays off the sockets'
@@ -10,10 +14,14 @@ row lock.
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from sparecycles.validation.sweeps import pending_validate
+from sparecycles.validation.wakeup import validation_wait
+
+GATHER_S = 0.25  # after a wake, let the other socket processes' results arrive too
 
 
 class Command(BaseCommand):
@@ -22,7 +30,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="One pass, then exit.")
         parser.add_argument("--idle", type=float, default=0.05,
-                            help="Seconds to wait when nothing is pending (default 0.05).")
+                            help="Without Redis: seconds to wait when nothing is pending "
+                                 "(default 0.05).")
 
     def handle(self, *args, once, idle, **options):
         while True:
@@ -32,4 +41,16 @@ class Command(BaseCommand):
                 return
             if not done:
                 close_old_connections()  # drop a connection the database closed meanwhile
-                time.sleep(idle)
+                self.wait(idle)
+
+    def wait(self, idle: float) -> None:
+        if not settings.REDIS_URL:
+            time.sleep(idle)
+            return
+        try:
+            woken = validation_wait()
+        except Exception:  # Redis away (restarting): look again shortly, as without it
+            time.sleep(max(idle, 1.0))
+            return
+        if woken:
+            time.sleep(GATHER_S)
