@@ -37,7 +37,7 @@ MAX_ASKS = 100  # requests per dispatch transaction
 # long for others before going to the database. Only after a wake (at saturation the next
 # batch has gathered while the last one ran, and goes at once), and never on a clock.
 STORE_GATHER_S = 0.01  # in the ack's path: short
-DISPATCH_GATHER_S = 0.02  # in a request's path
+DISPATCH_GATHER_S = 0.05  # in a request's path (a task runs for seconds)
 VALIDATE_GATHER_S = 0.25  # in no one's path: credit and `stats` come a little later
 
 
