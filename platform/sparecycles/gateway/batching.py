@@ -33,12 +33,12 @@ MAX_VALIDATE = 100  # work units per validation transaction (short: it holds the
 MAX_ASKS = 100  # requests per dispatch transaction
 # A lightly loaded server would run one transaction per frame, each paying the fixed cost
 # of a batch (the candidate window, standings, quotas; validation's locks and grants): a
-# result cost about 4x its price at saturation. So a loop woken by a first item waits this
-# long for others before going to the database. Only after a wake (at saturation the next
-# batch has gathered while the last one ran, and goes at once), and never on a clock.
-STORE_GATHER_S = 0.01  # in the ack's path: short
-DISPATCH_GATHER_S = 0.05  # in a request's path (a task runs for seconds)
-VALIDATE_GATHER_S = 0.25  # in no one's path: credit and `stats` come a little later
+# result cost about 4x its price at saturation. So before each transaction a loop with
+# fewer than ENOUGH items waits this long for others. At saturation the next batch has
+# gathered while the last one ran and goes at once; an idle loop sleeps on its event.
+STORE_GATHER_S, STORE_ENOUGH = 0.01, 16  # in the ack's path: short
+DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.05, 8  # in a request's path (a task runs for seconds)
+VALIDATE_GATHER_S, VALIDATE_ENOUGH = 0.25, 32  # in no one's path: credit comes a little later
 
 
 class Intake:
@@ -62,9 +62,9 @@ class Intake:
         store = database_sync_to_async(_store, thread_sensitive=False)
         while True:
             await self.report_ready.wait()
-            await _gather(self.reports, MAX_BATCH, STORE_GATHER_S)
             self.report_ready.clear()
             while self.reports:
+                await _gather(self.reports, STORE_ENOUGH, STORE_GATHER_S)
                 batch, self.reports = self.reports[:MAX_BATCH], self.reports[MAX_BATCH:]
                 try:
                     stored = await store([report for report, _ in batch])
@@ -85,9 +85,9 @@ class Intake:
         validate = database_sync_to_async(_validate, thread_sensitive=False)
         while True:
             await self.validate_ready.wait()
-            await _gather(self.to_validate, MAX_VALIDATE, VALIDATE_GATHER_S)
             self.validate_ready.clear()
             while self.to_validate:
+                await _gather(self.to_validate, VALIDATE_ENOUGH, VALIDATE_GATHER_S)
                 chunk = sorted(self.to_validate)[:MAX_VALIDATE]
                 self.to_validate.difference_update(chunk)
                 try:
@@ -104,7 +104,8 @@ def _store(reports: list[Report]):
 
 
 async def _gather(pending, enough: int, seconds: float) -> None:
-    """Let a batch gather for `seconds` unless `enough` items wait already."""
+    """Let a batch gather for `seconds` unless `enough` items wait already. `pending` is
+    looked at once: the caller reads its attribute again afterwards."""
     if seconds > 0 and len(pending) < enough:
         await asyncio.sleep(seconds)
 
@@ -132,9 +133,9 @@ class Feeder:
         serve = database_sync_to_async(_serve)
         while True:
             await self.ready.wait()
-            await _gather(self.asks, MAX_ASKS, DISPATCH_GATHER_S)
             self.ready.clear()
             while self.asks:
+                await _gather(self.asks, DISPATCH_ENOUGH, DISPATCH_GATHER_S)
                 batch, rest, seen = [], [], set()
                 for item in self.asks:
                     if len(batch) < MAX_ASKS and item[0].device_id not in seen:

@@ -21,7 +21,8 @@ from django.db import close_old_connections
 from sparecycles.validation.sweeps import pending_validate
 from sparecycles.validation.wakeup import validation_wait
 
-GATHER_S = 0.25  # after a wake, let the other socket processes' results arrive too
+GATHER_S = 0.5  # after a wake, let more results arrive: a pass costs much more than a result
+PASS_LIMIT = 500
 
 
 class Command(BaseCommand):
@@ -35,11 +36,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, once, idle, **options):
         while True:
-            done = pending_validate(older_than_s=0, limit=500, chunk=100)
+            done = pending_validate(older_than_s=0, limit=PASS_LIMIT, chunk=100)
             if once:
                 self.stdout.write(f"validated: {done}")
                 return
-            if not done:
+            if done < PASS_LIMIT:  # caught up: sleep until results come (not at once, which
+                # at light load meant a pass for every result or two, at full cost each)
                 close_old_connections()  # drop a connection the database closed meanwhile
                 self.wait(idle)
 
