@@ -36,7 +36,7 @@ MAX_ASKS = 100  # requests per dispatch transaction
 # result cost about 4x its price at saturation. So before each transaction a loop with
 # fewer than ENOUGH items waits this long for others. At saturation the next batch has
 # gathered while the last one ran and goes at once; an idle loop sleeps on its event.
-STORE_GATHER_S, STORE_ENOUGH = 0.01, 16  # in the ack's path: short
+STORE_GATHER_S, STORE_ENOUGH = 0.02, 16  # in the ack's path: short
 DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.05, 8  # in a request's path (a task runs for seconds)
 VALIDATE_GATHER_S, VALIDATE_ENOUGH = 0.25, 32  # in no one's path: credit comes a little later
 
