@@ -22,6 +22,7 @@ from sparecycles.validation.sweeps import pending_validate
 from sparecycles.validation.wakeup import validation_wait
 
 GATHER_S = 0.5  # after a wake, let more results arrive: a pass costs much more than a result
+ENOUGH = 32  # work units: a pass this big was worth it; the next one goes at once
 PASS_LIMIT = 500
 
 
@@ -40,12 +41,12 @@ class Command(BaseCommand):
             if once:
                 self.stdout.write(f"validated: {done}")
                 return
-            if done < PASS_LIMIT:  # caught up: sleep until results come (not at once, which
-                # at light load meant a pass for every result or two, at full cost each)
+            if done < PASS_LIMIT:  # caught up: sleep until results come; after a small pass
+                # let more gather first (else a light load costs a pass per result or two)
                 close_old_connections()  # drop a connection the database closed meanwhile
-                self.wait(idle)
+                self.wait(idle, gather=done < ENOUGH)
 
-    def wait(self, idle: float) -> None:
+    def wait(self, idle: float, *, gather: bool = True) -> None:
         if not settings.REDIS_URL:
             time.sleep(idle)
             return
@@ -54,5 +55,5 @@ class Command(BaseCommand):
         except Exception:  # Redis away (restarting): look again shortly, as without it
             time.sleep(max(idle, 1.0))
             return
-        if woken:
+        if woken and gather:
             time.sleep(GATHER_S)
