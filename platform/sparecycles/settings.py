@@ -148,7 +148,10 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 else:
     DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "sparecycles.sqlite3"}
+        # Persistent, like PostgreSQL's: each hop to an ORM thread used to open a connection
+        # (and run the PRAGMAs below) and close it again.
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "sparecycles.sqlite3",
+                    "CONN_MAX_AGE": 60}
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({

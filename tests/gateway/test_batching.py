@@ -115,3 +115,46 @@ async def test_one_ask_per_device_per_dispatch_batch(make_batch, make_device, sp
 
 async def test_one_intake_and_one_feeder_per_event_loop():
     assert intake() is intake() and feeder() is feeder()
+
+
+class Socket:
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+
+    async def send_stats(self, frame: dict) -> None:
+        self.frames.append(frame)
+
+
+async def test_stats_of_many_sockets_are_read_together_once_per_interval(
+        make_device, monkeypatch, settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "STATS_THROTTLE_S": 0.3}
+    rounds: list[list[int]] = []
+    real = batching.stats_frames
+
+    def frames_spy(volunteer_ids):
+        rounds.append(list(volunteer_ids))
+        return real(volunteer_ids)
+
+    monkeypatch.setattr(batching, "stats_frames", frames_spy)
+    devices = await database_sync_to_async(lambda: [make_device().device for _ in range(3)])()
+    sockets = [Socket() for _ in devices]
+    pusher = batching.stats_pusher()
+    for socket_, device in zip(sockets, devices, strict=True):
+        pusher.mark(socket_, device.volunteer_id)
+    async with asyncio.timeout(10):
+        while not all(s.frames for s in sockets):
+            await asyncio.sleep(0.01)
+    assert rounds == [sorted(d.volunteer_id for d in devices)]  # one read for all three
+    frame = sockets[0].frames[0]
+    assert set(frame) == {"type", "credit", "credit_micro", "rac", "tokens", "rank"}
+    assert frame["type"] == "stats" and frame["tokens"] == "0"
+    # Marks during the rest interval wait for the next round, several grants one push.
+    for _ in range(5):
+        pusher.mark(sockets[0], devices[0].volunteer_id)
+    pusher.forget(sockets[1])
+    async with asyncio.timeout(10):
+        while len(sockets[0].frames) < 2:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.5)
+    assert len(sockets[0].frames) == 2 and rounds[1] == [devices[0].volunteer_id]
+    assert [len(s.frames) for s in sockets[1:]] == [1, 1]

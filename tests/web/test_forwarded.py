@@ -184,7 +184,17 @@ class Started:
                 self.process.wait()
 
 
-def start_like(how: str, host: str, tmp_path: Path, **env) -> Started:
+def uvicorn_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvicorn") is None
+
+
+SERVERS = ["daphne", pytest.param("uvicorn", marks=pytest.mark.skipif(
+    uvicorn_missing(), reason="uvicorn is not installed"))]
+
+
+def start_like(how: str, host: str, tmp_path: Path, server: str = "daphne", **env) -> Started:
     port = free_port(host)
     server_env = {k: v for k, v in os.environ.items()
                   if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "TRUSTED_PROXIES"}}
@@ -196,9 +206,10 @@ def start_like(how: str, host: str, tmp_path: Path, **env) -> Started:
                    f"PYTHON={sys.executable}"]
     else:
         command = [sys.executable, "manage.py", "serve", "--workers", "1", "--host", host,
-                   "--port", str(port), "--no-housekeeping", "--no-validator"]
+                   "--port", str(port), "--no-housekeeping", "--no-validator",
+                   "--server", server]
     return Started(command, env=server_env, url=f"http://{host}:{port}",
-                   log=tmp_path / f"{how.replace(' ', '-')}-{port}.log")
+                   log=tmp_path / f"{how.replace(' ', '-')}-{server}-{port}.log")
 
 
 def volunteer_socket(server: Started, forwarded_for: str):
@@ -220,13 +231,17 @@ def tasks_for(server: Started, forwarded_for: str) -> list[dict]:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("how", ["make run", "serve"])
-def test_a_spoofed_pair_from_one_host_never_gets_both_replicas(how, make_batch, tmp_path):
+@pytest.mark.parametrize("how,asgi_server", [
+    ("make run", "daphne"), ("serve", "daphne"),
+    pytest.param("serve", "uvicorn", marks=SERVERS[1].marks)])
+def test_a_spoofed_pair_from_one_host_never_gets_both_replicas(how, asgi_server, make_batch,
+                                                               tmp_path):
     host = local_non_loopback_ipv4()
     if host is None:
         pytest.skip("this machine has no non-loopback IPv4 address to serve on")
     [workunit] = make_batch(count=1, min_quorum=2, target_nresults=2).workunits.all()
-    server = start_like(how, host, tmp_path, SPARECYCLES_CONNECTIONS_PER_IP_PER_MIN="3")
+    server = start_like(how, host, tmp_path, server=asgi_server,
+                        SPARECYCLES_CONNECTIONS_PER_IP_PER_MIN="3")
     try:
         first = tasks_for(server, "10.1.1.5")
         second = tasks_for(server, "10.2.2.5")
@@ -238,7 +253,7 @@ def test_a_spoofed_pair_from_one_host_never_gets_both_replicas(how, make_batch, 
                 pass
     finally:
         server.stop()
-    assert refused.value.response.status_code == 403  # daphne's answer to a denied handshake
+    assert refused.value.response.status_code == 403  # the answer to a denied handshake
     # Both sockets are this host's network: one replica, and the second gets none of it.
     assert len(first) == 1 and second == []
     assert Replica.objects.filter(workunit=workunit).exclude(device=None).count() == 1
@@ -248,12 +263,13 @@ def test_a_spoofed_pair_from_one_host_never_gets_both_replicas(how, make_batch, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_forwarded_for_is_believed_from_a_trusted_proxy(make_batch, tmp_path):
+@pytest.mark.parametrize("asgi_server", SERVERS)
+def test_forwarded_for_is_believed_from_a_trusted_proxy(asgi_server, make_batch, tmp_path):
     host = local_non_loopback_ipv4()
     if host is None:
         pytest.skip("this machine has no non-loopback IPv4 address to serve on")
     [workunit] = make_batch(count=1, min_quorum=2, target_nresults=2).workunits.all()
-    server = start_like("serve", host, tmp_path, TRUSTED_PROXIES=host)
+    server = start_like("serve", host, tmp_path, server=asgi_server, TRUSTED_PROXIES=host)
     try:
         first = tasks_for(server, "10.1.1.5")
         second = tasks_for(server, "10.2.2.5")

@@ -1,9 +1,22 @@
-"""docs/performance.md from one bench_platform run (a JSON-able dict)."""
+"""docs/performance.md from one bench_platform run (a JSON-able dict).
+
+The run's report is one section of the file, between BEGIN and END; `section_write`
+replaces only that, so sections other commands write (bench_browser's) stay.
+"""
+
+from pathlib import Path
+
+BEGIN = "<!-- bench_platform: begin -->"
+END = "<!-- bench_platform: end -->"
+OTHER_SECTION = "<!-- bench_"  # another command's section starts here
 
 TARGET_VALIDATED_PER_S = 1000
 TARGET_CONNECTED = 10_000
 TARGET_ACK_P99_MS = 100.0
 TARGET_ACK_AT = 1000
+TARGET_SOCKET_TAX = 0.6  # live results per server CPU-s ÷ the service loop's
+TARGET_LIGHT_LOAD = 0.7  # results per server CPU-s at 25% load ÷ at saturation
+LIGHT_LOAD_FRACTION = 0.25
 
 
 def _n(value, digits: int = 0) -> str:
@@ -77,7 +90,63 @@ def targets(results: dict) -> list[list[str]]:
                        f"**short**: {p99 / TARGET_ACK_P99_MS:.1f}× too slow")
             rows.append([f"p99 ack < {TARGET_ACK_P99_MS:.0f} ms at {TARGET_ACK_AT:,} "
                          f"connected ({mode}, {label})", f"{p99:,.1f} ms{offered}", verdict])
+    rows += efficiency_targets(results)
     return rows
+
+
+def socket_tax(mode: dict) -> tuple[float, float, float] | None:
+    """(live ÷ service loop, best live results per server CPU-s, the loop's per CPU-s)."""
+    loop = (mode.get("ceiling") or {}).get("per_cpu_s")
+    live = max((p.get("per_cpu_s") or 0 for s in mode.get("sizes", []) for p in s["phases"]
+                if p["name"] == "saturated"), default=0)
+    if not loop or not live:
+        return None
+    return live / loop, live, loop
+
+
+def light_load(mode: dict) -> tuple[float, dict, dict] | None:
+    """(per CPU-s at 25% ÷ at saturation, the paced phase, the saturated phase) at the
+    size where the paced runs were measured."""
+    for size in mode.get("sizes", []):
+        saturated = _phase(size, "saturated")
+        paced = next((p for p in size["phases"] if p["name"] == "paced"
+                      and abs((p.get("fraction") or 0) - LIGHT_LOAD_FRACTION) < 1e-6), None)
+        if saturated and paced and saturated.get("per_cpu_s"):
+            return paced["per_cpu_s"] / saturated["per_cpu_s"], paced, saturated
+    return None
+
+
+def efficiency_targets(results: dict) -> list[list[str]]:
+    """Socket tax and light-load efficiency (issue 21), each mode."""
+    rows = []
+    for mode in (m for m in results["modes"] if not m.get("skipped")):
+        name = mode["mode"]
+        label = (f"socket tax ≥ {TARGET_SOCKET_TAX} ({name}: live results per server CPU-s "
+                 "÷ the service loop's)")
+        tax = socket_tax(mode)
+        if tax is None:
+            rows.append([label, "not measured", "—"])
+        else:
+            ratio, live, loop = tax
+            rows.append([label, f"{ratio:.2f} ({live:,.0f} ÷ {loop:,.0f})", _verdict(
+                ratio, TARGET_SOCKET_TAX)])
+        label = (f"light-load efficiency ≥ {TARGET_LIGHT_LOAD} ({name}: results per server "
+                 f"CPU-s at {LIGHT_LOAD_FRACTION:.0%} load ÷ at saturation)")
+        light = light_load(mode)
+        if light is None:
+            rows.append([label, "not measured", "—"])
+        else:
+            ratio, paced, saturated = light
+            rows.append([label, f"{ratio:.2f} ({paced['per_cpu_s']:,.0f} ÷ "
+                                f"{saturated['per_cpu_s']:,.0f}, {paced['connected']:,} "
+                                "connected)", _verdict(ratio, TARGET_LIGHT_LOAD)])
+    return rows
+
+
+def _verdict(got: float, target: float) -> str:
+    if got >= target:
+        return "**met**"
+    return f"**short by {target - got:.2f}** ({got / target:.0%} of the target)"
 
 
 def render(results: dict) -> str:
@@ -250,6 +319,7 @@ def render(results: dict) -> str:
             "counts two round trips per result (about one request per result plus the result "
             "itself), so 1.0 would mean the live server is as fast as an echo.", ""]
 
+    out += _servers_section(live_modes)
     out += _diagnosis(live_modes)
     out += _profile_section(live_modes)
 
@@ -291,6 +361,52 @@ def _plan_cost(plan: str) -> str:
     return ", ".join(parts) + (" for one dispatch" if parts else "")
 
 
+def _servers_section(modes: list[dict]) -> list[str]:
+    """Scale-out's live runs under each ASGI server, in the same world (bench --servers)."""
+    out: list[str] = []
+    for mode in modes:
+        alternatives = mode.get("alternatives") or []
+        if not alternatives:
+            continue
+        rows = []
+        for run in [{**mode, "server": mode.get("server", "daphne")}, *alternatives]:
+            probe = {**run, "ceiling": mode.get("ceiling")}
+            tax, light = socket_tax(probe), light_load(probe)
+            for size in run.get("sizes", []):
+                saturated = _phase(size, "saturated")
+                paced = next((p for p in size["phases"] if p["name"] == "paced"
+                              and abs((p.get("fraction") or 0) - LIGHT_LOAD_FRACTION) < 1e-6),
+                             None)
+                if saturated is None or size["size"] not in {
+                        s["size"] for a in alternatives for s in a.get("sizes", [])}:
+                    continue
+                rows.append([run["server"], f"{size['size']:,}",
+                             _n(saturated["accepted_per_s"]), _n(saturated["per_cpu_s"]),
+                             f"{saturated['server_cores']:.2f}",
+                             _ms(paced["ack"]) if paced else "—",
+                             _n(paced["per_cpu_s"]) if paced else "—",
+                             f"{tax[0]:.2f}" if tax else "—",
+                             f"{light[0]:.2f}" if light and paced else "—"])
+        out += [f"## ASGI servers compared ({mode['mode']})", ""]
+        out += _table(["server", "connected", "saturated accepted/s",
+                       "results per server CPU-s", "server CPU",
+                       f"ack p50 / p99 ms at {LIGHT_LOAD_FRACTION:.0%} load",
+                       f"results per CPU-s at {LIGHT_LOAD_FRACTION:.0%}", "socket tax",
+                       "light-load efficiency"], rows)
+        out += ["", "The same world (database, backlog, ceilings) served in turn by "
+                "`manage.py serve --server NAME`, one after the other: the socket tax divides "
+                "each server's best saturated results per CPU-second by the same service loop's. "
+                "Only the sizes every server ran are listed.", ""]
+    return out
+
+
+def _origins(live: dict, top: int = 4) -> str:
+    """The live server's queries per accepted result, by the function that issued them."""
+    rows = sorted(live.get("by_origin") or [], key=lambda r: -r["queries"])[:top]
+    return ", ".join(f"`{r['origin'].removeprefix('sparecycles/')}` "
+                     f"{r['queries'] / live['accepted']:.2f}" for r in rows) or "—"
+
+
 def _saturated(mode: dict) -> list[dict]:
     return [p for s in mode["sizes"] for p in s["phases"] if p["name"] == "saturated"]
 
@@ -316,10 +432,8 @@ def _diagnosis(modes: list[dict]) -> list[str]:
             if best["per_cpu_s"] < 0.7 * ceiling["per_cpu_s"]:
                 extra = (f" The profiled live server made {live['queries'] / live['accepted']:.1f}"
                          f" queries per result against the loop's "
-                         f"{profile['queries_per_result']:.1f}: the `stats` pushes (at most one "
-                         "per device every 2 s: rank, credit, tokens — `credit/selectors.py:"
-                         "rank_of`, `ledger/selectors.py:volunteer_balance_micro`) and the "
-                         "small dispatch batches of a lightly loaded server."
+                         f"{profile['queries_per_result']:.1f}; per result, by who asked: "
+                         + _origins(live) + "."
                          if live and live.get("accepted") and profile else "")
                 found.append(
                     f"**{name}: the live server spends "
@@ -327,6 +441,20 @@ def _diagnosis(modes: list[dict]) -> list[str]:
                     f"result of the in-process service loop** ({best['per_cpu_s']:,.0f} vs "
                     f"{ceiling['per_cpu_s']:,.0f} results per CPU-second): the socket, "
                     "JSON, the event loop and the hop to the ORM thread for each frame." + extra)
+        light = light_load(mode)
+        if light and light[0] < TARGET_LIGHT_LOAD:
+            ratio, paced, saturated = light
+            found.append(
+                f"**{name}: a result at {LIGHT_LOAD_FRACTION:.0%} load costs "
+                f"{1 / max(ratio, 1e-9):.1f}× its CPU at saturation** "
+                f"({paced['per_cpu_s']:,.0f} vs {saturated['per_cpu_s']:,.0f} results per "
+                f"server CPU-second, {paced['server_cores']:.2f} vs "
+                f"{saturated['server_cores']:.2f} cores): each transaction has a fixed cost "
+                "(dispatch's candidate window, standings, pair meetings and quotas; "
+                "validation's locks, grants and badges) that a saturated server shares among "
+                "dozens of frames and a light one among a few, even after the brief gathering "
+                "`gateway/batching.py` does after each wake; paced volunteers also ask for one "
+                "task per result.")
         by_size = {p["connected"]: p for p in phases if p["per_cpu_s"]}
         if len(by_size) >= 2:
             low, high = min(by_size), max(by_size)
@@ -442,3 +570,23 @@ def _profile_section(modes: list[dict]) -> list[str]:
                     p["plan"]["plan"], "```", "", "</details>"]
         out.append("")
     return out
+
+
+def section_write(path: Path, text: str) -> None:
+    """Put `text` between BEGIN and END in the file at `path`, leaving the rest as it was.
+
+    A file without our markers (written before they existed) has our report at the top:
+    it is replaced up to the first other command's section."""
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old.split(BEGIN, 1)[1]:
+        before, rest = old.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        new = before + section + ("\n" + after if after else "")
+    elif OTHER_SECTION in old:
+        after = old[old.index(OTHER_SECTION):]
+        new = section + "\n" + after
+    else:
+        new = section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)

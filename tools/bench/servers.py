@@ -232,7 +232,8 @@ class Server:
         return procs.children(self.process.pid)
 
     def daphne_pids(self) -> list[int]:
-        return [pid for pid in self.pids() if "daphne" in procs.cmdline(pid)]
+        return [pid for pid in self.pids()
+                if any(name in procs.cmdline(pid) for name in ("daphne", "uvicorn"))]
 
     def usage(self) -> procs.Usage:
         return procs.total(self.pids())
@@ -283,7 +284,8 @@ def _wait_ready(server: Server, *, workers: int) -> Server:
 
 
 def server_start(world: World, *, workers: int = 1, app: str = PRODUCT_APP,
-                 port: int | None = None, env: dict[str, str] | None = None) -> Server:
+                 port: int | None = None, env: dict[str, str] | None = None,
+                 asgi_server: str = "daphne") -> Server:
     """`workers` daphne processes serving `world` (the product, or another ASGI `app`, e.g.
     the echo baseline); `port` to restart a server where its clients expect it.
 
@@ -301,7 +303,7 @@ def server_start(world: World, *, workers: int = 1, app: str = PRODUCT_APP,
         if world.mode != SCALE_OUT:
             raise BenchError("Several workers need a Redis channel layer (redis_url).")
         command = [sys.executable, "manage.py", "serve", "--workers", str(workers),
-                   "--port", str(port)]
+                   "--port", str(port), "--server", asgi_server]
     else:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from sparecycles.projects.models import Project
@@ -178,6 +178,31 @@ def volunteer_stats(*, volunteer_id: int) -> dict:
         "rac": round(totals.rac, 6),
         "rank": rank_of(row) if row is not None and row.credit_micro > 0 else None,
     }
+
+
+def volunteers_stats(volunteer_ids: list[int]) -> dict[int, dict]:
+    """`volunteer_stats` for many volunteers in one query: each rank is two correlated
+    index-only counts (as `rank_of`), so a socket process refreshes every device's `stats`
+    in one round trip instead of three per device."""
+    ahead = VolunteerCredit.objects.filter(credit_micro__gt=OuterRef("credit_micro"))
+    level = VolunteerCredit.objects.filter(credit_micro=OuterRef("credit_micro"),
+                                           pk__lt=OuterRef("pk"))
+    rows = (VolunteerCredit.objects.filter(pk__in=volunteer_ids)
+            .annotate(ahead=_count(ahead), level=_count(level)))
+    now = time.time()
+    found = {}
+    for row in rows:
+        totals = totals_of(row, now=now)
+        found[row.pk] = {"credit": totals.credit, "credit_micro": totals.credit_micro,
+                         "rac": round(totals.rac, 6),
+                         "rank": row.ahead + row.level + 1 if row.credit_micro > 0 else None}
+    empty = {"credit": 0.0, "credit_micro": 0, "rac": 0.0, "rank": None}
+    return {pk: found.get(pk, empty) for pk in volunteer_ids}
+
+
+def _count(qs: QuerySet) -> Subquery:
+    return Subquery(qs.order_by().values(n=Func(F("pk"), function="COUNT")),
+                    output_field=IntegerField())
 
 
 # --- totals of one owner ----------------------------------------------------------------

@@ -1,16 +1,14 @@
 """The volunteer WebSocket (PROTOCOL.md v1). Thin: parse, call a service, answer."""
 
-import asyncio
 import json
 import logging
-import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from sparecycles.credit.selectors import volunteer_stats, volunteer_totals
+from sparecycles.credit.selectors import volunteer_totals
 from sparecycles.events import device_group
 from sparecycles.ledger.selectors import volunteer_tokens
 from sparecycles.scheduler import services as scheduler
@@ -46,8 +44,6 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.device = None
-        self.stats_sent = -1e9
-        self.stats_due: asyncio.Task | None = None
         self.violations = 0
         self.sent_task_ids: set[str] = set()
         self.limits = settings.SPARECYCLES
@@ -65,8 +61,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "stats_due", None) is not None:
-            self.stats_due.cancel()
+        batching.stats_pusher().forget(self)
         if getattr(self, "admitted", False):
             self.admitted = False
             await ratelimit.connection_release(self.address, self.admission)
@@ -205,26 +200,14 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     # --- channel-layer events ------------------------------------------------
     async def stats_changed(self, event: dict) -> None:
-        """Credit was granted to this device's volunteer: push PROTOCOL.md's `stats`.
+        """Credit was granted to this device's volunteer: push PROTOCOL.md's `stats`, at
+        most once per throttle interval, covering every grant meanwhile (a fast device
+        earns many per second). The process's pusher reads all its sockets' stats at once."""
+        if self.device is not None:
+            batching.stats_pusher().mark(self, self.device.volunteer_id)
 
-        At once if none went out lately, else once at the end of the throttle interval,
-        covering every grant meanwhile (a fast device earns many per second)."""
-        if self.device is None or self.stats_due is not None:
-            return
-        wait = self.stats_sent + self.limits["STATS_THROTTLE_S"] - time.monotonic()
-        if wait <= 0:
-            await self._send_stats()
-        else:
-            self.stats_due = asyncio.create_task(self._send_stats_later(wait))
-
-    async def _send_stats_later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        self.stats_due = None
-        await self._send_stats()
-
-    async def _send_stats(self) -> None:
-        self.stats_sent = time.monotonic()
-        await self.send_json(await database_sync_to_async(_stats)(self.device.volunteer_id))
+    async def send_stats(self, frame: dict) -> None:
+        await self.send_json(frame)
 
     async def tasks_cancel(self, event: dict) -> None:
         # Sent even for tasks handed out on an earlier connection: the client may still hold them.
@@ -233,9 +216,4 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, content: dict) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
-
-
-def _stats(volunteer_id: int) -> dict[str, Any]:
-    return {"type": "stats", **volunteer_stats(volunteer_id=volunteer_id),
-            "tokens": volunteer_tokens(volunteer_id)}
 

@@ -105,7 +105,20 @@ class FrameError(Exception):
 
 
 def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
-    """Parse one text frame into a message, or raise FrameError with a readable message."""
+    """Parse one text frame into a message, or raise FrameError with a readable message.
+
+    Validated once, straight from the text (pydantic's JSON parser); a frame it refuses
+    goes through the step-by-step path below, which says what is wrong with it."""
+    try:
+        message = _client_adapter.validate_json(text)
+    except (ValidationError, RecursionError, ValueError):
+        return _parse_slowly(text)
+    if isinstance(message, Result):
+        _output_check(message)
+    return message
+
+
+def _parse_slowly(text: str) -> Hello | Request | Result | Progress | Ping:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
@@ -125,11 +138,15 @@ def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
     except (ValidationError, RecursionError) as exc:
         raise FrameError("invalid", f"Invalid {kind!r} frame: {_describe(exc)}") from None
     if isinstance(message, Result):
-        problem = output_problem(message.output)
-        if problem:
-            raise FrameError("invalid", f"Invalid 'result' frame: output: {problem}",
-                             task_id=message.task_id)
+        _output_check(message)
     return message
+
+
+def _output_check(message: Result) -> None:
+    problem = output_problem(message.output)
+    if problem:
+        raise FrameError("invalid", f"Invalid 'result' frame: output: {problem}",
+                         task_id=message.task_id)
 
 
 def _describe(exc: Exception) -> str:

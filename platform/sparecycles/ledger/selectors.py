@@ -38,6 +38,13 @@ def volunteer_balance_micro(volunteer: Volunteer | int) -> int:
     return balance or 0
 
 
+def volunteers_balance_micro(volunteer_ids: list[int]) -> dict[int, int]:
+    """`volunteer_balance_micro` for many volunteers, in one query."""
+    codes = {Account.volunteer_code(pk): pk for pk in volunteer_ids}
+    found = dict(Account.objects.filter(code__in=codes).values_list("code", "balance_micro"))
+    return {pk: found.get(code) or 0 for code, pk in codes.items()}
+
+
 def sealed_grant_ids():
     """The credit grants an epoch already counted (a query, for use in a filter): they
     stay with the volunteer they were paid to, so the journal still verifies."""

@@ -35,6 +35,40 @@ def _results(validated: float, connected: int, paced_p99: float) -> dict:
         {"size": 1000, "phases": [phase, paced]}]}]}
 
 
+def test_the_report_replaces_only_its_own_section(tmp_path):
+    path = tmp_path / "performance.md"
+    browser = "<!-- bench_browser: begin -->\n## Browser\nnumbers\n<!-- bench_browser: end -->\n"
+    # A file from before the markers: the old report is replaced, the browser's section stays.
+    path.write_text("# Performance\nold numbers\n\n" + browser + "\nnotes after\n")
+    report.section_write(path, "# Performance\nnew numbers\n")
+    text = path.read_text()
+    assert "old numbers" not in text and "new numbers" in text
+    assert browser in text and text.endswith("notes after\n")
+    assert text.startswith(report.BEGIN)
+    # Once marked, only what is between our markers changes, wherever it sits.
+    path.write_text("intro\n" + text)
+    report.section_write(path, "# Performance\nnewer\n")
+    again = path.read_text()
+    assert again.startswith("intro\n" + report.BEGIN) and "new numbers" not in again
+    assert "newer" in again and browser in again and again.endswith("notes after\n")
+    fresh = tmp_path / "none.md"
+    report.section_write(fresh, "# Performance\n")
+    assert fresh.read_text() == f"{report.BEGIN}\n# Performance\n{report.END}\n"
+
+
+def test_socket_tax_and_light_load_efficiency_are_targets():
+    saturated = {"name": "saturated", "connected": 1000, "per_cpu_s": 400.0,
+                 "validated_per_s": 300.0, "accepted_per_s": 300.0,
+                 "ack": {"n": 5, "p50_ms": 10.0, "p99_ms": 400.0}}
+    paced = {**saturated, "name": "paced", "fraction": 0.25, "per_cpu_s": 200.0}
+    results = {"modes": [{"mode": "embedded", "ceiling": {"per_cpu_s": 500.0},
+                          "sizes": [{"size": 1000, "phases": [saturated, paced]}]}]}
+    verdicts = {row[0].split(" (")[0]: (row[1], row[2]) for row in report.targets(results)}
+    assert verdicts["socket tax ≥ 0.6"] == ("0.80 (400 ÷ 500)", "**met**")
+    assert verdicts["light-load efficiency ≥ 0.7"] == (
+        "0.50 (200 ÷ 400, 1,000 connected)", "**short by 0.20** (71% of the target)")
+
+
 def test_targets_say_met_or_by_how_much_they_fall_short():
     rows = report.targets(_results(validated=250.0, connected=1000, paced_p99=40.0))
     verdicts = {row[0]: row[2] for row in rows}
@@ -62,7 +96,9 @@ def test_the_command_runs_end_to_end_and_writes_the_report(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
     assert done.returncode == 0, done.stderr[-4000:]
     text = output.read_text()
-    assert text in done.stdout  # printed as written
+    assert text.startswith(report.BEGIN) and text.rstrip().endswith(report.END)
+    inner = text.split(report.BEGIN + "\n", 1)[1].rsplit("\n" + report.END, 1)[0]
+    assert inner in done.stdout  # printed as written
     for heading in ("## Targets", "## Throughput and latency (saturated)",
                     "## Latency below saturation (paced)", "## Cost of connected volunteers",
                     "## Ceilings and ratios", "## Where the time goes", "## Integrity"):

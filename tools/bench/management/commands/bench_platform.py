@@ -13,6 +13,7 @@ PostgreSQL server of --postgres-url and a key prefix of its own on the Redis of
 
 import asyncio
 import datetime as dt
+import importlib.util
 import json
 import os
 import resource
@@ -29,6 +30,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from sparecycles.gateway.management.commands.serve import SERVERS as SERVE_SERVERS
 from tools.bench import live, procs, report
 from tools.bench.servers import (
     EMBEDDED,
@@ -128,6 +130,12 @@ class Command(BaseCommand):
         parser.add_argument("--paced", default="0.25,0.5", metavar="FRACTIONS",
                             help="Offered loads of the paced runs, as fractions of the "
                                  "saturated rate. Default: %(default)s.")
+        parser.add_argument("--servers", default="daphne,uvicorn",
+                            help="ASGI servers to run scale-out's live runs under, in the same "
+                                 "world (`manage.py serve --server`); the first also gets "
+                                 "the idle and 10,000-connection runs, the others the sizes up "
+                                 "to --paced-at. Ones not installed are skipped. "
+                                 "Default: %(default)s.")
         parser.add_argument("--no-echo", action="store_true", help="Skip the bare-echo baseline.")
         parser.add_argument("--no-profile", action="store_true", help="Skip the profile.")
         parser.add_argument("--postgres-url", default=_default_postgres_url(),
@@ -166,6 +174,17 @@ class Command(BaseCommand):
                                "0.25,0.5.") from None
         if any(not 0 < f < 1 for f in paced):
             raise CommandError("--paced fractions must be between 0 and 1.")
+        notes: list[str] = []
+        servers = []
+        for name in (n.strip() for n in options["servers"].split(",") if n.strip()):
+            if name not in SERVE_SERVERS:
+                raise CommandError(f"--servers: {name!r} is not one of "
+                                   f"{', '.join(sorted(SERVE_SERVERS))}.")
+            if importlib.util.find_spec(name) is None:
+                notes.append(f"Scale-out not measured under {name}: it is not installed.")
+                continue
+            servers.append(name)
+        servers = servers or ["daphne"]
         if active < 1 or workers < 1:
             raise CommandError("--active and --workers must be at least 1.")
         for url in (options["postgres_url"], options["redis_url"]):
@@ -174,7 +193,6 @@ class Command(BaseCommand):
                 raise CommandError(f"{url}: the benchmark only uses services on this machine "
                                    f"(127.0.0.1).")
 
-        notes: list[str] = []
         fd_limit = _raise_fd_limit()
         fit = [s for s in sizes if s * FDS_PER_CONNECTION + FD_HEADROOM <= fd_limit]
         if fit != sizes:
@@ -202,14 +220,14 @@ class Command(BaseCommand):
                 paced_at=options["paced_at"], paced=paced, idle_probe=options["idle_probe"],
                 echo=not options["no_echo"],
                 profile=not options["no_profile"], postgres_url=options["postgres_url"],
-                redis_url=options["redis_url"], quick=quick))
+                redis_url=options["redis_url"], quick=quick,
+                servers=servers if mode == SCALE_OUT else ["daphne"]))
         results["load"]["end"] = list(procs.load_average())
         results["duration_s"] = round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1)
         text = report.render(results)
         if options["output"] != "-":
             path = Path(options["output"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            report.section_write(path, text)  # other commands' sections stay
             self.log(f"Wrote {path}.")
         if options["json_path"]:
             Path(options["json_path"]).write_text(json.dumps(results, indent=2, default=str))
@@ -223,9 +241,10 @@ class Command(BaseCommand):
     def mode_run(self, mode: str, *, sizes: list[int], active: int, window: float,
                  warmup: float, backlog: int, ceiling_s: float, workers: int, paced_at: int,
                  paced: list[float], idle_probe: float, echo: bool, profile: bool,
-                 postgres_url: str, redis_url: str, quick: bool) -> dict:
+                 postgres_url: str, redis_url: str, quick: bool,
+                 servers: list[str]) -> dict:
         self.log(f"\n== {mode}")
-        data: dict = {"mode": mode, "workers": workers, "sizes": []}
+        data: dict = {"mode": mode, "workers": workers, "sizes": [], "server": servers[0]}
         try:
             scale_out = mode == SCALE_OUT
             world = world_create(tag=f"{os.getpid()}-{mode}",
@@ -264,7 +283,19 @@ class Command(BaseCommand):
             data.update(self.live_runs(world, sizes=sizes, active=active, window=window,
                                        warmup=warmup, backlog=backlog, workers=workers,
                                        paced_at=paced_at, paced=paced,
-                                       idle_probe=idle_probe))
+                                       idle_probe=idle_probe, server=servers[0]))
+            # The same world, the same ceilings, another ASGI server: which serves cheaper.
+            others = [s for s in sizes if s <= max(paced_at, min(sizes))]
+            for other in servers[1:]:
+                self.log(f"  under {other}:")
+                try:
+                    data.setdefault("alternatives", []).append({"server": other, **self.live_runs(
+                        world, sizes=others, active=active, window=window, warmup=warmup,
+                        backlog=backlog, workers=workers, paced_at=paced_at, paced=paced,
+                        idle_probe=idle_probe, server=other)})
+                except Exception as exc:
+                    self.log(f"  {other} failed: {type(exc).__name__}: {exc}")
+                    data.setdefault("problems", []).append(f"{other} failed: {exc}")
         except Exception as exc:  # one mode failing must not lose the other's numbers
             self.log(f"  failed: {type(exc).__name__}: {exc}")
             data["skipped"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -354,10 +385,10 @@ class Command(BaseCommand):
 
     def live_runs(self, world: World, *, sizes: list[int], active: int, window: float,
                   warmup: float, backlog: int, workers: int, paced_at: int,
-                  paced: list[float], idle_probe: float) -> dict:
+                  paced: list[float], idle_probe: float, server: str = "daphne") -> dict:
         loaded = world.worker("work", "--open-units", str(backlog))
         open_units = loaded["open_before"] + loaded["added"]
-        server = server_start(world, workers=workers)
+        server = server_start(world, workers=workers, asgi_server=server)
         runs: list[dict] = []
         acked: set[str] = set()
         fastest = 0.0

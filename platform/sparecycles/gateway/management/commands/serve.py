@@ -29,6 +29,12 @@ from sparecycles.secret_key import serving_refusal
 
 # No --proxy-headers: daphne would believe X-Forwarded-For from anyone (see above).
 DAPHNE_FLAGS = ["--websocket-max-message-size", "1048576"]
+# uvicorn (optional: `pip install uvicorn[standard]`), the same rules: frames over 1 MiB
+# close with 1009, forwarded headers are the app's business (--no-proxy-headers).
+UVICORN_FLAGS = ["--ws-max-size", "1048576", "--no-proxy-headers", "--lifespan", "off",
+                 "--no-access-log", "--log-level", "warning"]
+SERVERS = {"daphne": ["-m", "daphne", *DAPHNE_FLAGS],
+           "uvicorn": ["-m", "uvicorn", *UVICORN_FLAGS]}
 
 
 class Command(BaseCommand):
@@ -38,14 +44,24 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--server", choices=sorted(SERVERS), default="daphne",
+                            help="The ASGI server each worker runs (default daphne; "
+                                 "docs/performance.md compares them).")
         parser.add_argument("--no-housekeeping", action="store_true",
                             help="Don't start the housekeeping process.")
         parser.add_argument("--no-validator", action="store_true",
                             help="Validate in the workers instead of a validator process.")
 
-    def handle(self, *args, workers, host, port, no_housekeeping, no_validator, **options):
+    def handle(self, *args, workers, host, port, server, no_housekeeping, no_validator,
+               **options):
         if workers < 1:
             raise CommandError("--workers must be at least 1.")
+        if server != "daphne":
+            try:
+                __import__(server)
+            except ImportError:
+                raise CommandError(f"--server {server}: install it first "
+                                   f"(pip install {server}).") from None
         refusal = serving_refusal(debug=settings.DEBUG)
         if refusal:  # the workers would each refuse; say it once, before binding anything
             raise CommandError(f"Spare Cycles cannot start: {refusal}")
@@ -68,7 +84,7 @@ class Command(BaseCommand):
                "SPARECYCLES_VALIDATE_IN_WEB": "true" if no_validator else "false"}
         def start_worker() -> subprocess.Popen:
             return subprocess.Popen(
-                [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), *DAPHNE_FLAGS,
+                [sys.executable, *SERVERS[server], "--fd", str(listener.fileno()),
                  "sparecycles.asgi:application"],
                 env=env, pass_fds=[listener.fileno()], cwd=settings.BASE_DIR)
 
@@ -89,7 +105,7 @@ class Command(BaseCommand):
             children.append((start_validator(), start_validator))
         extras = [name for name, off in (("housekeeping", no_housekeeping),
                                          ("a validator", no_validator)) if not off]
-        self.stdout.write(f"Serving http://{host}:{port}/ with {workers} daphne workers"
+        self.stdout.write(f"Serving http://{host}:{port}/ with {workers} {server} workers"
                           f"{' and ' + ' and '.join(extras) if extras else ''} (Ctrl-C stops).")
         self.stdout.flush()
         stopping = False

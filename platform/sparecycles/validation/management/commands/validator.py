@@ -1,6 +1,10 @@
 """python manage.py validator [--once] [--idle 0.05]: validate reported results (BOINC's
 validator daemon).
 
+With Redis it sleeps until a socket process stores results (validation.wakeup), lets
+more gather for a moment, and validates them together: nothing polls, and a lightly
+loaded server validates in batches too. Without Redis it looks every --idle seconds.
+
 The web processes store results and, by default, validate them in a thread of
 their own. `manage.py serve` runs this process instead (its workers start with
 SPARECYCLES_VALIDATE_IN_WEB=false), so validation's CPU stays off the sockets'
@@ -10,10 +14,16 @@ row lock.
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from sparecycles.validation.sweeps import pending_validate
+from sparecycles.validation.wakeup import validation_wait
+
+GATHER_S = 0.5  # after a wake, let more results arrive: a pass costs much more than a result
+ENOUGH = 32  # work units: a pass this big was worth it; the next one goes at once
+PASS_LIMIT = 500
 
 
 class Command(BaseCommand):
@@ -22,14 +32,28 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="One pass, then exit.")
         parser.add_argument("--idle", type=float, default=0.05,
-                            help="Seconds to wait when nothing is pending (default 0.05).")
+                            help="Without Redis: seconds to wait when nothing is pending "
+                                 "(default 0.05).")
 
     def handle(self, *args, once, idle, **options):
         while True:
-            done = pending_validate(older_than_s=0, limit=500, chunk=100)
+            done = pending_validate(older_than_s=0, limit=PASS_LIMIT, chunk=100)
             if once:
                 self.stdout.write(f"validated: {done}")
                 return
-            if not done:
+            if done < PASS_LIMIT:  # caught up: sleep until results come; after a small pass
+                # let more gather first (else a light load costs a pass per result or two)
                 close_old_connections()  # drop a connection the database closed meanwhile
-                time.sleep(idle)
+                self.wait(idle, gather=done < ENOUGH)
+
+    def wait(self, idle: float, *, gather: bool = True) -> None:
+        if not settings.REDIS_URL:
+            time.sleep(idle)
+            return
+        try:
+            woken = validation_wait()
+        except Exception:  # Redis away (restarting): look again shortly, as without it
+            time.sleep(max(idle, 1.0))
+            return
+        if woken and gather:
+            time.sleep(GATHER_S)
