@@ -514,6 +514,24 @@ def test_password_reset_mail_is_throttled_per_recipient(client, member, mailoutb
     assert len(mailoutbox) == 3
 
 
+@pytest.mark.parametrize("host", ["compute.example-usercontent.org", "spare.example.org"])
+def test_reset_and_verification_links_point_at_site_origin_whatever_the_host_header(
+        client, member, mailoutbox, settings, host):
+    """Red team: the reset link took its domain from the request's Host header, which any
+    host in ALLOWED_HOSTS passes (the compute origin's host is one in production): a
+    forged Host made the reset link of a victim's mail point at another origin."""
+    settings.SITE_ORIGIN = "https://spare.example.org"
+    settings.ALLOWED_HOSTS = ["spare.example.org", "compute.example-usercontent.org"]
+    _verified(member, "ada@example.org")
+    client.post("/accounts/password/reset/", {"email": "ada@example.org"}, HTTP_HOST=host)
+    client.force_login(member.user)
+    client.post("/me/account/email/", {"email": "new@example.org"}, HTTP_HOST=host)
+    assert len(mailoutbox) == 2
+    for message in mailoutbox:
+        links = re.findall(r"\w+://[^/\s]+/", message.body)
+        assert links == ["https://spare.example.org/"], message.body
+
+
 def test_forged_reset_links_do_not_work(client, member):
     from django.utils.encoding import force_bytes
     from django.utils.http import urlsafe_base64_encode
