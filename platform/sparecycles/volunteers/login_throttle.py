@@ -78,8 +78,8 @@ def _idents(address: str | None, username: str | None) -> list[tuple[str, str, i
     found = []
     if (user_ident := _username_ident(username)) and per_username:
         found.append(("username", user_ident, per_username))
-    if (address_ident := address_ident(address)) and per_address:
-        found.append(("address", address_ident, per_address))
+    if (place := address_ident(address)) and per_address:
+        found.append(("address", place, per_address))
     return found
 
 
