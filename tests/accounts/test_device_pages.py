@@ -115,6 +115,7 @@ def test_settings_need_a_login(client):
     ({"scheduleFrom": "25:00"}, "scheduleFrom"),
     ({"scheduleTo": "7am"}, "scheduleTo"),
     ({"scheduleTo": "<script>"}, "scheduleTo"),
+    ({"scheduleTo": "07:00\n"}, "scheduleTo"),  # red team: "$" matched before a final newline
     ({"batteryHoldMin": 61}, "batteryHoldMin"),
     ({"pauseUntil": -1}, "pauseUntil"),
     ({"pauseUntil": 10**20}, "pauseUntil"),
