@@ -172,7 +172,7 @@ def account(request: HttpRequest) -> HttpResponse:
 def email_change(request: HttpRequest) -> HttpResponse:
     """Set, change or remove the account's email; a new address gets a verification link."""
     volunteer = membership.volunteer_for_user(user=request.user)
-    form = EmailForm(request.POST)
+    form = EmailForm(request.POST, request=request)
     if not form.is_valid():
         return _account_page(request, volunteer, email_form=form)
     if services.account_email_change(user=request.user, email=form.cleaned_data["email"]):
