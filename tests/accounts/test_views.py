@@ -452,13 +452,15 @@ def test_changing_the_email_unverifies_and_sends_a_new_link(member_client, membe
 
     member_client.post("/me/account/email/", {"email": "ada@example.org", "password": PASSWORD})
     volunteer_email_verified(volunteer=member, email="ada@example.org")
-    response = member_client.post("/me/account/email/", {"email": "new@example.org", "password": PASSWORD},
+    response = member_client.post("/me/account/email/",
+                                  {"email": "new@example.org", "password": PASSWORD},
                                   follow=True)
     assert any("new@example.org" in m for m in messages_of(response))
     member.refresh_from_db()
     assert member.email_verified_at is None and member.user.email == "new@example.org"
     assert mailoutbox[-1].to == ["new@example.org"]
-    response = member_client.post("/me/account/email/", {"email": "bad address", "password": PASSWORD})
+    response = member_client.post("/me/account/email/",
+                                  {"email": "bad address", "password": PASSWORD})
     assert response.status_code == 200 and response.context["email_form"].errors["email"]
     member_client.post("/me/account/email/resend/")
     assert len(mailoutbox) == 3
@@ -525,7 +527,8 @@ def test_reset_and_verification_links_point_at_site_origin_whatever_the_host_hea
     _verified(member, "ada@example.org")
     client.post("/accounts/password/reset/", {"email": "ada@example.org"}, HTTP_HOST=host)
     client.force_login(member.user)
-    client.post("/me/account/email/", {"email": "new@example.org", "password": PASSWORD}, HTTP_HOST=host)
+    client.post("/me/account/email/", {"email": "new@example.org", "password": PASSWORD},
+                HTTP_HOST=host)
     assert len(mailoutbox) == 2
     for message in mailoutbox:
         links = re.findall(r"\w+://[^/\s]+/", message.body)
