@@ -11,6 +11,7 @@
   "use strict";
   const BACKOFF_FIRST_MS = 1_000;
   const BACKOFF_CAP_MS = 30_000;
+  const TRAILING_REFRESH_MS = 2_500;
 
   class LiveFeed {
     constructor(path, regions) {
@@ -45,7 +46,13 @@
         } catch {
           return;
         }
-        if (message && message.type === "changed") this.refresh();
+        if (message && message.type === "changed") {
+          this.refresh();
+          // Once more after the changes stop: the server shares each part among viewers
+          // for a second, so the fetch right after a change may get the one before it.
+          clearTimeout(this.trailing);
+          this.trailing = setTimeout(() => this.refresh(), TRAILING_REFRESH_MS);
+        }
       };
       socket.onclose = (event) => {
         if (this.socket !== socket) return;

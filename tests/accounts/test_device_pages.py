@@ -50,6 +50,18 @@ def test_new_devices_per_address_are_limited(client, monkeypatch):
     assert client.post("/devices/claim-code/", {}, REMOTE_ADDR="198.51.100.7").status_code == 200
 
 
+def test_new_devices_per_ipv6_subscriber_are_limited_whatever_address_of_its_64(client,
+                                                                                 monkeypatch):
+    """Red team: the limit keyed on the exact address, and an IPv6 subscriber holds a /64
+    (2**64 addresses): one new address per request minted devices without end."""
+    monkeypatch.setattr(services, "ENROLS_PER_ADDRESS_PER_HOUR", 3)
+    answers = [client.post("/devices/claim-code/", {}, REMOTE_ADDR=f"2001:db8:1:2::{n:x}")
+               for n in range(1, 6)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert client.post("/devices/claim-code/", {},
+                       REMOTE_ADDR="2001:db8:1:3::1").status_code == 200  # another /64
+
+
 def test_earnings_of_a_device_that_computed(client, anonymous_browser):
     token, device = anonymous_browser
     data = client.get("/devices/earnings/", HTTP_X_DEVICE_TOKEN=token).json()
@@ -103,6 +115,7 @@ def test_settings_need_a_login(client):
     ({"scheduleFrom": "25:00"}, "scheduleFrom"),
     ({"scheduleTo": "7am"}, "scheduleTo"),
     ({"scheduleTo": "<script>"}, "scheduleTo"),
+    ({"scheduleTo": "07:00\n"}, "scheduleTo"),  # red team: "$" matched before a final newline
     ({"batteryHoldMin": 61}, "batteryHoldMin"),
     ({"pauseUntil": -1}, "pauseUntil"),
     ({"pauseUntil": 10**20}, "pauseUntil"),

@@ -77,6 +77,14 @@ def test_mail_throttle_per_recipient_and_per_address(db, monkeypatch):
     assert not mail_allowed(client_address="10.0.0.1", recipient="w@example.org")  # 4th
 
 
+def test_mail_throttle_counts_an_ipv6_64_as_one_address(db, monkeypatch):
+    """Red team: a fresh IPv6 address of the same /64 per request escaped the limit."""
+    monkeypatch.setattr(services, "MAIL_PER_ADDRESS", 2)
+    answers = [mail_allowed(client_address=f"2001:db8::{n}", recipient=f"r{n}@example.org")
+               for n in range(1, 5)]
+    assert answers == [True, True, False, False]
+
+
 # --- deletion -----------------------------------------------------------------------------------
 @pytest.fixture
 def world(make_batch, earn):

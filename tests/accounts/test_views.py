@@ -408,7 +408,7 @@ def test_verification_links_refuse_forgery_expiry_other_accounts_and_old_address
     from sparecycles.accounts.emails import VERIFY_MAX_AGE_S, verify_token
 
     client.force_login(member.user)
-    client.post("/me/account/email/", {"email": "ada@example.org"})
+    client.post("/me/account/email/", {"email": "ada@example.org", "password": PASSWORD})
     link = _link(mailoutbox[-1])
     token = link.rstrip("/").rsplit("/", 1)[1]
 
@@ -436,7 +436,7 @@ def test_verification_links_refuse_forgery_expiry_other_accounts_and_old_address
     response = other_client.get(link)
     assert response.status_code == 400 and "another account" in response.content.decode()
     # A link for the address before a change verifies nothing.
-    client.post("/me/account/email/", {"email": "lovelace@example.org"})
+    client.post("/me/account/email/", {"email": "lovelace@example.org", "password": PASSWORD})
     refused(link, "no longer")
     # Logged out: the login page first, then back to the link.
     response = Client().get(link)
@@ -450,19 +450,21 @@ def test_verification_links_refuse_forgery_expiry_other_accounts_and_old_address
 def test_changing_the_email_unverifies_and_sends_a_new_link(member_client, member, mailoutbox):
     from sparecycles.volunteers.services import volunteer_email_verified
 
-    member_client.post("/me/account/email/", {"email": "ada@example.org"})
+    member_client.post("/me/account/email/", {"email": "ada@example.org", "password": PASSWORD})
     volunteer_email_verified(volunteer=member, email="ada@example.org")
-    response = member_client.post("/me/account/email/", {"email": "new@example.org"},
+    response = member_client.post("/me/account/email/",
+                                  {"email": "new@example.org", "password": PASSWORD},
                                   follow=True)
     assert any("new@example.org" in m for m in messages_of(response))
     member.refresh_from_db()
     assert member.email_verified_at is None and member.user.email == "new@example.org"
     assert mailoutbox[-1].to == ["new@example.org"]
-    response = member_client.post("/me/account/email/", {"email": "bad address"})
+    response = member_client.post("/me/account/email/",
+                                  {"email": "bad address", "password": PASSWORD})
     assert response.status_code == 200 and response.context["email_form"].errors["email"]
     member_client.post("/me/account/email/resend/")
     assert len(mailoutbox) == 3
-    member_client.post("/me/account/email/", {"email": ""})
+    member_client.post("/me/account/email/", {"email": "", "password": PASSWORD})
     member.user.refresh_from_db()
     assert member.user.email == ""
 
@@ -512,6 +514,38 @@ def test_password_reset_mail_is_throttled_per_recipient(client, member, mailoutb
         response = client.post("/accounts/password/reset/", {"email": "ada@example.org"})
         assert response["Location"] == "/accounts/password/reset/sent/"
     assert len(mailoutbox) == 3
+
+
+@pytest.mark.parametrize("host", ["compute.example-usercontent.org", "spare.example.org"])
+def test_reset_and_verification_links_point_at_site_origin_whatever_the_host_header(
+        client, member, mailoutbox, settings, host):
+    """Red team: the reset link took its domain from the request's Host header, which any
+    host in ALLOWED_HOSTS passes (the compute origin's host is one in production): a
+    forged Host made the reset link of a victim's mail point at another origin."""
+    settings.SITE_ORIGIN = "https://spare.example.org"
+    settings.ALLOWED_HOSTS = ["spare.example.org", "compute.example-usercontent.org"]
+    _verified(member, "ada@example.org")
+    client.post("/accounts/password/reset/", {"email": "ada@example.org"}, HTTP_HOST=host)
+    client.force_login(member.user)
+    client.post("/me/account/email/", {"email": "new@example.org", "password": PASSWORD},
+                HTTP_HOST=host)
+    assert len(mailoutbox) == 2
+    for message in mailoutbox:
+        links = re.findall(r"\w+://[^/\s]+/", message.body)
+        assert links == ["https://spare.example.org/"], message.body
+
+
+def test_changing_the_email_needs_the_password(member_client, member, mailoutbox):
+    """Red team: a borrowed or stolen session alone put its holder's address on the account,
+    verified it and reset the password: the account was theirs for good."""
+    for password in (None, "", "not-the-password"):
+        data = {"email": "thief@example.org"} | ({} if password is None
+                                                 else {"password": password})
+        response = member_client.post("/me/account/email/", data)
+        assert response.status_code == 200
+        assert response.context["email_form"].errors["password"]
+    member.user.refresh_from_db()
+    assert member.user.email == "" and mailoutbox == []
 
 
 def test_forged_reset_links_do_not_work(client, member):

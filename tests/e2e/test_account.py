@@ -119,6 +119,7 @@ def test_verify_change_reset_and_delete(server, browser: Browser, make_batch, ea
 
     # Change the email: not verified any more until the new link is opened.
     page.get_by_role("textbox", name="Email", exact=True).fill("quux@example.net")
+    page.locator("#email").get_by_label("Your password").fill(PASSWORD)  # a session is not enough
     page.get_by_role("button", name="Change email").click()
     expect(page.locator("#email-status")).to_contain_text("not verified yet")
     volunteer.refresh_from_db()

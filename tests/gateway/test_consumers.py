@@ -284,3 +284,17 @@ async def test_a_hello_with_a_hostile_host_object_is_refused_not_a_device():
     await communicator.send_json_to({**HELLO, "host": {"os_name": "x\x07" * 40}})
     assert await closed_with(communicator) == 4401  # an invalid hello is no hello
     assert not await Device.objects.aexists()
+
+
+async def test_what_a_client_says_of_itself_is_stored_without_control_characters():
+    """Red team: hello's client name and version had no character check; they become the
+    device's label on the dashboard and in a claiming account's messages."""
+    communicator = await connect()
+    await communicator.send_json_to({**HELLO, "client": {"name": "evil\x1b[2J\x07",
+                                                         "version": "1\r\n2"},
+                                     "host": {"p_model": "Chrome\ufffe 131"}})
+    welcome = await communicator.receive_json_from()
+    await communicator.disconnect()
+    device = await Device.objects.aget(pk=int(welcome["device_id"][1:]))
+    assert (device.client_name, device.client_version) == ("evil[2J", "1 2")
+    assert device.p_model == "Chrome 131" and "\x1b" not in device.label

@@ -8,6 +8,7 @@ from django.utils import timezone
 from sparecycles.projects.models import App, OutputView, Project, WorkUnit
 from sparecycles.projects.selectors import project_progress_series, project_tiles
 from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+from sparecycles.web import project_pages
 from sparecycles.web.project_charts import progress_chart
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +160,8 @@ def test_the_progress_fragment_is_what_the_page_shows_now(client, project, tiles
 
 
 def test_the_contributors_fragment_lists_who_earned_credit(client, project, make_batch,
-                                                           make_device, earn):
+                                                           make_device, earn, monkeypatch):
+    monkeypatch.setattr(project_pages, "LIVE_FRESH_S", 0)  # every fetch a fresh count
     page = client.get("/projects/squares/").content.decode()
     assert 'data-live-url="/projects/squares/contributors/"' in page
     assert "Nobody yet" in client.get("/projects/squares/contributors/").content.decode()
@@ -168,3 +170,45 @@ def test_the_contributors_fragment_lists_who_earned_credit(client, project, make
     html = client.get("/projects/squares/contributors/").content.decode()
     assert '<td class="pj-name">' in html and "Nobody yet" not in html
     assert client.get("/projects/nope/contributors/").status_code == 404
+
+
+def _counting(queries) -> int:
+    return sum(1 for q in queries
+               if "projects_workunit" in q["sql"] or "credit_creditgrant" in q["sql"])
+
+
+def test_a_burst_of_live_viewers_costs_one_count_not_one_per_viewer(client, project, tiles_app,
+                                                                     monkeypatch):
+    """Red team: every open project page refetched both live parts on each "changed" (once
+    a second, all at once), and each counted the project's work units or grants: 0.55 s of
+    database per viewer per second for a 200,000-unit project (SQLite), so a few tabs, or a
+    script holding sockets open, kept the database busy."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, batch = tiles_app
+    units = list(batch.workunits.order_by("seq"))
+    first = client.get("/projects/squares/progress/").content.decode()
+    assert '<dd id="pj-completed">0</dd>' in first
+    client.get("/projects/squares/contributors/")
+    complete(units[0], tile_output(units[0]))
+    with CaptureQueriesContext(connection) as burst:
+        for _ in range(20):
+            assert client.get("/projects/squares/progress/").status_code == 200
+            assert client.get("/projects/squares/contributors/").status_code == 200
+    assert _counting(burst.captured_queries) == 0
+    # A second later the next viewer counts again (live.js asks once more after a change).
+    monkeypatch.setattr(project_pages, "LIVE_FRESH_S", 0)
+    html = client.get("/projects/squares/progress/").content.decode()
+    assert '<dd id="pj-completed">1</dd>' in html
+    # While one request counts, the others get the value before it instead of counting too.
+    complete(units[1], tile_output(units[1]))
+    from django.core.cache import cache
+    project_id = project.pk
+    cache.add(f"web:project-live:{project_id}:progress:busy", 1, 30)
+    with CaptureQueriesContext(connection) as waiting:
+        html = client.get("/projects/squares/progress/").content.decode()
+    assert '<dd id="pj-completed">1</dd>' in html and _counting(waiting.captured_queries) == 0
+    cache.delete(f"web:project-live:{project_id}:progress:busy")
+    assert '<dd id="pj-completed">2</dd>' in client.get(
+        "/projects/squares/progress/").content.decode()

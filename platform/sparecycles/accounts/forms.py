@@ -67,14 +67,10 @@ class AccountForm(PlainLabels, forms.Form):
                   "next export on; your credit still counts here.")
 
 
-class EmailForm(PlainLabels, forms.Form):
-    email = forms.EmailField(label="Email", required=False, max_length=254,
-                             help_text=EMAIL_HELP + " Leave empty to remove it.",
-                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
-
-
-class AccountDeleteForm(PlainLabels, forms.Form):
-    """Deleting an account asks for its password (throttled like every password check)."""
+class CurrentPasswordForm(PlainLabels, forms.Form):
+    """A form that asks for the account's password (throttled like every password check):
+    a borrowed or stolen session alone must not change how the account is recovered, nor
+    delete it."""
 
     password = forms.CharField(label="Your password", strip=False,
                                widget=forms.PasswordInput(attrs={"autocomplete":
@@ -94,6 +90,20 @@ class AccountDeleteForm(PlainLabels, forms.Form):
         if checked is None or checked.pk != user.pk:
             raise forms.ValidationError("That is not your password.", code="invalid_password")
         return password
+
+
+class EmailForm(CurrentPasswordForm):
+    """The address password resets go to: changing it asks for the password, or whoever
+    holds a session could put their own address there, verify it and reset the password."""
+
+    field_order = ["email", "password"]
+    email = forms.EmailField(label="Email", required=False, max_length=254,
+                             help_text=EMAIL_HELP + " Leave empty to remove it.",
+                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
+class AccountDeleteForm(CurrentPasswordForm):
+    """Deleting an account asks for its password."""
 
 
 class ResetForm(PlainLabels, PasswordResetForm):

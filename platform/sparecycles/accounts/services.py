@@ -22,6 +22,7 @@ from sparecycles.ledger.services import tokens_transfer
 from sparecycles.scheduler.services import replicas_move
 from sparecycles.text import clean_line
 from sparecycles.validation.reputation import reputation_refresh
+from sparecycles.volunteers.login_throttle import address_ident
 from sparecycles.volunteers.models import Device, DeviceClaimCode, Volunteer
 from sparecycles.volunteers.services import (
     DeviceSession,
@@ -99,7 +100,7 @@ def mail_allowed(*, client_address: str | None, recipient: str) -> bool:
     had its share this window (the caller then sends nothing, and says the same as ever)."""
     bucket = int(timezone.now().timestamp() // MAIL_WINDOW_S)
     allowed = True
-    for kind, ident, limit in (("address", client_address or "", MAIL_PER_ADDRESS),
+    for kind, ident, limit in (("address", address_ident(client_address) or "", MAIL_PER_ADDRESS),
                                ("recipient", recipient.strip().lower(), MAIL_PER_RECIPIENT)):
         if not ident:
             continue
@@ -146,7 +147,8 @@ def device_enrol(*, user, address: str) -> DeviceSession:
     """A new device for a browser that has none yet (as its first hello would make it):
     tied to `user`'s volunteer when logged in, else to a new anonymous volunteer."""
     hour = int(time.time() // 3600)
-    key = f"device-enrol:{hashlib.sha256(address.encode()).hexdigest()[:32]}:{hour}"
+    ident = address_ident(address) or ""  # an IPv6 /64 is one address
+    key = f"device-enrol:{hashlib.sha256(ident.encode()).hexdigest()[:32]}:{hour}"
     cache.add(key, 0, timeout=3700)
     try:
         count = cache.incr(key)

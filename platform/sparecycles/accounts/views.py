@@ -172,7 +172,7 @@ def account(request: HttpRequest) -> HttpResponse:
 def email_change(request: HttpRequest) -> HttpResponse:
     """Set, change or remove the account's email; a new address gets a verification link."""
     volunteer = membership.volunteer_for_user(user=request.user)
-    form = EmailForm(request.POST)
+    form = EmailForm(request.POST, request=request)
     if not form.is_valid():
         return _account_page(request, volunteer, email_form=form)
     if services.account_email_change(user=request.user, email=form.cleaned_data["email"]):
@@ -260,7 +260,9 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     @property
     def extra_email_context(self) -> dict:
-        return {"site_name": settings.SITE_NAME}
+        # The link's origin is SITE_ORIGIN's, as the verification link's: never the Host
+        # header alone (any host in ALLOWED_HOSTS passes, the compute origin's included).
+        return {"site_name": settings.SITE_NAME, "origin": emails.site_origin(self.request)}
 
     def form_valid(self, form):
         if services.mail_allowed(client_address=self.request.META.get("REMOTE_ADDR"),

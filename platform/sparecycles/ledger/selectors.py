@@ -4,6 +4,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db.models import Exists, Max, OuterRef, Sum
 from django.utils import timezone
 
@@ -349,6 +350,9 @@ class EpochEstimate:
     emission_micro: int
 
 
+ESTIMATE_TOTAL_CACHE_S = 60
+
+
 def epoch_estimate(*, volunteer_id: int, now: dt.datetime | None = None) -> EpochEstimate | None:
     """The epoch in progress, when it closes, and the volunteer's share of its emission if it
     closed now: emission × (their credit not yet in a closed epoch) / (everyone's). Under a
@@ -365,8 +369,15 @@ def epoch_estimate(*, volunteer_id: int, now: dt.datetime | None = None) -> Epoc
     unpaid = (CreditGrant.objects
               .filter(~Exists(EpochCredit.objects.filter(grant_id=OuterRef("pk"))),
                       ~Exists(CreditReversal.objects.filter(grant_id=OuterRef("pk")))))
-    total = unpaid.aggregate(s=Sum("amount_micro"))["s"] or 0
+    # Everyone's unpaid credit is one sum over all unpaid grants; every volunteer page asks
+    # (an unauthenticated endpoint, every minute per device): summed once a minute per epoch.
+    total_key = f"ledger:unpaid-total:{index}"
+    total = cache.get(total_key)
+    if total is None:
+        total = unpaid.aggregate(s=Sum("amount_micro"))["s"] or 0
+        cache.set(total_key, total, ESTIMATE_TOTAL_CACHE_S)
     mine = unpaid.filter(volunteer_id=volunteer_id).aggregate(s=Sum("amount_micro"))["s"] or 0
+    total = max(total, mine)  # a cached total may predate this volunteer's newest grants
     share = emission * mine // total if total > 0 and mine > 0 else 0
     return EpochEstimate(index=index, closes_at=window.ends_at, estimated_micro=share,
                          emission_micro=emission)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MAX_BODY_BYTES = 4096
 # A pause runs at most a week ahead (the page offers 1 h, 4 h and "until tomorrow").
 MAX_PAUSE_AHEAD_MS = 7 * 24 * 3600 * 1000
-_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")  # fullmatch: "$" allows a "\n"
 
 
 class ComputeSettings(BaseModel):
@@ -35,7 +35,7 @@ class ComputeSettings(BaseModel):
     @field_validator("scheduleFrom", "scheduleTo")
     @classmethod
     def _clock(cls, value: str) -> str:
-        if not _CLOCK.match(value):
+        if not _CLOCK.fullmatch(value):
             raise ValueError("must be a time of day as HH:MM (00:00 to 23:59)")
         return value
 

@@ -50,7 +50,9 @@ def _limits() -> tuple[int, int, int]:
             limits["LOGIN_FAILURES_PER_ADDRESS"])
 
 
-def _address_ident(address: str | None) -> str | None:
+def address_ident(address: str | None) -> str | None:
+    """One client for per-address limits: an IPv4 address, or an IPv6 /64 (what one
+    subscriber holds). The login throttle, the account mail and device enrolment use it."""
     if not address:
         return None
     try:
@@ -76,8 +78,8 @@ def _idents(address: str | None, username: str | None) -> list[tuple[str, str, i
     found = []
     if (user_ident := _username_ident(username)) and per_username:
         found.append(("username", user_ident, per_username))
-    if (address_ident := _address_ident(address)) and per_address:
-        found.append(("address", address_ident, per_address))
+    if (place := address_ident(address)) and per_address:
+        found.append(("address", place, per_address))
     return found
 
 

@@ -102,7 +102,9 @@ class Volunteer(CleanedTextModel, models.Model):
 class Device(CleanedTextModel, models.Model):
     """One browser or client. Its credit is summed from its grants on demand (no hot row)."""
 
-    text_lines = ("name",)
+    # What the client says of itself in hello is typed by whoever wrote the client.
+    text_lines = ("name", "client_name", "client_version", "os_name", "os_version", "p_vendor",
+                  "p_model")
 
     volunteer = models.ForeignKey(Volunteer, on_delete=models.CASCADE, related_name="devices")
     token_hash = models.CharField(max_length=64, unique=True)

@@ -1,5 +1,8 @@
 """Volunteers fetch app code and wheels here; anyone reads public project pages."""
 
+import time
+
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -84,6 +87,32 @@ def project_page(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
+# Every open project page refetches its live parts when the socket says "changed" (at most
+# once a second, to all of them at once), and each part counts the project's work units or
+# grants: computed at most once per LIVE_FRESH_S for all viewers and processes. While one
+# request computes, the others get the value before it; live.js asks once more after the
+# changes stop, so no page is left with it.
+LIVE_FRESH_S = 1.0
+LIVE_KEEP_S = 300
+LIVE_BUSY_S = 30
+
+
+def _shared(project, part: str, compute):
+    key = f"web:project-live:{project.pk}:{part}"
+    cached = cache.get(key)
+    started = time.time()
+    if cached is not None:
+        if started - cached[0] < LIVE_FRESH_S or not cache.add(f"{key}:busy", 1, LIVE_BUSY_S):
+            return cached[1]
+    try:
+        value = compute()
+        cache.set(key, (started, value), LIVE_KEEP_S)
+    finally:
+        if cached is not None:
+            cache.delete(f"{key}:busy")
+    return value
+
+
 @require_GET
 def project_progress(request: HttpRequest, slug: str) -> HttpResponse:
     """The page's progress part alone (counts and chart), which live.js swaps in when the
@@ -91,7 +120,8 @@ def project_progress(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_public_get(slug=slug)
     if project is None:
         raise Http404("No such public project.")
-    response = render(request, "projects/_progress.html", _progress(project))
+    response = render(request, "projects/_progress.html",
+                      _shared(project, "progress", lambda: _progress(project)))
     response["Cache-Control"] = "no-store"
     return response
 
@@ -102,8 +132,8 @@ def project_contributors(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_public_get(slug=slug)
     if project is None:
         raise Http404("No such public project.")
-    response = render(request, "projects/_contributors.html",
-                      {"contributors": project_top_contributors(project=project)})
+    response = render(request, "projects/_contributors.html", {"contributors": _shared(
+        project, "contributors", lambda: project_top_contributors(project=project))})
     response["Cache-Control"] = "no-store"
     return response
 
