@@ -61,6 +61,13 @@ def tasks_cancelled(cancelled: Iterable) -> None:
                          for device_id, task_ids in by_device.items())
 
 
+def devices_revoked(device_ids: Iterable[int]) -> None:
+    """These devices' tokens were revoked (their account was deleted): their open sockets
+    close (4403), so nothing more is earned under the old identity."""
+    send_event_on_commit((device_group(device_id), {"type": "device.revoked"})
+                         for device_id in sorted(set(device_ids)))
+
+
 def stats_changed(device_ids: Iterable[int]) -> None:
     """These devices' credit or tokens changed: their sockets send fresh `stats`.
     Receivers coalesce, so a burst costs each socket one refresh per throttle interval."""

@@ -298,3 +298,21 @@ async def test_what_a_client_says_of_itself_is_stored_without_control_characters
     device = await Device.objects.aget(pk=int(welcome["device_id"][1:]))
     assert (device.client_name, device.client_version) == ("evil[2J", "1 2")
     assert device.p_model == "Chrome 131" and "\x1b" not in device.label
+
+
+async def test_a_deleted_accounts_open_socket_closes_4403_and_its_token_is_dead():
+    """Deleting an account revokes its devices: a socket already open closes at once, and
+    the old token reconnects only as a new device."""
+    from asgiref.sync import sync_to_async
+
+    from sparecycles.volunteers.services import volunteer_anonymise
+
+    communicator, welcome = await hello()
+    token = welcome["device_token"]
+    device = await Device.objects.select_related("volunteer").aget(
+        pk=int(welcome["device_id"][1:]))
+    await sync_to_async(volunteer_anonymise)(volunteer=device.volunteer)
+    assert await closed_with(communicator) == 4403
+    again, second = await hello(token)
+    assert second["device_id"] != welcome["device_id"] and "device_token" in second
+    await again.disconnect()

@@ -206,6 +206,11 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         if self.device is not None:
             batching.stats_pusher().mark(self, self.device.volunteer_id)
 
+    async def device_revoked(self, event: dict) -> None:
+        """This device's token was revoked: close, so it works no more under it (a client
+        that reconnects with the old token is a new device, as PROTOCOL.md's hello says)."""
+        await self.close(code=4403)
+
     async def send_stats(self, frame: dict) -> None:
         await self.send_json(frame)
 

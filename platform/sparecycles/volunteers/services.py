@@ -8,7 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from sparecycles.events import leaderboard_changed
+from sparecycles.events import devices_revoked, leaderboard_changed
 from sparecycles.text import clean_line, clean_text
 
 from .compute_settings import compute_settings_check
@@ -199,7 +199,9 @@ def volunteer_anonymise(*, volunteer: Volunteer) -> Volunteer:
     Team.objects.filter(founder_id=volunteer.pk).update(founder=None)
     devices = Device.objects.filter(volunteer_id=volunteer.pk)
     DeviceClaimCode.objects.filter(device__in=devices, used_at__isnull=True).delete()
+    revoked = list(devices.filter(revoked=False).values_list("pk", flat=True))
     devices.update(revoked=True, name="")
+    devices_revoked(revoked)  # their open sockets close once this commits
     if volunteer.deleted_at is None:  # before the email's verification goes with it
         volunteer.deleted_cpid = cpid(volunteer)
     volunteer.name = DELETED_NAME
