@@ -112,6 +112,14 @@ const tokenStore = {
       /* kept in memory only */
     }
   },
+  forget() {
+    this.memory = null;
+    try {
+      window.localStorage.removeItem(TOKEN_KEY);
+    } catch {
+      /* nothing stored */
+    }
+  },
 };
 
 function shortId(taskId) {
@@ -1018,6 +1026,17 @@ class VolunteerClient {
       this.view.showError("connection", "This page is out of date for the server.",
         "Reload the page to get the current version of the volunteer client.");
       this.view.addLog("The server refused our protocol version.", "error");
+      this.render();
+      return;
+    }
+    if (code === 4403) {
+      // The device's token was revoked (its account was deleted): it earns nothing more
+      // under it. Forget it; a reload starts as a new anonymous device, by choice.
+      tokenStore.forget();
+      this.fatal = true;
+      this.view.showError("connection", "This device was signed out.",
+        "Its account was deleted. Reload the page to volunteer again as a new, anonymous device.");
+      this.view.addLog("The server revoked this device (its account was deleted).", "error");
       this.render();
       return;
     }
