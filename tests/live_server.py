@@ -1,4 +1,5 @@
-"""A real daphne serving sparecycles.asgi on a free port, sharing pytest-django's test database.
+"""A real daphne serving sparecycles.asgi (through tests/live_asgi.py) on a free port,
+sharing pytest-django's test database.
 
 pytest-django's own `live_server` is WSGI only. Register this module as a plugin
 in tests/conftest.py (`pytest_plugins = ["tests.live_server"]`) and use:
@@ -141,7 +142,7 @@ def live_server_start(*, log_dir: Path, env: dict[str, str] | None = None,
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                 "--websocket-max-message-size", "1048576", "sparecycles.asgi:application"],
+                 "--websocket-max-message-size", "1048576", "tests.live_asgi:application"],
                 cwd=REPO, env=server_env, stdout=log, stderr=subprocess.STDOUT,
             )
         server = LiveServer(url=f"http://127.0.0.1:{port}", port=port, log_path=log_path,
