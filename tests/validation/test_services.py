@@ -94,7 +94,7 @@ def test_validated_work_comes_back_as_a_spot_check_that_looks_like_any_task(
                                     .values_list("task_id", flat=True))
     ordinary = Replica.objects.filter(workunit__state="open").exclude(device=None).first()
     payload = task_payload(check)
-    assert set(payload) == {"task_id", "deadline", "app", "input"}
+    assert set(payload) == {"task_id", "deadline", "app", "input", "about"}
     assert check.deadline - check.sent_at == dt.timedelta(seconds=done.delay_bound)
     assert ordinary is None or set(task_payload(ordinary)) == set(payload)
     answer(honest, check, right(check))
