@@ -277,7 +277,9 @@ def test_the_daily_schedule_holds_work_outside_its_window(live_daphne, page, vie
 
 def test_battery_hysteresis_holds_until_the_charge_stays_up_or_is_plugged_in(
         live_daphne, page, viewport):
-    sheep_batch(seconds=0.2, count=2)
+    # One task now and one for the second half: with two queued, the page may finish both
+    # before "1 done" is seen.
+    first = sheep_batch(seconds=0.2, count=1)
     page.clock.install(time=real_now())
     open_page(page, live_daphne)
     open_settings(page)
@@ -304,6 +306,9 @@ def test_battery_hysteresis_holds_until_the_charge_stays_up_or_is_plugged_in(
 
     # Low again, then plugged in: no wait at all.
     page.get_by_role("button", name="Pause").click()
+    batch_create(app_version=first.app_version, name="sheep 2",
+                 inputs=[{"n": 1, "seconds": 0.2}],
+                 quorum=QuorumParams(min_quorum=1, target_nresults=1, delay_bound=3600))
     page.evaluate("() => window.__battery.set(false, 0.1)")
     start(page)
     expect(status(page)).to_have_text("Waiting — the battery is at 10%, below your 20% limit")
