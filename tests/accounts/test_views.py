@@ -5,6 +5,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from sparecycles.accounts.services import account_create, claim_code_issue
 from sparecycles.credit.models import MICRO, CreditGrant
@@ -479,6 +480,7 @@ def _verified(volunteer, email):
 
 def test_password_reset_by_email(client, member, mailoutbox):
     _verified(member, "ada@example.org")
+    Token.objects.create(user=member.user)  # the CLI's log-in, made with the old password
     response = client.post("/accounts/password/reset/", {"email": "ADA@example.org"})
     assert response.status_code == 302 and response["Location"] == "/accounts/password/reset/sent/"
     assert [m.to for m in mailoutbox] == [["ada@example.org"]]
@@ -491,6 +493,7 @@ def test_password_reset_by_email(client, member, mailoutbox):
     assert response.status_code == 302
     assert response["Location"] == "/accounts/password/reset/complete/"
     assert client.login(username="ada", password="a-brand-new-passphrase")
+    assert not Token.objects.filter(user=member.user).exists()  # the API log-in ended too
     # The link works once.
     assert not Client().get(link, follow=True).context["validlink"]
 

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from sparecycles.credit.services import volunteer_credit_merge
 from sparecycles.ledger.models import Account
@@ -60,6 +61,13 @@ def account_email_change(*, user, email: str) -> bool:
     user.save(update_fields=["email"])
     volunteer_email_unverified(volunteer=volunteer_for_user(user=user))
     return True
+
+
+def api_tokens_revoke(*, user) -> int:
+    """End the account's API tokens (the CLI's log-in): after a password reset, whoever knew
+    the old password must not keep the API. Returns how many there were."""
+    deleted, _ = Token.objects.filter(user=user).delete()
+    return deleted
 
 
 class AccountNotDeletable(Exception):

@@ -280,6 +280,13 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "registration/reset_confirm.html"
     success_url = reverse_lazy("accounts:password-reset-complete")
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # Whoever had the old password may hold an API token too: a reset ends it (the
+        # sessions end with the password's hash already).
+        services.api_tokens_revoke(user=form.user)
+        return response
+
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "registration/reset_complete.html"
