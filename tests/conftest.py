@@ -2,12 +2,15 @@
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
+from django.core.management.commands import flush as flush_command
 
 from sparecycles import secret_key
 from sparecycles.projects.models import App, Project
@@ -39,6 +42,25 @@ WebsocketCommunicator.disconnect.__defaults__ = (1000, FRAME_WAIT)
 # start (tests/web/test_static_delivery.py collects into a directory of its own).
 os.environ["STATIC_ROOT"] = tempfile.mkdtemp(prefix="sparecycles-test-static-")
 django_settings.STATIC_ROOT = Path(os.environ["STATIC_ROOT"])
+
+# Transactional tests end with `flush` (one TRUNCATE of every table). A live server of the
+# test may still be inside a transaction then (a batch it gathered, a page's last poll), and
+# PostgreSQL may pick the TRUNCATE as a deadlock's victim. Production never truncates, so the
+# tests retry it, as the server's own writes retry theirs (db.deadlock_retry).
+_flush_handle = flush_command.Command.handle
+
+
+def _flush_retrying_deadlocks(self, **options):
+    for attempt in range(1, 6):
+        try:
+            return _flush_handle(self, **options)
+        except CommandError as exc:
+            if attempt == 5 or "deadlock" not in str(exc.__cause__).lower():
+                raise
+            time.sleep(0.2 * attempt)
+
+
+flush_command.Command.handle = _flush_retrying_deadlocks
 
 SQUARE_APP = b"def main(input):\n    return {'n': input['n'], 'square': input['n'] ** 2}\n"
 
