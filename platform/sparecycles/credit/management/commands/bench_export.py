@@ -7,16 +7,15 @@ prints seconds, queries and rows, and drops the database again. The configured d
 the stats directory are never touched.
 """
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection
 
 from sparecycles.credit import bench_export
+from sparecycles.db.throwaway import throwaway_database
 
 
 class Command(BaseCommand):
@@ -29,14 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, volunteers, hosts, teams, **options):
         log = self.stdout.write
-        old_name = connection.settings_dict["NAME"]
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = (
-            str(Path(settings.VAR_DIR) / f"bench-{os.getpid()}.sqlite3")
-            if connection.vendor == "sqlite" else f"bench_{os.getpid()}_{old_name}"[:63])
-        name = connection.creation.create_test_db(verbosity=0, autoclobber=True,
-                                                  serialize=False)
-        log(f"Throwaway {connection.vendor} database: {name}")
-        try:
+        with throwaway_database(log):
             started = time.perf_counter()
             log(f"Seeding {volunteers:,} volunteers, {hosts:,} hosts, {teams:,} teams…")
             bench_export.seed(volunteers=volunteers, hosts=hosts, teams=teams, log=log)
@@ -50,5 +42,3 @@ class Command(BaseCommand):
             log("rows written: " + ", ".join(f"{v:,} {k}" for k, v in result.counts.items()))
             log("files: " + ", ".join(f"{k} {v / 2**20:.1f} MiB"
                                       for k, v in sorted(sizes.items())))
-        finally:
-            connection.creation.destroy_test_db(old_name, verbosity=0)

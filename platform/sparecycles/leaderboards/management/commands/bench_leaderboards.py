@@ -6,14 +6,11 @@ PostgreSQL database — measures, prints a table, and drops it again. The config
 database is never touched, nor is any test database running beside it.
 """
 
-import os
 import time
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import connection
 
+from sparecycles.db.throwaway import throwaway_database
 from sparecycles.leaderboards import bench
 
 
@@ -34,15 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, volunteers, teams, repeat, grants, explain, keep, **options):
         log = self.stdout.write
-        old_name = connection.settings_dict["NAME"]
-        # Django's test-database machinery, under a name no test run uses.
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = (
-            str(Path(settings.VAR_DIR) / f"bench-{os.getpid()}.sqlite3")
-            if connection.vendor == "sqlite" else f"bench_{os.getpid()}_{old_name}"[:63])
-        name = connection.creation.create_test_db(verbosity=0, autoclobber=True,
-                                                  serialize=False)
-        log(f"Throwaway {connection.vendor} database: {name}")
-        try:
+        with throwaway_database(log, keep=keep):
             log(f"Seeding {volunteers:,} volunteers and {teams:,} teams…")
             seeded = bench.seed(volunteers=volunteers, teams=teams, log=log)
             started = time.perf_counter()
@@ -53,11 +42,6 @@ class Command(BaseCommand):
             if explain:
                 for label, plan in bench.explain_plans(seeded):
                     log(f"\n-- {label}\n{plan}")
-        finally:
-            if keep:
-                log(f"\nKept {name}.")
-            else:
-                connection.creation.destroy_test_db(old_name, verbosity=0)
 
     def _table(self, timings: list[bench.Timing]) -> None:
         base = timings[0].p50_ms or 1e-9
