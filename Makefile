@@ -35,7 +35,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-install: $(VENV)/.installed node_modules/.package-lock.json
+# The volunteer page starts Python on a small core of the standard library, compiled, and
+# mounts the rest afterwards (tools/runtime/split_stdlib.mjs; docs/isolation.md "Warm starts").
+STDLIB_SPLIT := node_modules/pyodide/python_stdlib_core.zip
+$(STDLIB_SPLIT): node_modules/.package-lock.json tools/runtime/split_stdlib.mjs
+	node tools/runtime/split_stdlib.mjs node_modules/pyodide node_modules/pyodide
+
+install: $(VENV)/.installed node_modules/.package-lock.json $(STDLIB_SPLIT)
 
 # Debian's Chromium for the browser tests (Playwright's own download cannot work offline).
 chromium:
