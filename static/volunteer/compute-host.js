@@ -11,19 +11,27 @@
 //     for the task this frame was given (once), output valid JSON within maxOutputBytes;
 //     anything else is dropped or turned into an error result.
 //
-// Page -> frame: {type: "init", pyodideBase, runtime: {pyodideMjs, asmMjs, wasm, stdlib, lock},
+// Page -> frame: {type: "init", pyodideBase,
+//                 runtime: {pyodideMjs, asmMjs, wasm, stdlib, stdlibRest, lock},
 //                 snapshot? | makeSnapshot?}
-//                (bytes; for the page's first frame wasm and stdlib are transferred streams)
+//                (bytes; for the page's first frame wasm, stdlib and stdlibRest are
+//                transferred streams, handed over before their first byte arrives)
 //                {type: "run", task: {task_id, app, input, code, wheels: [{sha256, bytes}]}}
 // Frame -> page: {type: "frame-ready"} | {type: "worker-error", message}
 //                and the worker's own: stage, ready, init-error, result (compute-worker.js)
 
 import { splitPackages } from "./wheels.js";
 
+// In the order they are asked for (issue 18): on a slow link the small files the worker
+// needs first come first, then the wasm (compiled while it arrives), the stdlib's
+// start-up core (tools/runtime/split_stdlib.mjs), and last the rest of the stdlib, asked
+// for only once those have answered, at low priority, so it never slows them down.
 const RUNTIME_FILES = Object.freeze({
-  pyodideMjs: "pyodide.mjs", asmMjs: "pyodide.asm.mjs", wasm: "pyodide.asm.wasm",
-  stdlib: "python_stdlib.zip", lock: "pyodide-lock.json",
+  lock: "pyodide-lock.json", pyodideMjs: "pyodide.mjs", asmMjs: "pyodide.asm.mjs",
+  wasm: "pyodide.asm.wasm", stdlib: "python_stdlib_core.zip",
+  stdlibRest: "python_stdlib_rest.zip",
 });
+const LATE_FILES = new Set(["stdlibRest"]);
 const MAX_STAGE_CHARS = 200;
 const MAX_ERROR_CHARS = 2_000;
 const CODE_CACHE_LIMIT = 32;
@@ -32,7 +40,7 @@ const FRAME_KINDS = new Set(["python", "wasm", "app", "runtime", "internal", "fe
 
 const RUNTIME_TYPES = Object.freeze({
   pyodideMjs: "text/javascript", asmMjs: "text/javascript", wasm: "application/wasm",
-  stdlib: "application/zip", lock: "application/json",
+  stdlib: "application/zip", stdlibRest: "application/zip", lock: "application/json",
 });
 // How long a result may wait for the runtime to be stored (it normally is long before).
 const KEEP_RUNTIME_WAIT_MS = 5_000;
@@ -62,10 +70,12 @@ class HostError extends Error {
   }
 }
 
-// The two big files go to the first frame as streams while they arrive, so its worker
-// compiles the wasm as it downloads (as bare Pyodide does with instantiateStreaming)
-// instead of after the last byte; the page reads its own copy of the bytes alongside.
-const STREAMED = new Set(["wasm", "stdlib"]);
+// The big files go to the first frame as streams, so its worker compiles the wasm as it
+// downloads (as bare Pyodide does with instantiateStreaming) instead of after the last
+// byte; the page reads its own copy of the bytes alongside. The streams are made at once
+// and fed once each response arrives, so the frame is handed the runtime as soon as the
+// small files are in, not when the big ones start.
+const STREAMED = new Set(["wasm", "stdlib", "stdlibRest"]);
 let runtimeStreamed = null;   // Promise of the runtime with those two as streams; taken once
 
 function canTransferStreams() {
@@ -78,19 +88,45 @@ function canTransferStreams() {
   }
 }
 
+/** A stream that exists now and gives the bytes of `body` (a promised stream) once they come. */
+function laterStream(body) {
+  let reader = null;
+  return new ReadableStream({
+    async pull(controller) {
+      if (!reader) reader = (await body).getReader();
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      body.then((stream) => stream.cancel(reason)).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
 /** The runtime's files, fetched once per page through the service worker (its cache). */
 export function runtimeBytes(config) {
   if (!runtimePromise) {
     const streams = canTransferStreams();
+    const answered = [];   // the responses of the files before the late ones
+    const get = (key, file) => {
+      const url = `${config.pyodideBase}${file}`;
+      const late = LATE_FILES.has(key);
+      const asked = late
+        ? Promise.allSettled(answered).then(() => fetch(url, { credentials: "same-origin", priority: "low" }))
+        : fetch(url, { credentials: "same-origin" });
+      if (!late) answered.push(asked);
+      return asked.then((got) => {
+        if (!got.ok || !got.body) throw new Error(`could not download ${file}: HTTP ${got.status}`);
+        return got;
+      });
+    };
     const parts = Object.entries(RUNTIME_FILES).map(([key, file]) => {
-      const response = fetch(`${config.pyodideBase}${file}`, { credentials: "same-origin" })
-        .then((got) => {
-          if (!got.ok || !got.body) throw new Error(`could not download ${file}: HTTP ${got.status}`);
-          return got;
-        });
+      const response = get(key, file);
       if (streams && STREAMED.has(key)) {
         const split = response.then((got) => got.body.tee());
-        return { key, early: split.then(([forFrame]) => forFrame),
+        split.catch(() => {});
+        return { key, early: Promise.resolve(laterStream(split.then(([forFrame]) => forFrame))),
                  full: split.then(([, forPage]) => new Response(forPage).arrayBuffer()) };
       }
       const full = response.then((got) => got.arrayBuffer());
@@ -477,9 +513,12 @@ export class ComputeFrame {
         this.loaded = true;
         this.startup = { fromSnapshot: this.snapshotGiven, timings: numbers(message.timings) };
         mark("ready", this.startup);
-        // Only a snapshot this frame was asked for, made before it was given any task.
+        // Only a snapshot this frame was asked for, made before it was given any task. It is
+        // hashed and stored once the first result is out (hashing and writing tens of
+        // megabytes on a slow phone would delay that result); a page closed before then
+        // leaves none, and the next visit makes one.
         if (this.snapshotAsked && !this.ranTask && message.snapshot instanceof ArrayBuffer) {
-          keepSnapshot(this.config, message.snapshot);
+          this.snapshotToKeep = message.snapshot;
         } else if (this.snapshotAsked) {
           snapshotWanted = true;
         }
@@ -520,7 +559,10 @@ export class ComputeFrame {
           elapsedMs: Math.round(performance.now() - current.started),
           pageHashed: current.pageHashed,
         });
-        runtimeStored().then(() => this.emit(result));
+        runtimeStored().then(() => {
+          this.emit(result);
+          this.keepMadeSnapshot();
+        });
         return;
       }
       default:
@@ -528,8 +570,16 @@ export class ComputeFrame {
     }
   }
 
+  /** The snapshot this frame made (before any task), stored once: after its first result. */
+  keepMadeSnapshot() {
+    const bytes = this.snapshotToKeep;
+    this.snapshotToKeep = null;
+    if (bytes) keepSnapshot(this.config, bytes);
+  }
+
   /** Remove the frame: its document and worker go with it, mid-task or not. */
   terminate() {
+    this.keepMadeSnapshot();   // made before any task: still good for the next start
     this.closed = true;
     this.current = null;
     window.removeEventListener("message", this.listener);

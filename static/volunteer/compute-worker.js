@@ -14,6 +14,7 @@
 // the same things from the site instead.
 //
 // Page -> worker:  {type: "init", pyodideBase, lockFileURL?, runtime?, modules?,
+//                   (runtime: {pyodideMjs, asmMjs, wasm, stdlib, stdlibRest?, lock})
 //                   snapshot?, makeSnapshot?}
 //                  {type: "run", task}             (a task as in PROTOCOL.md, + code/wheels)
 // Worker -> page:  {type: "stage", stage}          (runtime loading progress)
@@ -27,6 +28,13 @@
 // with "ready": no owner's code has run in this worker by then, so the snapshot holds no
 // app's state. A snapshot that does not load ends in "init-error" with fromSnapshot set;
 // the page then drops it and starts again without one.
+//
+// The standard library in two parts (issue 18): runtime.stdlib is then a small core
+// (python_stdlib_core.zip: the modules Python's start-up and our runner import, as
+// bytecode) that Pyodide loads as its stdlib, and runtime.stdlibRest (bytes, or a stream
+// still arriving) every other file. It is mounted after loadPyodide (and after a snapshot
+// is made, so a snapshot never depends on it), before the runner: any stdlib module an
+// app imports is there before its first task.
 //                  {type: "result", task_id, status, outputJson | error, elapsed_ms, kind?}
 //                  {type: "progress", task_id, fraction}   (the app called progress())
 //
@@ -116,6 +124,37 @@ const APP_JS_GLOBALS = Object.freeze({
   clearTimeout: clearTimeout.bind(self),
 });
 
+// Where the rest of the standard library is mounted; a finder sends submodules of a core
+// package (say encodings.cp1252 when encodings is in the core) there too.
+const STDLIB_REST_PATH = "/lib/python_stdlib_rest.zip";
+const MOUNT_STDLIB_REST = `
+def _sparecycles_mount(rest):
+    import sys
+    from importlib.machinery import PathFinder
+    core = next(p for p in sys.path if p.endswith(".zip"))
+    sys.path.insert(sys.path.index(core) + 1, rest)
+
+    class StdlibRestFinder:
+        """A core package's submodules that are in the rest, found under the same name there."""
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            mapped = [rest + p[len(core):] for p in path or () if isinstance(p, str) and p.startswith(core + "/")]
+            return PathFinder.find_spec(name, mapped, target) if mapped else None
+
+        @classmethod
+        def invalidate_caches(cls):
+            pass
+
+    sys.meta_path.append(StdlibRestFinder)
+_sparecycles_mount("${STDLIB_REST_PATH}")
+del _sparecycles_mount
+`;
+
+function mountStdlibRest(bytes) {
+  pyodide.FS.writeFile(STDLIB_REST_PATH, new Uint8Array(bytes));
+  pyodide.runPython(MOUNT_STDLIB_REST);
+}
+
 function blobModule(bytes) {
   return URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
 }
@@ -153,6 +192,9 @@ async function init({ pyodideBase, lockFileURL, runtime, modules, snapshot, make
   const started = performance.now();
   const timings = {};   // ms since started, per step (bench_browser, profiling)
   const mark = (name) => { timings[name] = Math.round(performance.now() - started); };
+  // Read while Python starts (a stream from the page is still arriving).
+  const stdlibRest = runtime && runtime.stdlibRest ? new Response(runtime.stdlibRest).arrayBuffer() : null;
+  if (stdlibRest) stdlibRest.catch(() => {});
   await loadHelpers(modules || {});
   mark("helpers");
   post({ type: "stage", stage: "Downloading the Python runtime…" });
@@ -196,6 +238,10 @@ async function init({ pyodideBase, lockFileURL, runtime, modules, snapshot, make
     if (!fromSnapshot && makeSnapshot) {
       made = pyodide.makeMemorySnapshot();
       mark("snapshot");
+    }
+    if (stdlibRest) {
+      mountStdlibRest(await stdlibRest);
+      mark("stdlib");
     }
     pyodide.runPython(RUNNER);
     runTask = pyodide.globals.get("sparecycles_run");

@@ -259,7 +259,8 @@ def test_second_visit_works_offline_and_starts_python_from_the_cache(stoppable_s
     wait_for_done(page, 1)
     cached_s = time.monotonic() - started
     cached_load_ms = page.evaluate("() => window.sparecycles.client.pool.slots[0].loadMs")
-    wanted = {"pyodide.mjs", "pyodide.asm.wasm", "python_stdlib.zip"}
+    wanted = {"pyodide.mjs", "pyodide.asm.wasm", "python_stdlib_core.zip",
+              "python_stdlib_rest.zip"}
     # The big streamed responses may report "finished" a little after the first result.
     for _ in range(100):
         runtime = [r for r in traffic.finished[mark:] if PYODIDE in r.url]
@@ -327,7 +328,10 @@ def test_a_visit_closed_right_after_its_first_result_leaves_the_whole_runtime(
             context.close()   # at once: no time for anything to finish in the background
 
     first = visit()
-    assert {url.rsplit("/", 1)[1] for url in first} >= {"pyodide.asm.wasm", "python_stdlib.zip"}
+    assert {url.rsplit("/", 1)[1] for url in first} >= {
+        "pyodide.asm.wasm", "python_stdlib_core.zip", "python_stdlib_rest.zip"}
+    assert visit() == []
+    # The stdlib is kept in two parts (the rest after start-up): still nothing downloaded.
     assert visit() == []
 
 

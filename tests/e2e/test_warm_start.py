@@ -164,3 +164,33 @@ def test_a_snapshot_carries_no_apps_state_into_another_apps_task(visit):
     assert second["fromSnapshot"] is True
     output = Replica.objects.get(workunit__batch=looked).output
     assert output == {"builtins": None, "json": False, "file": False}
+
+
+# Modules outside the stdlib's start-up core (tools/runtime/split_stdlib.mjs): from the rest,
+# which the worker mounts after start-up, and a submodule of a core package (encodings).
+STDLIB_USER = b'''from fractions import Fraction
+import decimal, statistics, encodings.cp1252
+
+def main(input):
+    return {"fraction": str(Fraction(1, 3) + Fraction(1, 6)),
+            "decimal": str(decimal.Decimal("1.10") + decimal.Decimal("2.20")),
+            "mean": statistics.mean([1, 2, 3, 4]),
+            "cp1252": "\\u00e9".encode("cp1252").hex()}
+'''
+STDLIB_OUTPUT = {"fraction": "1/2", "decimal": "3.30", "mean": 2.5, "cp1252": "e9"}
+
+
+def test_an_app_importing_stdlib_modules_outside_the_core_works_first_and_warm(visit):
+    app = owned_app("owner-s", "stdlib-user", STDLIB_USER)
+    cold = batch_create(app_version=app, name="cold", inputs=[{"n": 1}], quorum=ONE)
+    first, snapshot = visit(then=kept)
+    wait_for_completed(cold, 1)
+    assert first["fromSnapshot"] is False and snapshot is not None
+    assert "stdlib" in first["timings"]   # the rest was mounted
+    assert Replica.objects.get(workunit__batch=cold).output == STDLIB_OUTPUT
+
+    warm = batch_create(app_version=app, name="warm", inputs=[{"n": 2}], quorum=ONE)
+    second, _ = visit()
+    wait_for_completed(warm, 1)
+    assert second["fromSnapshot"] is True and "stdlib" in second["timings"]
+    assert Replica.objects.get(workunit__batch=warm).output == STDLIB_OUTPUT

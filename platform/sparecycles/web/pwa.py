@@ -29,9 +29,11 @@ SHELL_STATIC_FILES = ("css/site.css", "img/logo.svg", "volunteers/claim.js", "si
 SHELL_SUFFIXES = (".js", ".mjs", ".css", ".png", ".svg", ".wasm")
 SERVICE_WORKER_SOURCE = "pwa/sw.js"
 NOT_SHELL = {SERVICE_WORKER_SOURCE, "pwa/icon-maskable.svg"}   # served elsewhere / icon source
-# What loadPyodide fetches from PYODIDE_URL (the npm package's core runtime).
+# What the volunteer page fetches from PYODIDE_URL: the npm package's core runtime, its
+# standard library split by `make install` into a start-up core and the rest
+# (tools/runtime/split_stdlib.mjs; compute-host.js RUNTIME_FILES).
 PYODIDE_RUNTIME_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm",
-                         "python_stdlib.zip", "pyodide-lock.json")
+                         "python_stdlib_core.zip", "python_stdlib_rest.zip", "pyodide-lock.json")
 
 
 @dataclass(frozen=True)
