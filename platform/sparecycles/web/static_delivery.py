@@ -51,6 +51,10 @@ QUICK_BROTLI_OVER_BYTES = 256 * 1024
 QUICK_BROTLI_QUALITY = 5
 
 
+# What WhiteNoise does not try to compress, but for zip files.
+COMPRESSED_ELSEWHERE = tuple(ext for ext in Compressor.SKIP_COMPRESS_EXTENSIONS if ext != "zip")
+
+
 class QuickBigFilesCompressor(Compressor):
     def compress_brotli(self, data):
         import brotli
@@ -74,6 +78,10 @@ class ShellStaticStorage(CompressedManifestStaticFilesStorage):
         super().__init__(*args, **kwargs)
 
     def create_compressor(self, **kwargs):
+        # The stdlib's split zips (tools/runtime/split_stdlib.mjs) have stored entries: they
+        # shrink a lot, so .zip is tried too (a zip that does not shrink gets no copy).
+        if kwargs.get("extensions") is None:
+            kwargs["extensions"] = COMPRESSED_ELSEWHERE
         if os.environ.get("SPARECYCLES_STATIC_QUICK") == "1":
             return QuickBigFilesCompressor(use_brotli=self.brotli, **kwargs)
         return super().create_compressor(use_brotli=self.brotli, **kwargs)

@@ -222,8 +222,8 @@ PROFILE_JS = """({ clickPerf, clickEpoch }) => {
     taskEnd: first && first.end ? (first.end - clickEpoch) / 1000 : null,
   };
 }"""
-PROFILE_STEPS = ["handed", "helpers", "modules", "loadPyodide", "snapshot", "runner", "ready",
-                 "taskStart", "taskEnd", "first"]
+PROFILE_STEPS = ["handed", "helpers", "modules", "loadPyodide", "snapshot", "stdlib", "runner",
+                 "ready", "taskStart", "taskEnd", "first"]
 
 
 def visit(playwright, url: str, profile: Path, device: dict, executable: Path) -> dict:
@@ -477,8 +477,9 @@ class Command(BaseCommand):
         """Medians of each step's time since Start, per scenario (the page's marks)."""
         self.say("\nWhere the time goes (median s since Start; worker steps on the page's clock): "
                  "handed = runtime (and snapshot) read from this device and given to the frame; "
-                 "helpers/modules/loadPyodide/snapshot/runner = the worker's steps (snapshot: "
-                 "making one); ready = the page hears it; task = the first task in the worker.")
+                 "helpers/modules/loadPyodide/snapshot/stdlib/runner = the worker's steps "
+                 "(snapshot: making one; stdlib: the rest of the stdlib mounted); ready = the "
+                 "page hears it; task = the first task in the worker.")
         self.say("Between handed and helpers: the frame's document and its worker start, and "
                  "the runtime (and snapshot) are copied to them.")
         self.say("| | " + " | ".join(PROFILE_STEPS) + " | from snapshot |")
