@@ -134,10 +134,10 @@ export function runtimeBytes(config) {
     });
     const gather = (which) => Promise.all(parts.map((part) => part[which].then((v) => [part.key, v])))
       .then(Object.fromEntries);
-    runtimePromise = gather("full").then((runtime) => {
-      runtimeKept = keepRuntime(config, runtime);
-      return runtime;
-    });
+    // Each file is stored as soon as it is in, not after the last one (the rest of the
+    // stdlib comes last): less left to write when the first result waits for it.
+    runtimeKept = keepRuntime(config, Object.fromEntries(parts.map((part) => [part.key, part.full])));
+    runtimePromise = gather("full");
     runtimePromise.catch(() => { runtimePromise = null; });
     runtimeStreamed = streams ? gather("early") : null;
     if (runtimeStreamed) runtimeStreamed.catch(() => {});
@@ -182,7 +182,7 @@ function streamsIn(runtime) {
 }
 
 /**
- * Store the runtime for the next visit, from the bytes in hand (no second download), every
+ * Store the runtime for the next visit, from the bytes as they come (no second download), every
  * file or it does not count: the service worker serves the runtime from this cache, and
  * the page holds its first result until this is done, so a visit that closes right after
  * that result still leaves the whole runtime behind (issue 18). Each entry is written whole
@@ -194,9 +194,10 @@ async function keepRuntime(config, runtime) {
     const cache = await caches.open(config.runtimeCache);
     await Promise.all(Object.entries(RUNTIME_FILES).map(async ([key, file]) => {
       const url = new URL(`${config.pyodideBase}${file}`, window.location.href).href;
+      const bytes = await runtime[key];   // each file's bytes, promised
       if (await cache.match(url)) return;
       // A Response copies the bytes: the page keeps its own for restarts.
-      await cache.put(url, new Response(runtime[key], {
+      await cache.put(url, new Response(bytes, {
         status: 200, headers: { "Content-Type": RUNTIME_TYPES[key] } }));
     }));
   } catch (error) {

@@ -151,7 +151,8 @@ del _sparecycles_mount
 `;
 
 function mountStdlibRest(bytes) {
-  pyodide.FS.writeFile(STDLIB_REST_PATH, new Uint8Array(bytes));
+  // canOwn: the file system keeps these bytes rather than a copy of them.
+  pyodide.FS.writeFile(STDLIB_REST_PATH, new Uint8Array(bytes), { canOwn: true });
   pyodide.runPython(MOUNT_STDLIB_REST);
 }
 
