@@ -36,10 +36,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 # The volunteer page starts Python on a small core of the standard library, compiled, and
-# mounts the rest afterwards (tools/runtime/split_stdlib.mjs; docs/isolation.md "Warm starts").
+# mounts the rest afterwards (platform/sparecycles/web/split_stdlib.mjs; docs/isolation.md "Warm starts").
 STDLIB_SPLIT := node_modules/pyodide/python_stdlib_core.zip
-$(STDLIB_SPLIT): node_modules/.package-lock.json tools/runtime/split_stdlib.mjs
-	node tools/runtime/split_stdlib.mjs node_modules/pyodide node_modules/pyodide
+$(STDLIB_SPLIT): node_modules/.package-lock.json platform/sparecycles/web/split_stdlib.mjs
+	node platform/sparecycles/web/split_stdlib.mjs node_modules/pyodide node_modules/pyodide
 
 install: $(VENV)/.installed node_modules/.package-lock.json $(STDLIB_SPLIT)
 

@@ -52,9 +52,9 @@ function startWorker(message) {
   const current = new Worker(workerUrl, { name: "compute" });
   worker = current;
   current.onmessage = (event) => {
-    // A memory snapshot (with "ready") is moved on, not copied: it is tens of megabytes.
+    // A memory snapshot ("snapshot") is moved on, not copied: it is tens of megabytes.
     const data = event.data;
-    const snapshot = data && data.type === "ready" && data.snapshot instanceof ArrayBuffer;
+    const snapshot = data && data.type === "snapshot" && data.snapshot instanceof ArrayBuffer;
     if (worker === current) toPage(data, snapshot ? [data.snapshot] : []);
   };
   current.onmessageerror = () => {

@@ -24,7 +24,7 @@ import { splitPackages } from "./wheels.js";
 
 // In the order they are asked for (issue 18): on a slow link the small files the worker
 // needs first come first, then the wasm (compiled while it arrives), the stdlib's
-// start-up core (tools/runtime/split_stdlib.mjs), and last the rest of the stdlib, asked
+// start-up core (web/split_stdlib.mjs), and last the rest of the stdlib, asked
 // for only once those have answered, at low priority, so it never slows them down.
 const RUNTIME_FILES = Object.freeze({
   lock: "pyodide-lock.json", pyodideMjs: "pyodide.mjs", asmMjs: "pyodide.asm.mjs",
@@ -42,7 +42,7 @@ const RUNTIME_TYPES = Object.freeze({
   pyodideMjs: "text/javascript", asmMjs: "text/javascript", wasm: "application/wasm",
   stdlib: "application/zip", stdlibRest: "application/zip", lock: "application/json",
 });
-// How long a result may wait for the runtime to be stored (it normally is long before).
+// How long a first result may wait for the runtime and the snapshot to be stored.
 const KEEP_RUNTIME_WAIT_MS = 5_000;
 
 // Warm starts (issue 18): Pyodide's memory snapshot of a pristine runtime, made on this
@@ -205,9 +205,10 @@ async function keepRuntime(config, runtime) {
   }
 }
 
-/** Resolves once the runtime is stored (or after a few seconds, whatever happened). */
-function runtimeStored() {
-  return Promise.race([runtimeKept, new Promise((resolve) => setTimeout(resolve, KEEP_RUNTIME_WAIT_MS))]);
+/** Resolves once `kept` (the runtime or a snapshot being stored) is done, or after a few seconds. */
+function stored(kept) {
+  return Promise.race([kept || Promise.resolve(),
+                       new Promise((resolve) => setTimeout(resolve, KEEP_RUNTIME_WAIT_MS))]);
 }
 
 function snapshotsUsable(config) {
@@ -509,20 +510,23 @@ export class ComputeFrame {
       case "stage":
         if (!this.loaded) this.emit({ type: "stage", stage: text(message.stage, MAX_STAGE_CHARS) });
         return;
+      case "snapshot":
+        // Only a snapshot this frame was asked for, before its "ready" and before it was
+        // given any task (one sent later could come from app code). Stored while the worker
+        // mounts the rest of the stdlib and starts its runner, not during the first task;
+        // the first result waits until it is stored, so the next visit starts from it.
+        if (this.snapshotAsked && !this.loaded && !this.ranTask &&
+            message.snapshot instanceof ArrayBuffer) {
+          this.snapshotAsked = false;
+          this.snapshotKept = keepSnapshot(this.config, message.snapshot);
+        }
+        return;
       case "ready":
         if (this.loaded) return;
         this.loaded = true;
         this.startup = { fromSnapshot: this.snapshotGiven, timings: numbers(message.timings) };
         mark("ready", this.startup);
-        // Only a snapshot this frame was asked for, made before it was given any task. It is
-        // hashed and stored once the first result is out (hashing and writing tens of
-        // megabytes on a slow phone would delay that result); a page closed before then
-        // leaves none, and the next visit makes one.
-        if (this.snapshotAsked && !this.ranTask && message.snapshot instanceof ArrayBuffer) {
-          this.snapshotToKeep = message.snapshot;
-        } else if (this.snapshotAsked) {
-          snapshotWanted = true;
-        }
+        if (this.snapshotAsked) snapshotWanted = true;   // asked, but none came
         this.snapshotAsked = false;
         this.readyMessage = { type: "ready",
                     loadMs: Number.isFinite(message.loadMs) ? Math.max(0, Math.round(message.loadMs)) : null,
@@ -560,10 +564,7 @@ export class ComputeFrame {
           elapsedMs: Math.round(performance.now() - current.started),
           pageHashed: current.pageHashed,
         });
-        runtimeStored().then(() => {
-          this.emit(result);
-          this.keepMadeSnapshot();
-        });
+        Promise.all([stored(runtimeKept), stored(this.snapshotKept)]).then(() => this.emit(result));
         return;
       }
       default:
@@ -571,16 +572,8 @@ export class ComputeFrame {
     }
   }
 
-  /** The snapshot this frame made (before any task), stored once: after its first result. */
-  keepMadeSnapshot() {
-    const bytes = this.snapshotToKeep;
-    this.snapshotToKeep = null;
-    if (bytes) keepSnapshot(this.config, bytes);
-  }
-
   /** Remove the frame: its document and worker go with it, mid-task or not. */
   terminate() {
-    this.keepMadeSnapshot();   // made before any task: still good for the next start
     this.closed = true;
     this.current = null;
     window.removeEventListener("message", this.listener);

@@ -18,15 +18,16 @@
 //                   snapshot?, makeSnapshot?}
 //                  {type: "run", task}             (a task as in PROTOCOL.md, + code/wheels)
 // Worker -> page:  {type: "stage", stage}          (runtime loading progress)
-//                  {type: "ready", loadMs, python, timings, fromSnapshot, snapshot?}
+//                  {type: "snapshot", snapshot}  (when asked: made before the runner, any task)
+//                  {type: "ready", loadMs, python, timings, fromSnapshot}
 //                  {type: "init-error", message, fromSnapshot}
 //
 // Warm starts (issue 18): with `snapshot` (an ArrayBuffer: Pyodide's memory snapshot of a
 // pristine runtime, kept by the page) Pyodide restores Python's memory instead of
 // initialising the interpreter, several times faster. With `makeSnapshot` the worker makes
-// one right after loadPyodide, before our runner and before any task, and hands it over
-// with "ready": no owner's code has run in this worker by then, so the snapshot holds no
-// app's state. A snapshot that does not load ends in "init-error" with fromSnapshot set;
+// one right after loadPyodide, before our runner and before any task, and hands it over at
+// once ("snapshot", before "ready"): no owner's code has run in this worker by then, so the
+// snapshot holds no app's state, and the page stores it while the worker goes on. A snapshot that does not load ends in "init-error" with fromSnapshot set;
 // the page then drops it and starts again without one.
 //
 // The standard library in two parts (issue 18): runtime.stdlib is then a small core
@@ -239,6 +240,7 @@ async function init({ pyodideBase, lockFileURL, runtime, modules, snapshot, make
     if (!fromSnapshot && makeSnapshot) {
       made = pyodide.makeMemorySnapshot();
       mark("snapshot");
+      self.postMessage({ type: "snapshot", snapshot: made.buffer }, [made.buffer]);
     }
     if (stdlibRest) {
       mountStdlibRest(await stdlibRest);
@@ -254,8 +256,7 @@ async function init({ pyodideBase, lockFileURL, runtime, modules, snapshot, make
   mark("runner");
   const ready = { type: "ready", loadMs: Math.round(performance.now() - started), python,
                   timings, fromSnapshot };
-  if (made) ready.snapshot = made.buffer;
-  self.postMessage(ready, made ? [made.buffer] : []);
+  self.postMessage(ready);
 }
 
 function toHex(buffer) {

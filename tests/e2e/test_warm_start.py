@@ -1,7 +1,8 @@
 """Warm starts from Pyodide's memory snapshot (issue 18), in a real Chromium.
 
 The first frame of a page that has no snapshot makes one right after loading Pyodide,
-before it runs any task; the page keeps it (Cache Storage, with its SHA-256) and the next
+before it runs any task; the page keeps it (Cache Storage, with its SHA-256; before the
+first result goes out) and the next
 visit's frames restore it instead of initialising Python. These tests check that a second
 visit starts from it, that a damaged or unloadable snapshot falls back to a normal start
 (and is replaced), and that a snapshot carries no app's state into another app's task.
@@ -109,6 +110,15 @@ def test_a_second_visit_starts_from_the_snapshot_the_first_one_made(visit):
           f"(snapshot {snapshot['size'] / 1e6:.1f} MB)")
 
 
+def test_a_visit_closed_right_after_its_first_result_leaves_its_snapshot(visit):
+    """The page stores the snapshot before it lets the first result out (issue 18)."""
+    bundled_batch_create("mandelbrot", count=40, quorum=ONE)
+    first, _ = visit()   # closed at once after the first result
+    assert first["fromSnapshot"] is False and "snapshot" in first["timings"]
+    second, _ = visit()
+    assert second["fromSnapshot"] is True
+
+
 @pytest.mark.parametrize("how", ["bytes", "header"])
 def test_a_damaged_snapshot_falls_back_to_a_normal_start_and_is_replaced(visit, how):
     bundled_batch_create("mandelbrot", count=40, quorum=ONE)
@@ -166,7 +176,7 @@ def test_a_snapshot_carries_no_apps_state_into_another_apps_task(visit):
     assert output == {"builtins": None, "json": False, "file": False}
 
 
-# Modules outside the stdlib's start-up core (tools/runtime/split_stdlib.mjs): from the rest,
+# Modules outside the stdlib's start-up core (web/split_stdlib.mjs): from the rest,
 # which the worker mounts after start-up, and a submodule of a core package (encodings).
 STDLIB_USER = b'''from fractions import Fraction
 import decimal, statistics, encodings.cp1252

@@ -122,7 +122,7 @@ def test_the_manifest_does_not_hash_the_runtime(collected):
 
 
 def test_the_stdlib_is_split_into_a_compiled_core_and_the_rest():
-    """tools/runtime/split_stdlib.mjs (make install): together the whole standard library."""
+    """web/split_stdlib.mjs (make install): together the whole standard library."""
     import zipfile
 
     folder = settings.PYODIDE_DIR

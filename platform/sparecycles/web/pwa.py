@@ -31,7 +31,7 @@ SERVICE_WORKER_SOURCE = "pwa/sw.js"
 NOT_SHELL = {SERVICE_WORKER_SOURCE, "pwa/icon-maskable.svg"}   # served elsewhere / icon source
 # What the volunteer page fetches from PYODIDE_URL: the npm package's core runtime, its
 # standard library split by `make install` into a start-up core and the rest
-# (tools/runtime/split_stdlib.mjs; compute-host.js RUNTIME_FILES).
+# (web/split_stdlib.mjs; compute-host.js RUNTIME_FILES).
 PYODIDE_RUNTIME_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm",
                          "python_stdlib_core.zip", "python_stdlib_rest.zip", "pyodide-lock.json")
 

@@ -78,7 +78,7 @@ class ShellStaticStorage(CompressedManifestStaticFilesStorage):
         super().__init__(*args, **kwargs)
 
     def create_compressor(self, **kwargs):
-        # The stdlib's split zips (tools/runtime/split_stdlib.mjs) have stored entries: they
+        # The stdlib's split zips (web/split_stdlib.mjs) have stored entries: they
         # shrink a lot, so .zip is tried too (a zip that does not shrink gets no copy).
         if kwargs.get("extensions") is None:
             kwargs["extensions"] = COMPRESSED_ELSEWHERE

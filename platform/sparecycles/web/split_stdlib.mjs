@@ -1,6 +1,6 @@
 // Split Pyodide's python_stdlib.zip into a small start-up core and the rest (issue 18).
 //
-//   node tools/runtime/split_stdlib.mjs <pyodide dir> <out dir>     (make install runs it)
+//   node platform/sparecycles/web/split_stdlib.mjs <pyodide dir> <out dir>     (make install runs it)
 //
 // Writes python_stdlib_core.zip and python_stdlib_rest.zip beside Pyodide's files, served
 // with them under the versioned runtime URL. The core holds every module Python imports
