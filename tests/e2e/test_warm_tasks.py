@@ -100,7 +100,8 @@ def owned_app(owner: str, name: str, code: bytes):
 
 
 def one_worker(page, server, sent: list) -> None:
-    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(json.loads(payload))))
+    page.on("websocket", lambda ws: ws.on(
+        "framesent", lambda payload: sent.append(json.loads(payload))))
     open_page(page, server)
     page.locator("#set-workers").select_option("1")
 
