@@ -5,7 +5,9 @@
 //   page -> frame   {type: "init", pyodideBase, runtime, snapshot?, makeSnapshot?}
 //                                                           start a fresh worker, load Pyodide
 //                                                           (from a memory snapshot, or making one)
-//                   {type: "run", task}                     one task (code and wheels included)
+//                   {type: "run", task, port?}              one task (code and wheels included); the
+//                                                           first brings a MessagePort, passed on to
+//                                                           the worker for later tasks and results
 //   frame -> page   {type: "frame-ready"}                   this document listens now
 //                   whatever the worker posts               the page checks every message
 //                   {type: "worker-error", message}         the worker died
@@ -81,7 +83,11 @@ window.addEventListener("message", (event) => {
   if (message.type === "init") {
     startWorker(message);
   } else if (message.type === "run" && worker) {
-    worker.postMessage({ type: "run", task: message.task }, buffers(message.task));
+    // The first task brings the page's end of a channel to the worker: later tasks and all
+    // results cross on it, page <-> worker, without waking this document.
+    const port = message.port instanceof MessagePort ? message.port : undefined;
+    worker.postMessage({ type: "run", task: message.task, port },
+                       [...buffers(message.task), ...(port ? [port] : [])]);
   }
 });
 

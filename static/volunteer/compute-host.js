@@ -16,7 +16,9 @@
 //                 snapshot? | makeSnapshot?}
 //                (bytes; for the page's first frame wasm, stdlib and stdlibRest are
 //                transferred streams, handed over before their first byte arrives)
-//                {type: "run", task: {task_id, app, input, code, wheels: [{sha256, bytes}]}}
+//                {type: "run", task: {task_id, app, input, code, wheels: [{sha256, bytes}]},
+//                 port?}  (the first task brings a MessagePort: later tasks, their results and
+//                 progress cross on it, page <-> worker, without the frame's document)
 // Frame -> page: {type: "frame-ready"} | {type: "worker-error", message}
 //                and the worker's own: stage, ready, init-error, result (compute-worker.js)
 
@@ -211,6 +213,7 @@ function stored(kept) {
                        new Promise((resolve) => setTimeout(resolve, KEEP_RUNTIME_WAIT_MS))]);
 }
 
+
 function snapshotsUsable(config) {
   return Boolean(config.runtimeCache && config.computeFrameUrl) && typeof caches !== "undefined" &&
     canHash();
@@ -292,6 +295,9 @@ async function sha256Hex(buffer) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// The same bytes, once verified, for a task that can go to its frame at once (taskNow).
+const verified = new WeakMap();   // promise from verifiedBytes -> its ArrayBuffer
+
 /** Download and (where the browser can hash) verify; a failure is not cached. */
 function verifiedBytes(cache, key, url, expected, what) {
   let promise = cache.get(key);
@@ -312,29 +318,48 @@ function verifiedBytes(cache, key, url, expected, what) {
       return bytes;
     })();
     cache.set(key, promise);
-    promise.catch(() => cache.delete(key));
+    promise.then((bytes) => verified.set(promise, bytes), () => cache.delete(key));
     while (cache.size > CODE_CACHE_LIMIT) cache.delete(cache.keys().next().value);
   }
   return promise;
 }
 
-async function taskForFrame(task) {
+/** The code and wheels a task needs, as promises (each downloaded and verified once). */
+function taskFiles(task) {
   const app = task.app || {};
-  const code = await verifiedBytes(codeCache, `${app.name}/${app.version}`, app.code_url,
-                                   app.sha256, "the app code");
-  const { wheels } = splitPackages(app.packages || []);
-  const given = await Promise.all(wheels.map(async (wheel) => ({
+  const code = verifiedBytes(codeCache, `${app.name}/${app.version}`, app.code_url,
+                             app.sha256, "the app code");
+  const wheels = splitPackages(app.packages || []).wheels.map((wheel) => ({
     sha256: wheel.sha256,
-    bytes: await verifiedBytes(wheelCache, wheel.sha256, wheel.url, wheel.sha256, wheel.filename),
-  })));
+    bytes: verifiedBytes(wheelCache, wheel.sha256, wheel.url, wheel.sha256, wheel.filename),
+  }));
+  return { code, wheels };
+}
+
+function frameTask(task, code, wheels) {
+  const app = task.app || {};
   return {
     task_id: task.task_id,
     app: { name: app.name, version: app.version, runtime: app.runtime, entry: app.entry,
            sha256: app.sha256, packages: app.packages || [] },
     input: task.input === undefined ? null : task.input,
     code,
-    wheels: given,
+    wheels,
   };
+}
+
+/** The task for its frame now, when its code and wheels were verified before; else null. */
+function taskNow(task) {
+  const { code, wheels } = taskFiles(task);
+  if (!verified.has(code) || !wheels.every((wheel) => verified.has(wheel.bytes))) return null;
+  return frameTask(task, verified.get(code),
+                   wheels.map((wheel) => ({ sha256: wheel.sha256, bytes: verified.get(wheel.bytes) })));
+}
+
+async function taskForFrame(task) {
+  const { code, wheels } = taskFiles(task);
+  return frameTask(task, await code, await Promise.all(wheels.map(async (wheel) => ({
+    sha256: wheel.sha256, bytes: await wheel.bytes }))));
 }
 
 function frameContainer() {
@@ -484,8 +509,15 @@ export class ComputeFrame {
     this.ranTask = true;
     const taskId = task.task_id;
     this.current = { taskId, started: performance.now(), pageHashed: canHash() };
+    // The app's code is in hand after its first task: the task leaves now, not after the
+    // page has finished what it is doing (rendering, the result it just reported).
+    const now = taskNow(task);
+    if (now) {
+      this.sendTask(now);
+      return;
+    }
     taskForFrame(task).then((given) => {
-      if (this.current && this.current.taskId === taskId) this.send({ type: "run", task: given });
+      if (this.current && this.current.taskId === taskId) this.sendTask(given);
     }, (error) => {
       if (!this.current || this.current.taskId !== taskId) return;
       this.current = null;
@@ -494,10 +526,36 @@ export class ComputeFrame {
     });
   }
 
+  /**
+   * Tasks go to the worker on a MessageChannel of their own, given with the first task: from
+   * then on a task and its result cross straight between the page and the worker, without
+   * waking the frame's document twice per task. The port's other end is in the frame, as
+   * untrusted as the frame's own messages: only results and progress are taken from it, and
+   * checked exactly as those (receive).
+   */
+  sendTask(task) {
+    if (this.port) {
+      this.port.postMessage({ type: "run", task });
+      return;
+    }
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    this.port.onmessage = (event) => {
+      const message = event.data;
+      if (message && (message.type === "result" || message.type === "progress")) {
+        this.handle(message);
+      }
+    };
+    this.send({ type: "run", task, port: channel.port2 }, [channel.port2]);
+  }
+
   receive(event) {
     if (this.closed || event.source !== this.iframe.contentWindow) return;
-    const message = event.data;
-    if (!message || typeof message !== "object") return;
+    this.handle(event.data);
+  }
+
+  handle(message) {
+    if (this.closed || !message || typeof message !== "object") return;
     switch (message.type) {
       case "frame-ready":
         if (this.ready) {
@@ -576,6 +634,7 @@ export class ComputeFrame {
   terminate() {
     this.closed = true;
     this.current = null;
+    if (this.port) this.port.close();
     window.removeEventListener("message", this.listener);
     this.iframe.remove();
   }

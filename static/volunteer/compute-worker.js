@@ -16,7 +16,9 @@
 // Page -> worker:  {type: "init", pyodideBase, lockFileURL?, runtime?, modules?,
 //                   (runtime: {pyodideMjs, asmMjs, wasm, stdlib, stdlibRest?, lock})
 //                   snapshot?, makeSnapshot?}
-//                  {type: "run", task}             (a task as in PROTOCOL.md, + code/wheels)
+//                  {type: "run", task, port?}      (a task as in PROTOCOL.md, + code/wheels; the
+//                                                   first brings a MessagePort: later tasks come,
+//                                                   and results and progress go, on it)
 // Worker -> page:  {type: "stage", stage}          (runtime loading progress)
 //                  {type: "snapshot", snapshot}  (when asked: made before the runner, any task)
 //                  {type: "ready", loadMs, python, timings, fromSnapshot}
@@ -59,7 +61,8 @@ const codeCache = new Map();   // "name/version" -> Promise<string> (verified so
 const RUNNER = `
 import inspect, json, math, time, traceback
 
-_namespaces = {}
+_namespaces = {}   # app version -> its module's globals
+_entries = {}      # (app version, entry) -> (function, takes progress)
 _PROGRESS_EVERY_S = 0.25   # at most 4 progress messages a second leave the worker
 
 def _last_line(exc):
@@ -73,31 +76,46 @@ def _takes_progress(fn):
     return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
 
 def _progress_reporter(report):
-    last = [-1.0]
+    # The first report leaves a quarter second into the task, not at once: a short task
+    # (most tiles) sends no message at all, so nothing wakes the page while it runs.
+    last = [time.monotonic()]
     def progress(fraction):
         """Tell the volunteer how far this task is: a number from 0 to 1."""
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
-            raise TypeError("progress(fraction) takes a number from 0 to 1")
-        fraction = float(fraction)
-        if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
-            raise ValueError("progress(fraction) takes a number from 0 to 1")
+        if type(fraction) is not float or not 0.0 <= fraction <= 1.0:   # the common case is cheap
+            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+                raise TypeError("progress(fraction) takes a number from 0 to 1")
+            fraction = float(fraction)
+            if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
+                raise ValueError("progress(fraction) takes a number from 0 to 1")
         now = time.monotonic()
         if now - last[0] >= _PROGRESS_EVERY_S or fraction == 1.0:
             last[0] = now
             report(fraction)
     return progress
 
+def _entry(key, source, filename, entry):
+    """The app's entry function and whether it takes progress: the module is executed once
+    per app version in this runtime and its signature read once per function (on the
+    volunteer page a runtime runs one app version's tasks only: docs/isolation.md)."""
+    ns = _namespaces.get(key)
+    if ns is None:
+        ns = {"__name__": "sparecycles_app", "__builtins__": __builtins__}
+        exec(compile(source, filename, "exec"), ns)
+        _namespaces[key] = ns
+    fn = ns.get(entry)
+    if not callable(fn):
+        return None, False
+    known = _entries.get((key, entry))
+    if known is None or known[0] is not fn:   # the app may rebind its entry between tasks
+        known = _entries[(key, entry)] = (fn, _takes_progress(fn))
+    return known
+
 def sparecycles_run(key, source, filename, entry, input_json, report=None):
     try:
-        ns = _namespaces.get(key)
-        if ns is None:
-            ns = {"__name__": "sparecycles_app", "__builtins__": __builtins__}
-            exec(compile(source, filename, "exec"), ns)
-            _namespaces[key] = ns
-        fn = ns.get(entry)
-        if not callable(fn):
+        fn, takes_progress = _entry(key, source, filename, entry)
+        if fn is None:
             return ("error", f"the app defines no function {entry!r}")
-        if report is not None and _takes_progress(fn):
+        if report is not None and takes_progress:
             output = fn(json.loads(input_json), progress=_progress_reporter(report))
         else:
             output = fn(json.loads(input_json))
@@ -112,8 +130,10 @@ def sparecycles_sha256(data):
     return hashlib.sha256(bytes(data)).hexdigest()
 `;
 
+let taskPort = null;   // the page's channel for tasks, results and progress (the first task brings it)
+
 function post(message) {
-  self.postMessage(message);
+  (taskPort || self).postMessage(message);
 }
 
 // What `import js` shows app code. Not a sandbox (the CSP, not this, stops
@@ -395,6 +415,13 @@ self.onmessage = (event) => {
       post({ type: "init-error", message: lastLine(error), fromSnapshot: Boolean(error.fromSnapshot) });
     });
   } else if (message.type === "run") {
+    if (message.port instanceof MessagePort && !taskPort) {
+      taskPort = message.port;
+      taskPort.onmessage = (portEvent) => {
+        const next = portEvent.data || {};
+        if (next.type === "run") queue = queue.then(() => run(next.task));
+      };
+    }
     queue = queue.then(() => run(message.task));
   }
 };

@@ -717,7 +717,7 @@ class VolunteerClient {
     this.requestOutstanding = false;
     this.retryTimer = null;
     this.retryAt = 0;
-    this.timeline = [];          // [{slot, start, end}] (Date.now() ms): busy intervals
+    this.timeline = [];          // [{slot, task_id, start, end}] (Date.now() ms): busy intervals
     this.computingSince = 0;
 
     this.counts = { done: 0, failed: 0, credit: 0 };  // credit in micro-credits
@@ -1369,7 +1369,7 @@ class VolunteerClient {
   runOn(slot, task) {
     const entry = { task, slot, started: Date.now(), busy: null, about: aboutTask(task),
                     progress: null, progressSentAt: 0 };
-    entry.busy = { slot: slot.index, start: entry.started, end: null };
+    entry.busy = { slot: slot.index, task_id: task.task_id, start: entry.started, end: null };
     this.timeline.push(entry.busy);
     if (this.timeline.length > TIMELINE_LIMIT) this.timeline.shift();
     this.active.set(task.task_id, entry);

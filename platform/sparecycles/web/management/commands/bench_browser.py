@@ -50,13 +50,16 @@ PER_TASK_UNITS = 24
 DOCS_BEGIN = "<!-- bench_browser: begin -->"
 DOCS_END = "<!-- bench_browser: end -->"
 # Bare Pyodide's per-task time: the same app code on the same inputs, JSON in and out as
-# the worker does, in a blank page; seconds per task.
-BARE_TASKS_JS = """async ({ base, code, inputs }) => {
+# the worker does, in a blank page; seconds per task. Both sides warm up on one tile first:
+# the worker's first task also downloads, checks and loads the app's code, which bare
+# Pyodide does before its clock starts.
+BARE_TASKS_JS = """async ({ base, code, warmup, inputs }) => {
   const { loadPyodide } = await import(base + "pyodide.mjs");
   const pyodide = await loadPyodide({ indexURL: base, packageBaseUrl: base });
   pyodide.runPython(code);
   pyodide.runPython("import json\\ndef bench_run(s):\\n    return json.dumps(main(json.loads(s)))");
   const run = pyodide.globals.get("bench_run");
+  run(JSON.stringify(warmup));   // untimed, as the worker's first task is
   const times = [];
   for (const input of inputs) {
     const t0 = performance.now();
@@ -286,32 +289,53 @@ def bare_pyodide(playwright, url: str, profile: Path, executable: Path) -> float
         context.close()
 
 
-def worker_task_times(playwright, url: str, profile: Path, count: int) -> list[float]:
-    """The volunteer page runs `count` tiles (one worker); seconds each, as the page saw them
-    (from handing the task to its frame to the checked result)."""
+def worker_task_times(playwright, url: str, profile: Path, count: int) -> tuple[list, list[float]]:
+    """The volunteer page runs `count` + 1 tiles (one worker); the first is its warm-up (the
+    code downloaded, checked and loaded), as bare Pyodide's is. Returns the other tiles'
+    inputs, in the order they ran, and seconds each, as the page saw them (from handing the
+    task to its frame to the checked result)."""
+    import json
+
     context = playwright.chromium.launch_persistent_context(
         str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
         service_workers="allow", **DESKTOP)
+    inputs = {}   # task_id -> input, from the tasks frames the page received
+
+    def tasks_frame(payload):
+        try:
+            frame = json.loads(payload)
+        except (TypeError, ValueError):
+            return
+        if isinstance(frame, dict) and frame.get("type") == "tasks":
+            for task in frame.get("tasks") or []:
+                inputs[task["task_id"]] = task["input"]
+
     try:
         page = context.pages[0] if context.pages else context.new_page()
+        page.on("websocket", lambda ws: ws.on("framereceived", tasks_frame))
         page.goto(f"{url}/")
         page.locator("#toggle").wait_for()
         while page.locator("#toggle").is_disabled():
             page.wait_for_timeout(20)
         page.locator("#toggle").click()
         started = time.monotonic()
-        while int(page.locator("#count-done").text_content() or 0) < count:
+        while int(page.locator("#count-done").text_content() or 0) < count + 1:
             if time.monotonic() - started > RESULT_TIMEOUT_S * 3:
                 raise CommandError("the per-task run did not finish")
             page.wait_for_timeout(100)
         busy = page.evaluate("() => window.sparecycles.client.timeline"
-                             ".filter((e) => e.end !== null).map((e) => (e.end - e.start) / 1000)")
-        return busy[-count:]
+                             ".filter((e) => e.end !== null)"
+                             ".map((e) => [e.task_id, (e.end - e.start) / 1000])")
+        if len(busy) != count + 1:
+            raise CommandError(f"the page ran {len(busy)} tasks, not {count + 1}")
+        measured = busy[1:]   # the first is the warm-up
+        return [inputs[task_id] for task_id, _ in measured], [s for _, s in measured]
     finally:
         context.close()
 
 
-def bare_task_times(playwright, url: str, profile: Path, inputs: list) -> list[float]:
+def bare_task_times(playwright, url: str, profile: Path, warmup: dict, inputs: list) -> list[float]:
+    """Bare Pyodide on the same tiles: its warm-up (the code loaded, one tile run) untimed."""
     from sparecycles.projects.catalogue import bundled_app_read
 
     code = bundled_app_read("mandelbrot").code().decode()
@@ -321,7 +345,7 @@ def bare_task_times(playwright, url: str, profile: Path, inputs: list) -> list[f
         page = context.pages[0] if context.pages else context.new_page()
         page.goto(f"{url}/healthz")
         return page.evaluate(BARE_TASKS_JS, {"base": f"{url}{settings.PYODIDE_URL}",
-                                             "code": code, "inputs": inputs})
+                                             "code": code, "warmup": warmup, "inputs": inputs})
     finally:
         context.close()
 
@@ -422,17 +446,22 @@ class Command(BaseCommand):
 
         from sparecycles.projects.catalogue import bundled_app_read
 
-        inputs = bundled_app_read("mandelbrot").generate_inputs(PER_TASK_UNITS, 0)
+        every = bundled_app_read("mandelbrot").generate_inputs(PER_TASK_UNITS + 1, 0)
         got = {"worker": [], "bare": []}
         with sync_playwright() as playwright:
             for run in range(playwright_runs):
                 (root / f"pt-{run}").mkdir()
                 server = Server("per-task", Path(settings.BASE_DIR), root / f"pt-{run}",
-                                units=PER_TASK_UNITS)
+                                units=PER_TASK_UNITS + 1)
                 try:
-                    worker = worker_task_times(playwright, server.url, root / f"ptw-{run}",
-                                               PER_TASK_UNITS)
-                    bare = bare_task_times(playwright, server.url, root / f"ptb-{run}", inputs)
+                    inputs, worker = worker_task_times(playwright, server.url, root / f"ptw-{run}",
+                                                       PER_TASK_UNITS)
+                    # The same tiles in the same order; the worker's warm-up tile warms bare up.
+                    warmup = next((tile for tile in every if tile not in inputs), None)
+                    if warmup is None or len(inputs) != PER_TASK_UNITS:
+                        raise CommandError("the page's tiles are not the generated ones")
+                    bare = bare_task_times(playwright, server.url, root / f"ptb-{run}", warmup,
+                                           inputs)
                 finally:
                     server.stop()
                 got["worker"].append(sum(worker) / len(worker))
