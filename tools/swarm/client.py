@@ -173,6 +173,8 @@ class ClientStats:
     reconnects: int = 0
     connection_failures: int = 0
     requests: int = 0
+    results_frames: int = 0  # batch extension: `results` frames sent
+    batched_results: int = 0  # results sent in them
     empty_replies: int = 0
     tasks_received: int = 0
     tasks_repeated: int = 0  # in-flight tasks the server sent again after a reconnect
@@ -525,6 +527,9 @@ class SimulatedVolunteer:
                 del self._outgoing[task_id]
         if not task_ids:
             frame = {"type": "request", "slots": slots}  # nothing rides along: plain v1
+        else:
+            self.stats.results_frames += 1
+            self.stats.batched_results += len(task_ids)
         try:
             await self._send(ws, frame)
         except ConnectionClosed:
