@@ -268,3 +268,16 @@ async def test_a_v1_client_sees_no_batch_frames(make_batch):
     assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": True}
     await communicator.disconnect()
 
+
+
+async def test_each_invalid_item_counts_as_a_violation_as_its_own_result_frame_would(settings):
+    """Red team: one violation per frame let a client send max_batch times as many bad
+    results (each parsed, described, refused) as v1's result frames before the close."""
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "MAX_VIOLATIONS": 3}
+    communicator, _ = await hello()
+    bad = [{"task_id": f"t{i}", "status": "maybe"} for i in range(3)]
+    await communicator.send_json_to({"type": "results", "results": bad, "slots": 1})
+    acks = (await receive(communicator))["acks"]
+    assert [a["reason"] for a in acks] == ["invalid"] * 3
+    assert (await receive(communicator))["code"] == "invalid"
+    assert await closed_with(communicator) == 4400  # no `tasks`: the socket is closed

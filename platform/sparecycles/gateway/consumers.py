@@ -229,6 +229,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "acks", "acks": acks})
         if problems:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            # Each bad item counts as the bad `result` frame it stands for: one violation per
+            # frame would let a client send max_batch times more bad results before the close.
+            self.violations += len(problems) - 1
             await self._violation("invalid", "; ".join(problems[:3]) + more)
             if self.violations >= self.limits["MAX_VIOLATIONS"]:
                 return
