@@ -281,3 +281,31 @@ async def test_each_invalid_item_counts_as_a_violation_as_its_own_result_frame_w
     assert [a["reason"] for a in acks] == ["invalid"] * 3
     assert (await receive(communicator))["code"] == "invalid"
     assert await closed_with(communicator) == 4400  # no `tasks`: the socket is closed
+
+
+async def test_text_postgresql_can_not_store_is_refused_per_item_without_a_traceback(
+        make_batch, caplog):
+    """Red team: NUL / lone surrogates (valid JSON escapes) in a batch reached the database;
+    on PostgreSQL each failed the intake batch (honest devices' reports too) into one
+    transaction per report with a logged traceback, and SQLite stored what PostgreSQL
+    refuses. Now every such item is refused at the socket, alike on both databases."""
+    await make_batch_async(make_batch, count=5)
+    communicator, _ = await hello()
+    tasks = await take_tasks(communicator, 4)
+    items = [ok(tasks[0]),
+             {**ok(tasks[1]), "output": {"s": "a\u0000b"}},
+             {**ok(tasks[2]), "output": {"\ud83d": 1}},
+             {"task_id": tasks[3]["task_id"], "status": "error", "error": "bad\u0000byte"},
+             {"task_id": "forged\u0000", "status": "ok", "output": {}}]
+    await communicator.send_to(text_data=json.dumps({"type": "results", "results": items}))
+    acks = (await receive(communicator))["acks"]
+    assert [(a["accepted"], a.get("reason")) for a in acks] == [
+        (True, None), (False, "invalid"), (False, "invalid"), (True, None),
+        (False, "unknown_task")]
+    assert "NUL" in (await receive(communicator))["message"]
+    replica = await Replica.objects.aget(task_id=tasks[3]["task_id"])
+    assert replica.error_message == "bad\ufffdbyte"
+    assert not await Replica.objects.filter(
+        task_id__in=[tasks[1]["task_id"], tasks[2]["task_id"]], received_at__isnull=False).aexists()
+    assert not [r for r in caplog.records if r.exc_info]
+    await communicator.disconnect()
