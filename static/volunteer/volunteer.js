@@ -39,6 +39,7 @@ const utf8 = new TextEncoder();
 const byteLength = (text) => utf8.encode(text).length;
 const MAX_ERROR_CHARS = 2_000;
 const EMPTY_RESEND_DELAY_S = 2;           // a tasks frame that brought nothing new
+const RATE_LIMITED_RESEND_MS = 2_000;    // an ack `rate_limited`: not stored, send it again
 const SEEN_LIMIT = 1_000;                 // task ids remembered for de-duplication
 const ANNOUNCE_AFTER_MS = 1_500;          // status must hold this long before it is announced
 // A stored result is sent even after its task's deadline (the server still takes it
@@ -1190,6 +1191,12 @@ class VolunteerClient {
   onAck(message) {
     const entry = this.unacked.get(message.task_id);
     if (!entry) return;   // an ack for a resend we already counted
+    if (!message.accepted && message.reason === "rate_limited") {
+      // Not stored and not final (README: send the result again later): it stays in the
+      // outbox and goes again shortly (or after the next welcome, if the socket drops).
+      this.resendLater(message.task_id);
+      return;
+    }
     this.forgetResult(message.task_id);
     this.remember(message.task_id, "acked");
     if (message.accepted) {
@@ -1328,6 +1335,19 @@ class VolunteerClient {
       else keep.push(task);
     }
     this.queue = keep;
+  }
+
+  resendLater(taskId) {
+    const socket = this.socket;
+    setTimeout(() => {
+      if (this.socket !== socket || !this.connected || !this.unacked.has(taskId)) return;
+      if (this.batch) {
+        this.pending.add(taskId);
+        this.pump();
+      } else {
+        this.sendFrame(this.unacked.get(taskId).frame);
+      }
+    }, RATE_LIMITED_RESEND_MS);
   }
 
   forgetResult(taskId) {
