@@ -18,8 +18,8 @@ from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from sparecycles.db.bulk import rows_update
-from sparecycles.wire import unstorable_text
 from sparecycles.volunteers.models import Device
+from sparecycles.wire import unstorable_text
 
 from .models import Cancelled, Replica
 
