@@ -6,6 +6,7 @@ read these, and none of them imports another edge for it.
 """
 
 import math
+import sys
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -14,6 +15,18 @@ PROTOCOL_VERSION = 1
 # shallow; a 600-deep list is an attack on every comparator that walks it recursively
 # (Python's own and owners' custom validators).
 MAX_OUTPUT_DEPTH = 64
+
+
+class OverlongInt:
+    """A JSON integer longer than Python converts (sys.get_int_max_str_digits(), 4300
+    digits): the socket's parser keeps it as this marker, which output_problem refuses, so
+    it refuses one result, not the whole frame (and every other result of a `results`
+    frame with it)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
 
 
 def unstorable_text(text: str) -> bool:
@@ -45,6 +58,8 @@ def output_problem(output: Any) -> str:
             return "NaN and Infinity are not JSON numbers."
         if isinstance(value, str) and unstorable_text(value):
             return TEXT_PROBLEM
+        if isinstance(value, OverlongInt):
+            return f"integers may have at most {sys.get_int_max_str_digits()} digits."
         if isinstance(value, dict | list):
             if depth > MAX_OUTPUT_DEPTH:
                 return f"nested deeper than {MAX_OUTPUT_DEPTH} levels."

@@ -309,3 +309,21 @@ async def test_text_postgresql_can_not_store_is_refused_per_item_without_a_trace
         task_id__in=[tasks[1]["task_id"], tasks[2]["task_id"]], received_at__isnull=False).aexists()
     assert not [r for r in caplog.records if r.exc_info]
     await communicator.disconnect()
+
+
+async def test_an_integer_over_pythons_digit_limit_refuses_its_item_only(make_batch):
+    """Red team: one output integer over 4300 digits made the whole `results` frame a
+    bad_frame; the other results got no ack, and a client resending its backlog in the same
+    frame never got them stored. Now that item alone is refused."""
+    await make_batch_async(make_batch, count=3)
+    communicator, _ = await hello()
+    tasks = await take_tasks(communicator, 3)
+    text = json.dumps({"type": "results", "results": [ok(tasks[0]), ok(tasks[1]), ok(tasks[2])]})
+    text = text.replace(f'"square": {tasks[1]["input"]["n"] ** 2}', '"square": ' + "7" * 5000, 1)
+    assert "7" * 5000 in text
+    await communicator.send_to(text_data=text)
+    acks = (await receive(communicator))["acks"]
+    assert [(a["task_id"], a["accepted"]) for a in acks] == [
+        (tasks[0]["task_id"], True), (tasks[1]["task_id"], False), (tasks[2]["task_id"], True)]
+    assert "4300 digits" in (await receive(communicator))["message"]
+    await communicator.disconnect()

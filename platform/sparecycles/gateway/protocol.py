@@ -10,7 +10,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 # The version and the output rules live in a low module (sandbox and web read them too).
-from sparecycles.wire import MAX_OUTPUT_DEPTH, PROTOCOL_VERSION, output_problem  # noqa: F401
+from sparecycles.wire import (  # noqa: F401
+    MAX_OUTPUT_DEPTH,
+    PROTOCOL_VERSION,
+    OverlongInt,
+    output_problem,
+)
 
 Token = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -137,9 +142,16 @@ def parse_client_frame(text: str) -> Message:
     return message
 
 
+def _parse_int(literal: str) -> int | OverlongInt:
+    try:
+        return int(literal)
+    except ValueError:  # over Python's digit limit: one refused result, not a bad frame
+        return OverlongInt(len(literal))
+
+
 def _parse_slowly(text: str) -> Message:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int)
     except (ValueError, RecursionError):
         raise FrameError("bad_frame", "Frames must be JSON text.") from None
     if not isinstance(data, dict):
