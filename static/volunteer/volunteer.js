@@ -1452,6 +1452,7 @@ class VolunteerClient {
       }
       const last = ids.length === 0;
       const ask = last && slots > 0 ? `,"slots":${slots}` : "";
+      if (!items.length && !ask) continue;   // only forgotten results: nothing to send
       const sent = this.sendFrame(`{"type":"results","results":[${items.join(",")}]${ask}}`);
       if (!sent) return;   // still pending: the next welcome sends them
       for (const id of sentIds) this.pending.delete(id);
