@@ -18,3 +18,12 @@ def test_output_problem_refuses_what_cannot_be_stored_or_compared():
     assert "NaN" in wire.output_problem([float("nan")])
     assert "deeper" in wire.output_problem(deep)
     assert wire.output_problem(deep[0]) == ""
+
+
+def test_output_problem_refuses_text_postgresql_can_not_store():
+    """NUL and lone surrogates are valid JSON escapes that jsonb refuses (red team)."""
+    assert "NUL" in wire.output_problem({"s": "a\u0000b"})
+    assert "surrogate" in wire.output_problem(["\ud800"])
+    assert "NUL" in wire.output_problem({"k\u0000": 1})
+    assert wire.output_problem({"日本": "é😀", "x": ["\t\n"]}) == ""
+    assert wire.unstorable_text("\udfff") and not wire.unstorable_text("\U0001f600")

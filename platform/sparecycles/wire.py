@@ -6,6 +6,7 @@ read these, and none of them imports another edge for it.
 """
 
 import math
+import sys
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -16,18 +17,57 @@ PROTOCOL_VERSION = 1
 MAX_OUTPUT_DEPTH = 64
 
 
+class OverlongInt:
+    """A JSON integer longer than Python converts (sys.get_int_max_str_digits(), 4300
+    digits): the socket's parser keeps it as this marker, which output_problem refuses, so
+    it refuses one result, not the whole frame (and every other result of a `results`
+    frame with it)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def unstorable_text(text: str) -> bool:
+    """True if `text` holds NUL or an unpaired surrogate: JSON spells both ("\\u0000",
+    "\\ud800"), but PostgreSQL stores neither (jsonb and text refuse them)."""
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+TEXT_PROBLEM = "strings may not hold NUL (\\u0000) or an unpaired surrogate (\\ud800-\\udfff)."
+
+
 def output_problem(output: Any) -> str:
     """Why `output` can't be stored and compared, or "" if it can: NaN and Infinity are
-    not JSON (the database refuses them), and nesting is capped at MAX_OUTPUT_DEPTH.
+    not JSON (the database refuses them), nor are NUL and unpaired surrogates in strings
+    (PostgreSQL refuses them), and nesting is capped at MAX_OUTPUT_DEPTH.
     Walks the tree without recursion."""
     stack = [(output, 1)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
             return "NaN and Infinity are not JSON numbers."
+        if isinstance(value, str) and unstorable_text(value):
+            return TEXT_PROBLEM
+        if isinstance(value, OverlongInt):
+            return f"integers may have at most {sys.get_int_max_str_digits()} digits."
         if isinstance(value, dict | list):
             if depth > MAX_OUTPUT_DEPTH:
                 return f"nested deeper than {MAX_OUTPUT_DEPTH} levels."
-            children = value.values() if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                if any(unstorable_text(key) for key in value if isinstance(key, str)):
+                    return TEXT_PROBLEM
+                children = value.values()
+            else:
+                children = value
             stack.extend((child, depth + 1) for child in children)
     return ""

@@ -38,6 +38,11 @@ const MAX_STAGE_CHARS = 200;
 const MAX_ERROR_CHARS = 2_000;
 const CODE_CACHE_LIMIT = 32;
 // Kinds of error the frame may name; they decide what the page does next.
+// PROTOCOL (README, ack reason `invalid`): outputs nest at most this deep
+// (sparecycles.wire.MAX_OUTPUT_DEPTH). Deeper ones are refused by the server; far deeper
+// ones (~1000 levels) make its JSON parser give up on the whole frame, and with the batch
+// extension on every result riding in that frame: so the page reports them as errors.
+const MAX_OUTPUT_DEPTH = 64;
 const FRAME_KINDS = new Set(["python", "wasm", "app", "runtime", "internal", "fetch"]);
 
 const RUNTIME_TYPES = Object.freeze({
@@ -386,6 +391,18 @@ function text(value, limit) {
   return typeof value === "string" ? value.slice(0, limit) : "";
 }
 
+/** Whether lists/objects in `value` nest deeper than `limit` (walked without recursion). */
+function nestedDeeperThan(value, limit) {
+  const stack = [[value, 1]];
+  while (stack.length) {
+    const [item, depth] = stack.pop();
+    if (item === null || typeof item !== "object") continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /**
  * The only checks between the frame and a result frame on the socket: a result for the
  * task we handed in, status ok with outputJson valid JSON within the size limit, or an
@@ -402,10 +419,15 @@ export function checkedResult(message, { taskId, maxOutputBytes, elapsedMs, page
       return { ...base, status: "error", kind: "app",
                error: `output too large (${bytes} bytes; the limit is ${maxOutputBytes})` };
     }
+    let output;
     try {
-      JSON.parse(message.outputJson);
+      output = JSON.parse(message.outputJson);
     } catch {
       return { ...base, status: "error", error: "the app's output is not valid JSON", kind: "app" };
+    }
+    if (nestedDeeperThan(output, MAX_OUTPUT_DEPTH)) {
+      return { ...base, status: "error", kind: "app",
+               error: `output nested deeper than ${MAX_OUTPUT_DEPTH} levels` };
     }
     return { ...base, status: "ok", outputJson: message.outputJson };
   }

@@ -35,8 +35,11 @@ const BACKOFF_CAP_MS = 30_000;
 const ONLINE_JITTER_MS = 1_000;           // spread reconnects when a whole network comes back
 const HANDSHAKE_TIMEOUT_MS = 20_000;     // socket open + welcome
 const MAX_FRAME_BYTES = 1024 * 1024;      // PROTOCOL.md: larger frames close the socket (1009)
+const utf8 = new TextEncoder();
+const byteLength = (text) => utf8.encode(text).length;
 const MAX_ERROR_CHARS = 2_000;
 const EMPTY_RESEND_DELAY_S = 2;           // a tasks frame that brought nothing new
+const RATE_LIMITED_RESEND_MS = 2_000;    // an ack `rate_limited`: not stored, send it again
 const SEEN_LIMIT = 1_000;                 // task ids remembered for de-duplication
 const ANNOUNCE_AFTER_MS = 1_500;          // status must hold this long before it is announced
 // A stored result is sent even after its task's deadline (the server still takes it
@@ -713,6 +716,12 @@ class VolunteerClient {
     this.queue = [];             // tasks waiting for a free slot, oldest first
     this.active = new Map();     // task_id -> {task, slot, started}
     this.unacked = new Map();    // task_id -> outbox record: sent (or to send), not yet acked
+    // Protocol extension "batch" (when welcome offers it): results go out in `results` frames,
+    // with the request for more tasks riding along; `pending` holds those not sent yet on
+    // this socket (every one of them is in `unacked` and in the outbox too).
+    this.batch = false;
+    this.maxBatch = 1;
+    this.pending = new Set();
     this.seen = new Map();       // task_id -> last local state, for de-duplication
     this.requestOutstanding = false;
     this.retryTimer = null;
@@ -1020,6 +1029,7 @@ class VolunteerClient {
     this.socket = null;
     this.connected = false;
     this.requestOutstanding = false;
+    this.pending.clear();        // still in unacked: sent again after the next welcome
     this.clearRetry();
     if (code === 4402) {
       this.fatal = true;
@@ -1095,6 +1105,7 @@ class VolunteerClient {
       case "welcome": return this.onWelcome(message);
       case "tasks": return this.onTasks(message);
       case "ack": return this.onAck(message);
+      case "acks": return this.onAcks(message);
       case "cancel": return this.onCancel(message);
       case "stats": return this.onStats(message);
       case "error": return this.onError(message);
@@ -1116,6 +1127,8 @@ class VolunteerClient {
     this.view.setDevice(message.device_id);
     this.maxInflight = Math.max(1, Number(message.max_inflight) || 1);
     this.heartbeatS = Math.max(5, Number(message.heartbeat_s) || 30);
+    this.batch = Array.isArray(message.extensions) && message.extensions.includes("batch");
+    this.maxBatch = Math.max(1, Math.min(64, Math.floor(Number(message.max_batch) || 1)));
     if (message.volunteer) {
       this.creditIs(creditMicroOf(message.volunteer));
       this.view.setVolunteer({ name: message.volunteer.name, tokens: message.volunteer.tokens });
@@ -1133,7 +1146,8 @@ class VolunteerClient {
         this.forgetResult(taskId);
         continue;
       }
-      this.sendFrame(record.frame);
+      if (this.batch) this.pending.add(taskId);   // sent in results frames by pump()
+      else this.sendFrame(record.frame);
     }
     this.dropExpiredTasks();
     this.pump();
@@ -1177,6 +1191,12 @@ class VolunteerClient {
   onAck(message) {
     const entry = this.unacked.get(message.task_id);
     if (!entry) return;   // an ack for a resend we already counted
+    if (!message.accepted && message.reason === "rate_limited") {
+      // Not stored and not final (README: send the result again later): it stays in the
+      // outbox and goes again shortly (or after the next welcome, if the socket drops).
+      this.resendLater(message.task_id);
+      return;
+    }
     this.forgetResult(message.task_id);
     this.remember(message.task_id, "acked");
     if (message.accepted) {
@@ -1196,6 +1216,13 @@ class VolunteerClient {
     }
     this.closeIfIdle();
     this.render();
+  }
+
+  /** Extension "batch": the acks of a results frame, one per result, each as an `ack`. */
+  onAcks(message) {
+    for (const ack of Array.isArray(message.acks) ? message.acks : []) {
+      if (ack && typeof ack.task_id === "string") this.onAck(ack);
+    }
   }
 
   onCancel(message) {
@@ -1310,8 +1337,22 @@ class VolunteerClient {
     this.queue = keep;
   }
 
+  resendLater(taskId) {
+    const socket = this.socket;
+    setTimeout(() => {
+      if (this.socket !== socket || !this.connected || !this.unacked.has(taskId)) return;
+      if (this.batch) {
+        this.pending.add(taskId);
+        this.pump();
+      } else {
+        this.sendFrame(this.unacked.get(taskId).frame);
+      }
+    }, RATE_LIMITED_RESEND_MS);
+  }
+
   forgetResult(taskId) {
     this.unacked.delete(taskId);
+    this.pending.delete(taskId);
     this.outbox.delete(taskId).catch(() => {});
   }
 
@@ -1338,6 +1379,7 @@ class VolunteerClient {
 
   /** Start queued tasks on free slots, then ask for as many tasks as can run. */
   pump() {
+    let want = 0;
     if (this.computing && this.pool.ready) {
       let slot;
       while (this.queue.length && (slot = this.pool.idleSlot(this.queue[0]))) {
@@ -1358,12 +1400,64 @@ class VolunteerClient {
         this.runOn(slot, task);
       }
       const held = this.queue.length + this.active.size;
-      const free = Math.min(this.pool.size - held, this.maxInflight - held - this.unacked.size);
-      if (free > 0 && this.connected && !this.requestOutstanding && !this.retryTimer) {
-        this.requestOutstanding = this.sendFrame({ type: "request", slots: free });
+      if (this.batch) {
+        want = this.batchWant(held);
+      } else {
+        const free = Math.min(this.pool.size - held, this.maxInflight - held - this.unacked.size);
+        if (free > 0 && this.connected && !this.requestOutstanding && !this.retryTimer) {
+          this.requestOutstanding = this.sendFrame({ type: "request", slots: free });
+        }
       }
     }
+    if (this.batch) this.sendPending(want);
     this.render();
+  }
+
+  /**
+   * Extension "batch": work fetch with a low and a high water mark, as BOINC's client does.
+   * The page keeps up to two tasks per worker (the high water mark, within max_inflight,
+   * counting results not yet acknowledged except those that ride along: the server stores
+   * them before it dispatches) and asks only once no task waits locally (the low water
+   * mark), then for enough to fill up: one request per several results, not per result.
+   */
+  batchWant(held) {
+    if (!this.connected || this.requestOutstanding || this.retryTimer || this.queue.length) return 0;
+    const riding = Math.min(this.pending.size, this.maxBatch);
+    const high = Math.min(2 * this.pool.size, this.maxInflight - (this.unacked.size - riding));
+    return Math.max(0, high - held);
+  }
+
+  /** Extension "batch": send the pending results (a frame holds up to max_batch and stays
+   *  under the frame limit), the request for `slots` tasks riding on the last frame. */
+  sendPending(slots) {
+    if (!this.connected) return;
+    const ids = [...this.pending];
+    if (!ids.length && slots > 0) {
+      this.requestOutstanding = this.sendFrame({ type: "request", slots });
+      return;
+    }
+    while (ids.length) {
+      const items = [];
+      const sentIds = [];
+      let bytes = 64;
+      while (ids.length && items.length < this.maxBatch) {
+        const record = this.unacked.get(ids[0]);
+        const size = record ? byteLength(record.frame) : 0;
+        if (items.length && bytes + size > MAX_FRAME_BYTES - 1024) break;
+        const id = ids.shift();
+        if (!record) continue;
+        items.push(record.frame);
+        sentIds.push(id);
+        bytes += size + 1;
+      }
+      const last = ids.length === 0;
+      const ask = last && slots > 0 ? `,"slots":${slots}` : "";
+      if (!items.length && !ask) continue;   // only forgotten results: nothing to send
+      const sent = this.sendFrame(`{"type":"results","results":[${items.join(",")}]${ask}}`);
+      if (!sent) return;   // still pending: the next welcome sends them
+      for (const id of sentIds) this.pending.delete(id);
+      if (ask) this.requestOutstanding = true;
+    }
   }
 
   runOn(slot, task) {
@@ -1453,7 +1547,8 @@ class VolunteerClient {
       this.view.addLog(`Could not keep result ${id} on this device (${error.message}); ` +
                        "it is sent from memory.", "error");
     });
-    if (this.connected) this.sendFrame(frame);
+    if (this.connected && this.batch) this.pending.add(task.task_id);  // pump() sends it
+    else if (this.connected) this.sendFrame(frame);
   }
 
   // --- what the volunteer sees ---

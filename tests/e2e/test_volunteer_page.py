@@ -189,7 +189,8 @@ def test_result_whose_ack_was_lost_is_resent_and_counted_once(live_daphne, page)
         server = ws.connect_to_server()
 
         def to_page(message):
-            if not dropped and '"type":"ack"' in str(message):
+            # An `ack`, or the `acks` of a results frame (the batch extension).
+            if not dropped and '"type":"ack' in str(message):
                 # Lose the first ack and the connection with it, as if the network died
                 # just after the server stored the result.
                 dropped.append(str(message))
@@ -351,3 +352,80 @@ def test_hello_reports_what_the_browser_honestly_knows(live_daphne, page):
     offset = page.evaluate("() => -new Date().getTimezoneOffset() * 60")
     assert device.timezone == offset
     assert len(device.host_cpid) == 32
+
+
+def test_a_result_acked_rate_limited_is_sent_again_not_dropped(live_daphne, page):
+    """Red team (batch extension): the page took every refusal as final, `rate_limited` too
+    (README: "send the result again later"), so a result the server had not stored left the
+    outbox for good; a backlog sent in `results` frames after a reconnect meets the rate
+    limit per result. Here the relay answers the first result as the rate limit would."""
+    batch = bundled_batch_create("mandelbrot", count=1, quorum=ONE_REPLICA)
+    limited: list[str] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_server(message):
+            if limited or '"type":"result' not in str(message):
+                server.send(message)
+                return
+            frame = json.loads(message)
+            items = frame["results"] if frame["type"] == "results" else [frame]
+            limited.extend(item["task_id"] for item in items)
+            acks = [{"task_id": item["task_id"], "accepted": False, "reason": "rate_limited"}
+                    for item in items]
+            if frame["type"] == "result":
+                ws.send(json.dumps({"type": "ack", **acks[0]}))
+                return
+            ws.send(json.dumps({"type": "acks", "acks": acks}))
+            if frame.get("slots") is not None:  # the request that rode along still goes
+                server.send(json.dumps({"type": "request", "slots": frame["slots"]}))
+
+        server.on_message(lambda message: ws.send(message))
+        ws.on_message(to_server)
+
+    page.route_web_socket("**/ws/volunteer/", relay)
+    open_page(page, live_daphne)
+    page.get_by_role("button", name="Start").click()
+
+    wait_until(page, "() => Number(document.getElementById('count-done').textContent)"
+                     " + Number(document.getElementById('count-failed').textContent) >= 1")
+    assert limited
+    assert counter(page, "failed") == 0
+    wait_for_done(page, 1)
+    wait_for_completed(batch, 1)
+    assert Replica.objects.get(task_id=limited[0]).outcome == "success"
+
+
+def test_the_page_sends_plain_v1_frames_when_welcome_offers_no_extension(live_daphne, page):
+    """A server without the batch extension (its welcome lists none) gets `request` and one
+    `result` per task from the page, never a `results` frame."""
+    batch = bundled_batch_create("mandelbrot", count=2, quorum=ONE_REPLICA)
+    sent: list[str] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def to_page(message):
+            frame = json.loads(message)
+            if frame.get("type") == "welcome":
+                frame.pop("extensions", None)
+                frame.pop("max_batch", None)
+                message = json.dumps(frame)
+            ws.send(message)
+
+        def to_server(message):
+            sent.append(json.loads(message).get("type"))
+            server.send(message)
+
+        server.on_message(to_page)
+        ws.on_message(to_server)
+
+    page.route_web_socket("**/ws/volunteer/", relay)
+    open_page(page, live_daphne)
+    page.get_by_role("button", name="Start").click()
+
+    wait_for_done(page, 2)
+    wait_for_completed(batch, 2)
+    assert "results" not in sent
+    assert sent.count("result") >= 2 and "request" in sent

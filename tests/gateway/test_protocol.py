@@ -87,3 +87,18 @@ def test_hostile_host_fields_are_refused_at_the_edge(host):
 def test_infinite_speed_is_refused():
     with pytest.raises(FrameError):
         parse_client_frame('{"type": "hello", "protocol": 1, "host": {"p_fpops": Infinity}}')
+
+
+def test_an_integer_over_pythons_digit_limit_refuses_its_result_not_the_frame():
+    """Red team (batch extension): json.loads refuses integers over 4300 digits, so such an
+    output (an owner's app may lift Python's limit) made the whole frame "not JSON": no ack,
+    and in a `results` frame no ack for any result riding with it, resent forever."""
+    huge = "9" * 5000
+    frame = result_frame([0]).replace("[0]", f"[-{huge}]")
+    with pytest.raises(FrameError) as refused:
+        parse_client_frame(frame)
+    assert refused.value.code == "invalid" and refused.value.task_id == "t" * 20
+    assert "at most 4300 digits" in refused.value.message
+    with pytest.raises(FrameError, match="slots"):
+        parse_client_frame(f'{{"type": "request", "slots": {huge}}}')
+    assert isinstance(parse_client_frame(result_frame(int("9" * 4300))), Result)

@@ -106,6 +106,26 @@ def test_a_nan_output_is_refused_and_does_not_sink_honest_results(app):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_text_postgresql_can_not_store_is_refused_before_the_database_on_both(app, caplog):
+    """Red team (batch extension): a NUL or a lone surrogate in an output, an error text or a
+    task id reached the database; on PostgreSQL each one failed the whole batch's
+    transaction, sent every report of it (other devices' too) down the one-transaction-each
+    path and logged a traceback, 64 per `results` frame. Now: refused (or cleaned) first."""
+    cheater, mine, honest, theirs = _two_devices_one_task_each(app)
+    stored = results_store([
+        Report(device_id=cheater.pk, task_id=mine.task_id, ok=True, output={"s": "a\ud800"}),
+        Report(device_id=cheater.pk, task_id=mine.task_id, ok=True, output={"k\u0000": 1}),
+        Report(device_id=cheater.pk, task_id="x\u0000", ok=True, output={}),
+        Report(device_id=honest.pk, task_id=theirs.task_id, ok=False, error="oops\u0000\ud800"),
+    ])
+    assert [(a.accepted, a.reason) for a in stored.acks] == [
+        (False, "invalid"), (False, "invalid"), (False, "unknown_task"), (True, "")]
+    assert Replica.objects.get(task_id=theirs.task_id).error_message == "oops\ufffd\ufffd"
+    assert Replica.objects.get(task_id=mine.task_id).received_at is None   # may resend
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_report_the_database_refuses_sinks_only_itself(app):
     """A NUL character is valid JSON, but PostgreSQL's jsonb refuses it: only that report
     is refused, the others of its batch are stored (SQLite takes it: both are stored)."""

@@ -8,6 +8,13 @@ answering pings), and reports results. Results stay queued until acked and are
 sent again after a reconnect. A behaviour (behaviours.py) decides how honest
 all this is.
 
+When `welcome` advertises the extension "batch" (README: the volunteer protocol), a
+volunteer fetches work the way BOINC's client does, with a low and a high water mark: it
+asks for tasks only once the tasks it holds drop to `max_inflight // 2`, and then for enough
+to fill up to `max_inflight`; finished results wait for that request and go in the same
+`results` frame (at most REPORT_WITHIN_S later, sooner when they fill a frame). `v1_frames`
+keeps to plain v1 frames (`request`, one `result` each) even then.
+
 No Django here: the swarm is a pure client and runs against any server.
 """
 
@@ -46,6 +53,7 @@ RETRY_LATER = {"rate_limited"}
 SERVER_TROUBLE = {"server_error"}
 THROTTLE_S = 1.0  # pause after the server says we send too fast
 MAX_ERROR_CHARS = 1000
+REPORT_WITHIN_S = 2.0  # batch extension: a finished result waits for a request at most this long
 
 # Loopback only: urllib would otherwise honour *_proxy variables.
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -165,6 +173,8 @@ class ClientStats:
     reconnects: int = 0
     connection_failures: int = 0
     requests: int = 0
+    results_frames: int = 0  # batch extension: `results` frames sent
+    batched_results: int = 0  # results sent in them
     empty_replies: int = 0
     tasks_received: int = 0
     tasks_repeated: int = 0  # in-flight tasks the server sent again after a reconnect
@@ -199,7 +209,7 @@ class SimulatedVolunteer:
                  executor: Executor | None = None, rng: random.Random | None = None,
                  token: str | None = None, label: str = "", duplicate_p: float = 0.0,
                  keep_acked: bool = False, reconnect_attempts: int = 5,
-                 on_ack=None):
+                 on_ack=None, v1_frames: bool = False):
         self.http_base, self.ws_url = endpoints(url)
         self.behaviour = behaviour
         self.code_cache = code_cache or CodeCache(self.http_base)
@@ -211,6 +221,9 @@ class SimulatedVolunteer:
         self.keep_acked = keep_acked
         self.reconnect_attempts = reconnect_attempts
         self.on_ack = on_ack  # called with the loop time of every ack (the runner's progress clock)
+        self.v1_frames = v1_frames  # never use the batch extension, even when offered
+        self.batch = False  # this connection's server speaks the batch extension (and we use it)
+        self.max_batch = 1
 
         self.device_id: str | None = None
         self.max_inflight = 1
@@ -221,6 +234,8 @@ class SimulatedVolunteer:
         self.away = False  # vanished, coming back later
         self.held: dict[str, asyncio.Task] = {}  # task_id -> the task's worker
         self.unacked: dict[str, dict] = {}  # task_id -> result frame awaiting its ack
+        # Batch extension: results in `unacked` not sent yet, with when each was finished.
+        self._outgoing: dict[str, float] = {}
         self.acked: list[dict] = []  # accepted result frames, when keep_acked
         # Every task whose result the server acknowledged as stored (duplicates too): a
         # server that keeps its promise has all of them, whatever crashed meanwhile.
@@ -336,6 +351,9 @@ class SimulatedVolunteer:
             reader = asyncio.create_task(self._read(ws))
             try:
                 for task_id, frame in list(self.unacked.items()):
+                    if task_id in self._outgoing and self.batch:
+                        continue  # never sent: goes out in the next results frame
+                    self._outgoing.pop(task_id, None)
                     self.stats.retransmits += 1
                     await self._send_result(task_id, frame)
                 while True:
@@ -350,7 +368,10 @@ class SimulatedVolunteer:
                         self.stats.vanished += 1
                         return "vanished"  # leaving the block closes the socket, nothing answered
                     await self._resend_due(loop.time())
-                    await self._maybe_request(ws, loop.time())
+                    if self.batch:
+                        await self._maybe_report(ws, loop.time())
+                    else:
+                        await self._maybe_request(ws, loop.time())
                     if loop.time() >= max(self._next_ping_at, self._throttled_until):
                         self._next_ping_at = loop.time() + self.heartbeat_s
                         await self._send(ws, {"type": "ping"})
@@ -389,6 +410,10 @@ class SimulatedVolunteer:
         self.device_id = welcome.get("device_id")
         self.max_inflight = max(1, int(welcome.get("max_inflight") or 1))
         self.heartbeat_s = max(1.0, float(welcome.get("heartbeat_s") or 30))
+        extensions = welcome.get("extensions")
+        self.batch = (not self.v1_frames and isinstance(extensions, list)
+                      and "batch" in extensions)
+        self.max_batch = max(1, min(int(welcome.get("max_batch") or 1), 64))
         self.stats.sessions += 1
         if self.stats.sessions > 1:
             self.stats.reconnects += 1
@@ -409,6 +434,8 @@ class SimulatedVolunteer:
         if (self.behaviour.requests_work and self._request_sent_at is None
                 and len(self.held) < self.max_inflight):
             wake_at = min(wake_at, self._next_request_at)
+        if self._outgoing:
+            wake_at = min(wake_at, min(self._outgoing.values()) + REPORT_WITHIN_S)
         self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
@@ -422,6 +449,8 @@ class SimulatedVolunteer:
         """On stop, give outstanding results a moment to be acked."""
         loop = asyncio.get_running_loop()
         until = loop.time() + drain_s
+        if self._outgoing and self._ws is not None:
+            await self._send_results(self._ws, loop.time(), slots=None)
         while self.unacked and not reader.done() and loop.time() < until:
             self._wake.clear()
             waiter = asyncio.ensure_future(self._wake.wait())
@@ -435,6 +464,7 @@ class SimulatedVolunteer:
             worker.cancel()
         self.held.clear()
         self.unacked.clear()
+        self._outgoing.clear()
         self._deliberate.clear()
         self._sent_at.clear()
         self._resend_at.clear()
@@ -461,6 +491,50 @@ class SimulatedVolunteer:
         self.stats.requests += 1
         await self._send(ws, {"type": "request", "slots": free})
 
+    def _low_water(self) -> int:
+        return self.max_inflight // 2
+
+    async def _maybe_report(self, ws: ClientConnection, now: float) -> None:
+        """Batch extension: ask for tasks once the held ones drop to the low-water mark (for
+        enough to fill up to max_inflight), with every finished result riding along; send
+        results alone only when they have waited REPORT_WITHIN_S or fill a frame."""
+        if now < self._throttled_until:
+            return
+        free = self.max_inflight - len(self.held)
+        ask = (self.behaviour.requests_work and free > 0 and self._request_sent_at is None
+               and now >= self._next_request_at and len(self.held) <= self._low_water())
+        due = bool(self._outgoing) and (
+            len(self._outgoing) >= self.max_batch
+            or now >= min(self._outgoing.values()) + REPORT_WITHIN_S)
+        if ask or due:
+            await self._send_results(ws, now, slots=free if ask else None)
+
+    async def _send_results(self, ws: ClientConnection, now: float, *, slots: int | None) -> None:
+        task_ids = [t for t in self._outgoing if t in self.unacked][:self.max_batch]
+        frame: dict[str, Any] = {"type": "results", "results": []}
+        for task_id in task_ids:
+            del self._outgoing[task_id]
+            item = dict(self.unacked[task_id])
+            item.pop("type", None)
+            frame["results"].append(item)
+            self._sent_at[task_id] = now
+        if slots is not None:
+            frame["slots"] = slots
+            self._request_sent_at = now
+            self.stats.requests += 1
+        for task_id in list(self._outgoing):
+            if task_id not in self.unacked:
+                del self._outgoing[task_id]
+        if not task_ids:
+            frame = {"type": "request", "slots": slots}  # nothing rides along: plain v1
+        else:
+            self.stats.results_frames += 1
+            self.stats.batched_results += len(task_ids)
+        try:
+            await self._send(ws, frame)
+        except ConnectionClosed:
+            pass  # still in unacked: retransmitted after the reconnect
+
     async def _send_result(self, task_id: str, frame: dict) -> None:
         ws = self._ws
         if ws is None:
@@ -481,6 +555,10 @@ class SimulatedVolunteer:
         self.stats.results_sent += 1
         if frame["status"] == "error":
             self.stats.errors_reported += 1
+        if self.batch:
+            self._outgoing[task_id] = asyncio.get_running_loop().time()
+            self._wake.set()  # the session loop decides when it goes (_maybe_report)
+            return
         await self._send_result(task_id, frame)
 
     # -- receiving -------------------------------------------------------------------------
@@ -567,6 +645,13 @@ class SimulatedVolunteer:
             if self.on_ack is not None:
                 self.on_ack(now)
 
+    async def _on_acks(self, frame: dict) -> None:
+        for item in frame.get("acks") or []:
+            if isinstance(item, dict):
+                await self._on_ack(item)
+            else:
+                self.stats.unexpected_acks += 1
+
     async def _on_cancel(self, frame: dict) -> None:
         for task_id in frame.get("task_ids") or []:
             worker = self.held.pop(task_id, None)
@@ -592,7 +677,8 @@ class SimulatedVolunteer:
         self._throttled_until = max(self._throttled_until, now + THROTTLE_S)
         self._next_request_at = max(self._next_request_at, self._throttled_until)
         for task_id in self.unacked:
-            self._resend_at[task_id] = self._throttled_until
+            if task_id not in self._outgoing:
+                self._resend_at[task_id] = self._throttled_until
 
     async def _on_pong(self, frame: dict) -> None:
         self.stats.pongs += 1
@@ -604,8 +690,8 @@ class SimulatedVolunteer:
         self.stats.error_frames["unexpected:welcome"] += 1
 
     _HANDLERS = {
-        "tasks": _on_tasks, "ack": _on_ack, "cancel": _on_cancel, "error": _on_error,
-        "pong": _on_pong, "stats": _on_stats, "welcome": _on_welcome,
+        "tasks": _on_tasks, "ack": _on_ack, "acks": _on_acks, "cancel": _on_cancel,
+        "error": _on_error, "pong": _on_pong, "stats": _on_stats, "welcome": _on_welcome,
     }
 
     # -- computing -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import json
 import multiprocessing
+import os
 import random
 import urllib.parse
 from collections import Counter
@@ -98,6 +99,11 @@ class SwarmConfig:
     # only contend. `processes` > 0 runs it in that many worker processes instead.
     threads: int = 1
     processes: int = 0
+    # Plain v1 frames (`request`, one `result` each) even when the server offers the batch
+    # extension: keeps the v1 path exercised and measurable. SPARECYCLES_SWARM_V1_FRAMES=1
+    # sets it for swarms made elsewhere (bench_platform's, for an A/B in one checkout).
+    v1_frames: bool = field(
+        default_factory=lambda: os.environ.get("SPARECYCLES_SWARM_V1_FRAMES", "") == "1")
 
     def check(self) -> None:
         if self.volunteers < 1:
@@ -237,6 +243,7 @@ class Swarm:
                 label=f"{name}-{index}", duplicate_p=self.config.duplicate_p,
                 keep_acked=self.config.keep_acked, on_ack=self._on_ack,
                 reconnect_attempts=self.config.reconnect_attempts,
+                v1_frames=self.config.v1_frames,
             ))
 
     def _on_ack(self, at: float) -> None:

@@ -1,5 +1,6 @@
 """The volunteer WebSocket (PROTOCOL.md v1). Thin: parse, call a service, answer."""
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -19,6 +20,8 @@ from sparecycles.volunteers.services import device_connect
 
 from . import batching, ratelimit
 from .protocol import (
+    EXTENSIONS,
+    MAX_BATCH_RESULTS,
     PROTOCOL_VERSION,
     FrameError,
     Hello,
@@ -26,7 +29,9 @@ from .protocol import (
     Progress,
     Request,
     Result,
+    Results,
     error_frame,
+    parse_batch_item,
     parse_client_frame,
 )
 
@@ -147,6 +152,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
                           "tokens": await database_sync_to_async(volunteer_tokens)(volunteer)},
             "max_inflight": self.limits["MAX_INFLIGHT"],
             "heartbeat_s": self.limits["HEARTBEAT_S"],
+            # Optional extensions of v1 this server speaks (README: the volunteer protocol).
+            "extensions": EXTENSIONS,
+            "max_batch": MAX_BATCH_RESULTS,
         }
         if session.new_token:
             welcome["device_token"] = session.new_token
@@ -162,27 +170,73 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
                               "tasks": tasks})
 
     async def on_result(self, message: Result) -> None:
-        if not ratelimit.device_results.take(self.device.pk):
+        refusal = self._refusal(message)
+        if refusal:
             await self.send_json({"type": "ack", "task_id": message.task_id, "accepted": False,
-                                  "reason": "rate_limited"})
+                                  "reason": refusal})
             return
-        if message.status == "ok":
-            encoded = json.dumps(message.output, separators=(",", ":"))
-            if len(encoded) > self.limits["MAX_OUTPUT_BYTES"]:
-                await self.send_json({"type": "ack", "task_id": message.task_id,
-                                      "accepted": False, "reason": "too_large"})
-                return
-        ack = await batching.intake().submit(Report(
-            device_id=self.device.pk,
-            task_id=message.task_id,
-            ok=message.status == "ok",
-            output=message.output,
-            error=message.error,
-            elapsed_ms=message.elapsed_ms,
-        ))
+        ack = await batching.intake().submit(self._report(message))
         if ack.accepted:
             self.sent_task_ids.discard(message.task_id)
         await self.send_json(ack.frame())
+
+    def _refusal(self, message: Result) -> str:
+        """Why `message` is refused before the database sees it ("" if it is not)."""
+        if not ratelimit.device_results.take(self.device.pk):
+            return "rate_limited"
+        if message.status == "ok":
+            encoded = json.dumps(message.output, separators=(",", ":"))
+            if len(encoded) > self.limits["MAX_OUTPUT_BYTES"]:
+                return "too_large"
+        return ""
+
+    def _report(self, message: Result) -> Report:
+        return Report(device_id=self.device.pk, task_id=message.task_id,
+                      ok=message.status == "ok", output=message.output, error=message.error,
+                      elapsed_ms=message.elapsed_ms)
+
+    async def on_results(self, message: Results) -> None:
+        """Extension "batch": each item is handled as a `result` frame would be (the same
+        checks, the same rate limit per result, the same ack), all answered in one `acks`
+        frame in the items' order; then, if the frame asks for `slots`, a `tasks` frame,
+        dispatched after the results are stored (their slots are free by then)."""
+        acks: list[dict[str, Any] | None] = [None] * len(message.results)
+        problems: list[str] = []
+        reports: list[tuple[int, Report]] = []
+        for index, item in enumerate(message.results):
+            try:
+                result = parse_batch_item(item)
+            except FrameError as exc:
+                acks[index] = {"task_id": exc.task_id or None, "accepted": False,
+                               "reason": "invalid"}
+                problems.append(f"results[{index}]: {exc.message}")
+                continue
+            refusal = self._refusal(result)
+            if refusal:
+                acks[index] = {"task_id": result.task_id, "accepted": False, "reason": refusal}
+            else:
+                reports.append((index, self._report(result)))
+        if reports:
+            intake = batching.intake()
+            stored = await asyncio.gather(*(intake.submit(report) for _, report in reports))
+            for (index, _), ack in zip(reports, stored, strict=True):
+                if ack.accepted:
+                    self.sent_task_ids.discard(ack.task_id)
+                frame = ack.frame()
+                del frame["type"]
+                acks[index] = frame
+        if acks:
+            await self.send_json({"type": "acks", "acks": acks})
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            # Each bad item counts as the bad `result` frame it stands for: one violation per
+            # frame would let a client send max_batch times more bad results before the close.
+            self.violations += len(problems) - 1
+            await self._violation("invalid", "; ".join(problems[:3]) + more)
+            if self.violations >= self.limits["MAX_VIOLATIONS"]:
+                return
+        if message.slots is not None:
+            await self.on_request(Request(type="request", slots=message.slots))
 
     async def on_progress(self, message: Progress) -> None:
         return None  # accepted silently; progress is advisory in protocol v1
@@ -194,6 +248,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         Hello: on_hello,
         Request: on_request,
         Result: on_result,
+        Results: on_results,
         Progress: on_progress,
         Ping: on_ping,
     }

@@ -10,7 +10,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 # The version and the output rules live in a low module (sandbox and web read them too).
-from sparecycles.wire import MAX_OUTPUT_DEPTH, PROTOCOL_VERSION, output_problem  # noqa: F401
+from sparecycles.wire import (  # noqa: F401
+    MAX_OUTPUT_DEPTH,
+    PROTOCOL_VERSION,
+    OverlongInt,
+    output_problem,
+)
 
 Token = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -74,6 +79,19 @@ class Result(_Message):
     elapsed_ms: Annotated[int, Field(ge=0, le=10**10)] | None = None
 
 
+# Extension "batch" (advertised in `welcome.extensions`): several results in one frame, and
+# optionally a request for tasks with them. Each item is exactly a `result` frame's fields
+# ("type" may be left out) and is checked as one on its own: a bad item refuses that item only.
+MAX_BATCH_RESULTS = 64
+EXTENSIONS = ["batch"]
+
+
+class Results(_Message):
+    type: Literal["results"]
+    results: list[Any]
+    slots: Annotated[int, Field(ge=0, le=1000)] | None = None
+
+
 class Progress(_Message):
     type: Literal["progress"]
     task_id: Token
@@ -86,10 +104,11 @@ class Ping(_Message):
 
 
 ClientMessage = Annotated[
-    Hello | Request | Result | Progress | Ping, Field(discriminator="type")
+    Hello | Request | Result | Results | Progress | Ping, Field(discriminator="type")
 ]
-CLIENT_TYPES = ("hello", "request", "result", "progress", "ping")
+CLIENT_TYPES = ("hello", "request", "result", "results", "progress", "ping")
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+_result_adapter: TypeAdapter[Result] = TypeAdapter(Result)
 
 
 class FrameError(Exception):
@@ -104,7 +123,10 @@ class FrameError(Exception):
         self.task_id = task_id
 
 
-def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
+Message = Hello | Request | Result | Results | Progress | Ping
+
+
+def parse_client_frame(text: str) -> Message:
     """Parse one text frame into a message, or raise FrameError with a readable message.
 
     Validated once, straight from the text (pydantic's JSON parser); a frame it refuses
@@ -115,12 +137,21 @@ def parse_client_frame(text: str) -> Hello | Request | Result | Progress | Ping:
         return _parse_slowly(text)
     if isinstance(message, Result):
         _output_check(message)
+    elif isinstance(message, Results):
+        _batch_check(message)
     return message
 
 
-def _parse_slowly(text: str) -> Hello | Request | Result | Progress | Ping:
+def _parse_int(literal: str) -> int | OverlongInt:
     try:
-        data = json.loads(text)
+        return int(literal)
+    except ValueError:  # over Python's digit limit: one refused result, not a bad frame
+        return OverlongInt(len(literal))
+
+
+def _parse_slowly(text: str) -> Message:
+    try:
+        data = json.loads(text, parse_int=_parse_int)
     except (ValueError, RecursionError):
         raise FrameError("bad_frame", "Frames must be JSON text.") from None
     if not isinstance(data, dict):
@@ -139,7 +170,35 @@ def _parse_slowly(text: str) -> Hello | Request | Result | Progress | Ping:
         raise FrameError("invalid", f"Invalid {kind!r} frame: {_describe(exc)}") from None
     if isinstance(message, Result):
         _output_check(message)
+    elif isinstance(message, Results):
+        _batch_check(message)
     return message
+
+
+def _batch_check(message: Results) -> None:
+    if len(message.results) > MAX_BATCH_RESULTS:
+        raise FrameError("batch_too_large",
+                         f"A 'results' frame carries at most {MAX_BATCH_RESULTS} results; "
+                         f"this one has {len(message.results)}. Nothing in it was stored.")
+
+
+def parse_batch_item(item: Any) -> Result:
+    """One item of a `results` frame, checked exactly as a `result` frame is. Raises
+    FrameError (with `task_id` set when the item names a usable one)."""
+    if not isinstance(item, dict):
+        raise FrameError("invalid", "each item of 'results' must be a JSON object.")
+    kind = item.get("type", "result")
+    task_id = item.get("task_id")
+    usable_id = task_id if isinstance(task_id, str) and 0 < len(task_id) <= 200 else ""
+    if kind != "result":
+        raise FrameError("invalid", "an item of 'results' may only have type 'result'.",
+                         task_id=usable_id)
+    try:
+        result = _result_adapter.validate_python({**item, "type": "result"})
+    except (ValidationError, RecursionError) as exc:
+        raise FrameError("invalid", _describe(exc, skip=0), task_id=usable_id) from None
+    _output_check(result)
+    return result
 
 
 def _output_check(message: Result) -> None:
@@ -149,12 +208,12 @@ def _output_check(message: Result) -> None:
                          task_id=message.task_id)
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: Exception, skip: int = 1) -> str:
     if not isinstance(exc, ValidationError):
         return "the frame is nested too deeply."
     parts = []
     for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"][1:]) or "frame"
+        where = ".".join(str(p) for p in error["loc"][skip:]) or "frame"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from sparecycles.db.bulk import rows_update
 from sparecycles.volunteers.models import Device
+from sparecycles.wire import unstorable_text
 
 from .models import Cancelled, Replica
 
@@ -78,8 +79,13 @@ def results_store(reports: Sequence[Report]) -> Stored:
     the database still refuses the batch's data, each report is stored in a
     transaction of its own and only the one it refuses is refused.
     """
-    bad = {r.task_id for r in reports if r.ok and not _finite(r.output)}
-    good = [r for r in reports if r.task_id not in bad]
+    # Refused before the database sees them (a refused row would send the whole batch down
+    # the one-transaction-per-report path below and log a traceback): no task id holds NUL
+    # or a lone surrogate, and an output with either is refused as NaN is.
+    unknown = {r.task_id for r in reports if unstorable_text(r.task_id)}
+    bad = {r.task_id for r in reports
+           if r.task_id not in unknown and r.ok and not _storable(r.output)}
+    good = [r for r in reports if r.task_id not in bad and r.task_id not in unknown]
     try:
         stored = _results_store(good) if good else Stored(acks=[], workunit_ids=[])
     except (DataError, IntegrityError):
@@ -93,19 +99,26 @@ def results_store(reports: Sequence[Report]) -> Stored:
             stored = Stored(acks=[ack for part in parts for ack in part.acks],
                             workunit_ids=sorted({i for part in parts for i in part.workunit_ids}))
     acks = iter(stored.acks)
-    return Stored(acks=[Ack(r.task_id, accepted=False, reason="invalid") if r.task_id in bad
+    return Stored(acks=[Ack(r.task_id, accepted=False, reason="unknown_task")
+                        if r.task_id in unknown
+                        else Ack(r.task_id, accepted=False, reason="invalid") if r.task_id in bad
                         else next(acks) for r in reports],
                   workunit_ids=stored.workunit_ids)
 
 
-def _finite(value: Any) -> bool:
-    """No NaN or Infinity anywhere in `value` (walked without recursion)."""
+def _storable(value: Any) -> bool:
+    """No NaN or Infinity, and no string (or key) with NUL or a lone surrogate, anywhere in
+    `value` (walked without recursion)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
             return False
+        if isinstance(item, str) and unstorable_text(item):
+            return False
         if isinstance(item, dict):
+            if any(isinstance(key, str) and unstorable_text(key) for key in item):
+                return False
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
@@ -166,4 +179,10 @@ def _store(replica: Replica, report: Report, *, now, invalid: bool) -> None:
             replica.validate_state = V.INVALID  # a quarantined device never counts to a quorum
     else:
         replica.outcome = O.CLIENT_ERROR
-        replica.error_message = (report.error or "unspecified error")[:1000]
+        # Free text from the client: NUL and lone surrogates (which PostgreSQL refuses)
+        # become U+FFFD, so an error report is stored rather than refused.
+        error = (report.error or "unspecified error")[:1000]
+        if unstorable_text(error):
+            error = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c
+                            for c in error)
+        replica.error_message = error

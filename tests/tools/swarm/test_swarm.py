@@ -76,6 +76,30 @@ def test_honest_volunteers_complete_every_workunit_with_the_native_answer(live_s
     assert Replica.objects.filter(workunit__batch=batch, validate_state=V.VALID).count() == 6
 
 
+@pytest.mark.parametrize("v1_frames", [False, True], ids=["batch", "v1-frames"])
+def test_the_batch_extension_and_plain_v1_frames_both_complete_every_workunit(
+        live_server_factory, v1_frames):
+    """Offered the batch extension, the swarm reports results in `results` frames with its
+    requests (fewer requests than results); with v1_frames it keeps to v1 frames."""
+    server = live_server_factory(env=FAST)
+    batch = bundled_batch_create("primes", count=12, quorum=QUORUM_1)
+    summary, runner = swarm(server.url, volunteers=2, seed=7, until=all_closed(batch),
+                            v1_frames=v1_frames,
+                            options=BehaviourOptions(think_s=0.3))
+
+    assert summary.problems == [] and summary.refused_by_reason == {}
+    assert summary.error_frames == {}
+    assert_all_completed_correctly(batch, native_outputs("primes", batch))
+    assert summary.total.accepted == 12 and summary.ack_latency.n == 12
+    assert {c.batch for c in runner.clients} == {not v1_frames}
+    frames = sum(c.stats.results_frames for c in runner.clients)
+    batched = sum(c.stats.batched_results for c in runner.clients)
+    if v1_frames:
+        assert frames == batched == 0
+    else:  # every result rode in a results frame, several to a frame
+        assert batched == 12 and frames < 12
+
+
 def test_quorum_two_with_random_cheaters_never_yields_a_wrong_canonical_result(
         live_server_factory):
     server = live_server_factory(env=FAST)

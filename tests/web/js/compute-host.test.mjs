@@ -49,3 +49,17 @@ test("error messages are text of bounded length; anything else is unknown", () =
                "unknown error");
   assert.equal(checkedResult({ status: "weird" }, CONTEXT).status, "error");
 });
+
+test("output nested deeper than the protocol's 64 levels is an error, not a poisoned frame", () => {
+  // Red team (batch extension): an owner's app returning a 2000-deep list made the server's
+  // JSON parser give up on the whole `results` frame, so every result riding in it (the
+  // page's backlog after a reconnect) went unacked, again on each resend.
+  const nested = (depth) => "[".repeat(depth) + "]".repeat(depth);
+  const roomy = { ...CONTEXT, maxOutputBytes: 1 << 20 };
+  assert.equal(checkedResult({ status: "ok", outputJson: nested(64) }, roomy).status, "ok");
+  for (const outputJson of [nested(65), `{"a":${nested(2000)}}`]) {
+    const result = checkedResult({ status: "ok", outputJson }, roomy);
+    assert.equal(result.status, "error");
+    assert.match(result.error, /nested deeper than 64 levels/);
+  }
+});

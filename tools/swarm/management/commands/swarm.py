@@ -51,16 +51,20 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=0,
                             help="Run app code in N worker processes (true parallelism) instead "
                                  "of one thread. Default: %(default)s.")
+        parser.add_argument("--v1-frames", action="store_true",
+                            help="Speak plain protocol v1 (a request per fetch, a result frame "
+                                 "per result) even when the server offers the batch extension.")
         parser.add_argument("--json", action="store_true",
                             help="Print the summary as JSON instead of a table.")
 
     def handle(self, *args, url, volunteers, mix, duration, idle_stop, seed, flaky_p,
-               slow_overrun, vanish_return_p, think, duplicate_p, processes, json, **options):
+               slow_overrun, vanish_return_p, think, duplicate_p, processes, json, v1_frames,
+               **options):
         try:
             config = SwarmConfig(
                 url=url, volunteers=volunteers, mix=parse_mix(mix), duration_s=duration,
                 idle_stop_s=idle_stop or None, seed=seed, duplicate_p=duplicate_p,
-                processes=processes,
+                processes=processes, **({"v1_frames": True} if v1_frames else {}),
                 options=BehaviourOptions(flaky_error_p=flaky_p, slow_overrun_s=slow_overrun,
                                          vanish_return_p=vanish_return_p, think_s=think),
             )
