@@ -158,3 +158,24 @@ async def test_stats_of_many_sockets_are_read_together_once_per_interval(
     await asyncio.sleep(0.5)
     assert len(sockets[0].frames) == 2 and rounds[1] == [devices[0].volunteer_id]
     assert [len(s.frames) for s in sockets[1:]] == [1, 1]
+
+
+async def test_on_sqlite_the_store_waits_its_turn_and_goes_the_moment_the_writer_is_done(out):
+    """The embedded server's writers take turns on one lock (not SQLite's sleeping busy
+    handler); on PostgreSQL, which locks rows, there is no turn."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        assert not hasattr(batching._one_writer(), "acquire")
+        return
+    device, task = out[0]
+    report = Report(device_id=device.pk, task_id=task.task_id, ok=True, output={"n": 1})
+    batching._sqlite_writer.acquire()  # a dispatch or validation pass is writing
+    try:
+        pending = asyncio.ensure_future(intake().submit(report))
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # its turn has not come
+    finally:
+        batching._sqlite_writer.release()
+    ack = await asyncio.wait_for(pending, 10)
+    assert ack.accepted

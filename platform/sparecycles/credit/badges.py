@@ -3,6 +3,8 @@
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db.models.functions import TruncDay
+
 from .models import MICRO, Badge, CreditGrant, VolunteerCredit
 from .templatetags.credit_format import format_credit_micro
 
@@ -32,28 +34,75 @@ def badges_award(*, volunteer_id: int, credit_micro: int, credit_before: int,
                  last_credit_time: float | None, now: dt.datetime) -> list[str]:
     """Award the badges `volunteer`'s newest grant earned; returns their kinds.
 
-    Called by credit_grant with the volunteer's new total (`credit_micro`). Milestones are
-    crossings between the credit before and after, and a streak can only grow
-    with the first grant of a day, so most grants cost no query here at all.
-    """
-    earned = []
-    if credit_before == 0:
-        earned.append(Badge.Kind.FIRST_VALID)
-    earned += [kind for credit, kind in CREDIT_MILESTONES
-               if credit_before < credit * MICRO <= credit_micro]
+    Milestones are crossings between the credit before and after, and a streak can only
+    grow with the first grant of a day, so most grants cost no query here at all."""
+    return badges_award_many([Earning(volunteer_id, credit_micro, credit_before,
+                                      last_credit_time)], now=now).get(volunteer_id, [])
+
+
+@dataclass(frozen=True)
+class Earning:
+    """A volunteer's credit before and after one grant transaction."""
+
+    volunteer_id: int
+    credit_micro: int
+    credit_before: int
+    last_credit_time: float | None
+
+
+def badges_award_many(earnings: list[Earning], *, now: dt.datetime) -> dict[int, list[str]]:
+    """badges_award for every volunteer of one grant transaction (credit_grant) in at most
+    three queries together, not three per volunteer: the streaks of those whose first
+    grant of the day this is, the badges they already have, the new ones. Returns the new
+    badges' kinds per volunteer (only those who earned one)."""
     today = now.date()
-    if last_credit_time is None or dt.datetime.fromtimestamp(last_credit_time,
-                                                              tz=dt.UTC).date() != today:
-        streak = streak_days(volunteer_id=volunteer_id, today=today)
-        earned += [kind for days, kind in STREAKS if streak >= days]
+    earned: dict[int, list] = {}
+    streaks = []
+    for e in earnings:
+        kinds = []
+        if e.credit_before == 0:
+            kinds.append(Badge.Kind.FIRST_VALID)
+        kinds += [kind for credit, kind in CREDIT_MILESTONES
+                  if e.credit_before < credit * MICRO <= e.credit_micro]
+        earned[e.volunteer_id] = kinds
+        if e.last_credit_time is None or dt.datetime.fromtimestamp(
+                e.last_credit_time, tz=dt.UTC).date() != today:
+            streaks.append(e.volunteer_id)
+    for volunteer_id, streak in streaks_days(volunteer_ids=streaks, today=today).items():
+        earned[volunteer_id] += [kind for days, kind in STREAKS if streak >= days]
+    earned = {pk: kinds for pk, kinds in earned.items() if kinds}
     if not earned:
-        return []
-    have = set(Badge.objects.filter(volunteer_id=volunteer_id, kind__in=earned)
-               .values_list("kind", flat=True))
-    new = [kind for kind in earned if kind not in have]
-    Badge.objects.bulk_create([Badge(volunteer_id=volunteer_id, kind=kind, awarded_at=now)
-                               for kind in new], ignore_conflicts=True)
-    return [str(kind) for kind in new]
+        return {}
+    have = set(Badge.objects.filter(volunteer_id__in=list(earned),
+                                    kind__in={k for kinds in earned.values() for k in kinds})
+               .values_list("volunteer_id", "kind"))
+    new = {pk: [kind for kind in kinds if (pk, kind) not in have]
+           for pk, kinds in earned.items()}
+    Badge.objects.bulk_create([Badge(volunteer_id=pk, kind=kind, awarded_at=now)
+                               for pk, kinds in new.items() for kind in kinds],
+                              ignore_conflicts=True)
+    return {pk: [str(kind) for kind in kinds] for pk, kinds in new.items() if kinds}
+
+
+def streaks_days(*, volunteer_ids: list[int], today: dt.date) -> dict[int, int]:
+    """streak_days of many volunteers in one query."""
+    if not volunteer_ids:
+        return {}
+    since = today - dt.timedelta(days=max(n for n, _ in STREAKS))
+    days: dict[int, set[dt.date]] = {pk: set() for pk in volunteer_ids}
+    for volunteer_id, day in (
+            CreditGrant.objects.filter(volunteer_id__in=volunteer_ids,
+                                       granted_at__date__gte=since)
+            .annotate(day=TruncDay("granted_at")).values_list("volunteer_id", "day")
+            .distinct().order_by()):
+        days[volunteer_id].add(day.date())
+    streaks = {}
+    for pk, mine in days.items():
+        streak = 0
+        while today - dt.timedelta(days=streak) in mine:
+            streak += 1
+        streaks[pk] = streak
+    return streaks
 
 
 # --- what a profile shows -----------------------------------------------------------

@@ -9,7 +9,7 @@ from django.utils import timezone
 from sparecycles import events
 from sparecycles.db.bulk import rows_update
 
-from .badges import badges_award
+from .badges import Earning, badges_award_many
 from .claims import replicas_credit_micro
 from .models import (
     Badge,
@@ -107,9 +107,8 @@ def credit_grant_many(*, replicas: list) -> list[CreditGrant]:
     old = [row for row in per_project.values() if row.pk is not None]
     if old:
         rows_update(VolunteerProjectCredit, old, fields)
-    for pk, totals in volunteers.items():
-        badges_award(volunteer_id=pk, credit_micro=totals.credit_micro,
-                     credit_before=before[pk][0], last_credit_time=before[pk][1], now=now)
+    badges_award_many([Earning(pk, totals.credit_micro, before[pk][0], before[pk][1])
+                       for pk, totals in volunteers.items()], now=now)
     devices = sorted({g.device_id for g in grants if g.device_id is not None})
     events.credit_granted(volunteer_ids=sorted(volunteers), device_ids=devices)
     return grants

@@ -13,10 +13,13 @@ serve` validates in a process of its own instead: VALIDATE_IN_WEB.)
 
 import asyncio
 import logging
+import threading
 import weakref
+from contextlib import nullcontext
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection
 
 from sparecycles.credit.selectors import volunteers_stats
 from sparecycles.ledger.selectors import tokens_str, volunteers_balance_micro
@@ -96,8 +99,21 @@ class Intake:
                     logger.exception("validating %d work units failed", len(chunk))
 
 
+# SQLite has one writer at a time. Its busy handler makes a waiting writer sleep 1, 2, 5,
+# ... up to 100 ms between looks at the lock, so a store behind a validation pass woke up
+# to 100 ms after the lock was free: the ack's tail. The store, dispatch and validation
+# threads of the embedded server take turns on this lock instead, and the next one goes
+# the moment the last one commits. (PostgreSQL locks rows: no such turn.)
+_sqlite_writer = threading.Lock()
+
+
+def _one_writer():
+    return _sqlite_writer if connection.vendor == "sqlite" else nullcontext()
+
+
 def _store(reports: list[Report]):
-    stored = results_store(reports)
+    with _one_writer():
+        stored = results_store(reports)
     if stored.workunit_ids and not settings.SPARECYCLES["VALIDATE_IN_WEB"]:
         validation_wanted()  # the validator process sleeps until told
     return stored
@@ -111,7 +127,8 @@ async def _gather(pending, enough: int, seconds: float) -> None:
 
 
 def _validate(workunit_ids: list[int]) -> None:
-    workunits_validate(workunit_ids=workunit_ids)
+    with _one_writer():
+        workunits_validate(workunit_ids=workunit_ids)
 
 
 class Feeder:
@@ -158,8 +175,10 @@ class Feeder:
 
 
 def _serve(asks: list[Ask]) -> list[dict]:
+    with _one_writer():
+        dispatched = tasks_dispatch_many(asks, rng=_rng)
     return [{"tasks": [task_payload(r) for r in d.replicas], "retry_after_s": d.retry_after_s}
-            for d in tasks_dispatch_many(asks, rng=_rng)]
+            for d in dispatched]
 
 
 class StatsPusher:

@@ -159,10 +159,15 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
     net_meetings = pair_meetings("network", nets, {n for h in holder_nets.values() for n in h})
     pair_max = settings.SPARECYCLES["PAIR_MAX_MEETINGS"]
 
+    # Spot checks of this transaction: pools read once, replicas written in one statement.
+    spot_round = (credibility.spot_check_round(volunteers=volunteers, networks=nets)
+                  if credibility.spot_check_round is not None else None)
+    issue_spot = spot_round.issue if spot_round is not None else (
+        spot_checks_module.spot_check_issue)
     retry_wait = dt.timedelta(seconds=settings.SPARECYCLES["RELIABLE_RETRY_WAIT_S"])
     used: set[int] = set()
     claims: list[tuple[int, int, dt.datetime, bool]] = []  # replica, device, deadline, solo
-    spot_checks: dict[int, list[int]] = defaultdict(list)
+    spot_checks: dict[int, list[Replica]] = defaultdict(list)
     sent: dict[tuple[int, int], int] = defaultdict(int)
     short: dict[int, int] = {}
     for device_id, want in wants.items():
@@ -207,10 +212,12 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
             rate = spot_checks_module.device_spot_check_rate(
                 confirmed=mine.confirmed if mine else 0, app_rate=c.spot_rate)
             if rng.random() < rate:
-                spot = spot_checks_module.spot_check_issue(device=device, app_id=c.app_id,
-                                                           rng=rng, network=network)
+                spot = issue_spot(device=device, app_id=c.app_id, rng=rng, network=network)
                 if spot is not None:
-                    spot_checks[device_id].append(spot.pk)
+                    spot_checks[device_id].append(spot)
+                    taken_by_volunteer.add((spot.workunit_id, volunteer_id))
+                    if network:
+                        taken_by_network.add((spot.workunit_id, network))
                     sent[(device_id, c.version_id)] += 1
                     picked += 1
                     continue
@@ -233,6 +240,10 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         if picked < want and len(window) == limit and not alone:
             short[device_id] = want - picked
 
+    if spot_round is not None:
+        spot_round.save()  # a pick another process's device took meanwhile stays unsaved
+    spot_ids = {device_id: [r.pk for r in spots if r.pk is not None]
+                for device_id, spots in spot_checks.items()}
     claimed = _claims_write(claims, devices=devices, networks=networks, now=now)
     version_of = {c.id: c.version_id for c in window}
     for replica_id, device_id, _, solo in claims:
@@ -244,9 +255,9 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         for replica_id in ids:
             counts[(device_id, version_of[replica_id])] += 1
     spot_versions = dict(Replica.objects.filter(
-        pk__in=[pk for ids in spot_checks.values() for pk in ids]).values_list(
-        "pk", "workunit__app_version_id")) if spot_checks else {}
-    for device_id, ids in spot_checks.items():
+        pk__in=[pk for ids in spot_ids.values() for pk in ids]).values_list(
+        "pk", "workunit__app_version_id")) if any(spot_ids.values()) else {}
+    for device_id, ids in spot_ids.items():
         for replica_id in ids:
             counts[(device_id, spot_versions[replica_id])] += 1
         claimed.setdefault(device_id, []).extend(ids)

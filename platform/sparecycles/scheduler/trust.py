@@ -14,6 +14,16 @@ from django.core.exceptions import ImproperlyConfigured
 from .models import Replica
 
 
+class SpotCheckRound(Protocol):
+    """The spot checks of one dispatch transaction: picked one by one, written together."""
+
+    def issue(self, *, device, app_id: int, rng, network: str = "") -> Replica | None:
+        """A known-answer replica for `device`, not yet saved (None: none left for it)."""
+
+    def save(self) -> list[Replica]:
+        """Write every replica issue() returned; the ones saved (with their pk)."""
+
+
 class Standing(Protocol):
     """How far a device is trusted: `confirmed` results, and whether it is established."""
 
@@ -31,6 +41,9 @@ class Trust:
     spot_check_issue: Callable[..., Replica | None]
     # (device=, runtimes=) -> apps with known-answer tasks this device could be sent
     spot_check_apps: Callable[..., list[int]]
+    # (volunteers=, networks=) -> a SpotCheckRound for the devices of one dispatch
+    # transaction (their pools read once, their replicas written in one statement)
+    spot_check_round: Callable[..., SpotCheckRound] | None = None
 
 
 _trust: Trust | None = None

@@ -14,4 +14,5 @@ class ValidationConfig(AppConfig):
         trust_register(Trust(standings=credibility.standings,
                              device_spot_check_rate=spot_checks.device_spot_check_rate,
                              spot_check_issue=spot_checks.spot_check_issue,
-                             spot_check_apps=spot_checks.spot_check_apps))
+                             spot_check_apps=spot_checks.spot_check_apps,
+                             spot_check_round=spot_checks.spot_check_round))

@@ -50,6 +50,8 @@ def workunits_validate(*, workunit_ids) -> Transition:
     """
     builtin, custom, _deferred = validation_plan(workunit_ids)
     transition = Transition()
+    if builtin:
+        builtin = _waiting_looked_at(builtin)
     for ids in ([builtin] if builtin else []) + custom:
         done = _workunits_validate_locked(ids)
         transition.cancelled += done.cancelled
@@ -72,6 +74,52 @@ def replica_report(*, device: Device, task_id: str, ok: bool, output: Any = None
         return ack
     transition = workunits_validate(workunit_ids=stored.workunit_ids)
     return dataclasses.replace(ack, cancelled=transition.cancelled)
+
+
+def _waiting_looked_at(workunit_ids: list[int]) -> list[int]:
+    """Work units with nothing to decide yet, looked at without locking them; returns the
+    others, for the locked transaction.
+
+    At quorum 2 the first result of a work unit arrives while its other replica is still
+    out: the transitioner can decide nothing (no quorum, no error, enough replicas live)
+    and only marks the result looked at (`pending` off). Doing that in the locked pass
+    held the lock on every replica of the work unit, so the second result's store
+    (scheduler.intake locks its replica) waited for a whole validation transaction: the
+    tail of the ack latency. Here a work unit that is waiting in the plainest way (open,
+    not a known answer, no error, no spot check, no adaptive replication, no inconclusive
+    or judged result, fewer successes than its quorum, and at least target_nresults replicas
+    successful or live) has its pending results marked in one statement of their own
+    (`pending` is only "not looked at yet": a result stored meanwhile is pending itself
+    and its work unit is validated with it). Everything else takes the locked path."""
+    rows = {pk: (quorum, target) for pk, quorum, target in WorkUnit.objects.filter(
+        pk__in=workunit_ids, state=WorkUnit.State.OPEN, known_output__isnull=True,
+        error_reason="").values_list("pk", "min_quorum", "target_nresults")}
+    replicas: dict[int, list[tuple]] = {pk: [] for pk in rows}
+    for row in (Replica.objects.filter(workunit_id__in=list(rows)).values_list(
+            "workunit_id", "pk", "pending", "outcome", "validate_state", "server_state",
+            "spot_check", "solo")):
+        replicas[row[0]].append(row[1:])
+    waiting, pending, rest = [], [], []
+    for pk in workunit_ids:
+        if pk not in rows:
+            rest.append(pk)
+            continue
+        quorum, target = rows[pk]
+        mine = replicas[pk]
+        plain = all(not spot and not solo and validate_state == V.INIT
+                    and outcome in (O.INIT, O.SUCCESS)
+                    for _, _, outcome, validate_state, _, spot, solo in mine)
+        successes = sum(1 for r in mine if r[2] == O.SUCCESS)
+        live = sum(1 for r in mine if r[4] in (S.UNSENT, S.IN_PROGRESS))
+        if plain and successes < quorum and successes + live >= target:
+            waiting.append(pk)
+            pending += [r[0] for r in mine if r[1]]
+        else:
+            rest.append(pk)
+    if pending:
+        Replica.objects.filter(pk__in=pending, pending=True).update(pending=False)
+        _progress_announce(waiting)
+    return rest
 
 
 def _workunits_validate_locked(workunit_ids) -> Transition:

@@ -46,11 +46,11 @@ def _known_answers(app_id: int | None = None, runtimes: list[str] | None = None)
     return units
 
 
-def spot_check_issue(*, device: Device, app_id: int, rng: random.Random,
-                     network: str = "") -> Replica | None:
-    """Send `device` a known-answer task of app `app_id` its volunteer (and network) has
-    not seen, if any: owners' known answers first, then validated work."""
-    mine = Replica.objects.filter(volunteer_id=device.volunteer_id).values("workunit_id")
+def _pool(*, volunteer_id: int | None, app_id: int, network: str) -> list[tuple[int, int]]:
+    """(work unit, delay bound) of up to POOL known answers of app `app_id` that volunteer
+    `volunteer_id` and `network` hold no replica of: owners' known answers if any, else
+    validated work, newest first (it is the least likely to be public yet)."""
+    mine = Replica.objects.filter(volunteer_id=volunteer_id).values("workunit_id")
     pool = []
     for owners in (True, False):
         units = _known_answers(app_id).filter(known_output__isnull=not owners)
@@ -58,23 +58,149 @@ def spot_check_issue(*, device: Device, app_id: int, rng: random.Random,
         if network:
             units = units.exclude(pk__in=Replica.objects.filter(network=network)
                                   .values("workunit_id"))
-        # Newest validated work first: it is the least likely to be public yet.
         pool = list(units.order_by("-pk").values_list("pk", "delay_bound")[:POOL])
         if pool:
             break
+    return pool
+
+
+def _new_replica(*, device: Device, workunit_id: int, delay_bound: int, network: str,
+                 now) -> Replica:
+    return Replica(workunit_id=workunit_id, device=device, volunteer_id=device.volunteer_id,
+                   network=network, server_state=S.IN_PROGRESS, sent_at=now,
+                   deadline=now + dt.timedelta(seconds=delay_bound), spot_check=True)
+
+
+def spot_check_issue(*, device: Device, app_id: int, rng: random.Random,
+                     network: str = "") -> Replica | None:
+    """Send `device` a known-answer task of app `app_id` its volunteer (and network) has
+    not seen, if any: owners' known answers first, then validated work."""
+    pool = _pool(volunteer_id=device.volunteer_id, app_id=app_id, network=network)
     rng.shuffle(pool)
     now = timezone.now()
     for workunit_id, delay_bound in pool[:5]:
         try:
             with transaction.atomic():
-                return Replica.objects.create(
-                    workunit_id=workunit_id, device=device, volunteer_id=device.volunteer_id,
-                    network=network, server_state=S.IN_PROGRESS, sent_at=now,
-                    deadline=now + dt.timedelta(seconds=delay_bound), spot_check=True,
-                )
+                replica = _new_replica(device=device, workunit_id=workunit_id,
+                                       delay_bound=delay_bound, network=network, now=now)
+                replica.save(force_insert=True)
+                return replica
         except IntegrityError:  # another device of this volunteer or network just took it
             continue
     return None
+
+
+class SpotCheckRound:
+    """The spot checks of one dispatch transaction, issued together.
+
+    spot_check_issue costs two pool queries (each walks the work-unit table), a savepoint
+    and an insert per known-answer task, and half the tasks of a new device are spot
+    checks: it was the largest query source per result. A round reads each app's pools
+    once (owners' known answers, then validated work, each the newest POOL), which of
+    those work units the asking volunteers and networks hold in one more query, picks in
+    memory, and writes every pick in one statement (save()). The choice is the same as
+    spot_check_issue's: a work unit the device's volunteer and network hold no replica of,
+    owners' first; where the shared pool is used up for one device (it holds all of the
+    newest POOL) that device's pool is read as spot_check_issue reads it.
+    """
+
+    def __init__(self, *, volunteers: set[int], networks: set[str]) -> None:
+        self.volunteers = {v for v in volunteers if v is not None}
+        self.networks = {n for n in networks if n}
+        # app -> [(owners' rows, complete?), (validated rows, complete?)], read lazily
+        self.pools: dict[int, list[tuple[list[tuple[int, int]], bool]]] = {}
+        self.held_by_volunteer: set[tuple[int, int]] = set()
+        self.held_by_network: set[tuple[int, str]] = set()
+        self.picked: list[Replica] = []
+        self.now = timezone.now()
+
+    def _kind(self, app_id: int, index: int) -> tuple[list[tuple[int, int]], bool]:
+        kinds = self.pools.setdefault(app_id, [])
+        while len(kinds) <= index:
+            owners = len(kinds) == 0
+            rows = list(_known_answers(app_id).filter(known_output__isnull=not owners)
+                        .order_by("-pk").values_list("pk", "delay_bound")[:POOL])
+            self._held([pk for pk, _ in rows])
+            kinds.append((rows, len(rows) < POOL))
+        return kinds[index]
+
+    def _held(self, workunit_ids: list[int]) -> None:
+        if not workunit_ids or not (self.volunteers or self.networks):
+            return
+        who = Q(volunteer_id__in=self.volunteers)
+        if self.networks:
+            who |= Q(network__in=self.networks)
+        for workunit_id, volunteer_id, network in (
+                Replica.objects.filter(who, workunit_id__in=workunit_ids)
+                .values_list("workunit_id", "volunteer_id", "network")):
+            self.held_by_volunteer.add((workunit_id, volunteer_id))
+            if network:
+                self.held_by_network.add((workunit_id, network))
+
+    def issue(self, *, device: Device, app_id: int, rng: random.Random,
+              network: str = "") -> Replica | None:
+        """A known-answer task for `device` (not saved yet: save() writes the round's)."""
+        volunteer_id = device.volunteer_id
+        if volunteer_id not in self.volunteers or (network and network not in self.networks):
+            pool = None  # not an asker this round was made for: its own pool
+        else:
+            pool = []
+            for index in (0, 1):
+                rows, complete = self._kind(app_id, index)
+                pool = [(pk, bound) for pk, bound in rows
+                        if (pk, volunteer_id) not in self.held_by_volunteer
+                        and not (network and (pk, network) in self.held_by_network)]
+                if pool:
+                    break
+                if not complete:
+                    pool = None  # this device holds all of the newest POOL: look further
+                    break
+        if pool is None:
+            pool = [(pk, bound) for pk, bound in
+                    _pool(volunteer_id=volunteer_id, app_id=app_id, network=network)
+                    if (pk, volunteer_id) not in self.held_by_volunteer
+                    and not (network and (pk, network) in self.held_by_network)]
+        if not pool:
+            return None
+        workunit_id, delay_bound = rng.choice(pool)
+        self.held_by_volunteer.add((workunit_id, volunteer_id))
+        if network:
+            self.held_by_network.add((workunit_id, network))
+        replica = _new_replica(device=device, workunit_id=workunit_id, delay_bound=delay_bound,
+                               network=network, now=self.now)
+        self.picked.append(replica)
+        return replica
+
+    def save(self) -> list[Replica]:
+        """Write the round's picks in one statement; the ones saved (all, unless another
+        process's device of the same volunteer or network took a work unit meanwhile)."""
+        if not self.picked:
+            return []
+        try:
+            with transaction.atomic():
+                saved = Replica.objects.bulk_create(self.picked)
+            if all(r.pk is not None for r in saved):
+                return saved
+            ids = dict(Replica.objects.filter(task_id__in=[r.task_id for r in saved])
+                       .values_list("task_id", "pk"))
+            for replica in saved:
+                replica.pk = ids[replica.task_id]
+            return saved
+        except IntegrityError:
+            saved = []
+            for replica in self.picked:
+                try:
+                    with transaction.atomic():
+                        replica.save(force_insert=True)
+                except IntegrityError:
+                    replica.pk = None
+                    continue
+                saved.append(replica)
+            return saved
+
+
+def spot_check_round(*, volunteers: set[int], networks: set[str]) -> SpotCheckRound:
+    return SpotCheckRound(volunteers=volunteers, networks=networks)
 
 
 def spot_check_apps(*, device: Device, runtimes: list[str]) -> list[int]:
