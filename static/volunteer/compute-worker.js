@@ -122,6 +122,9 @@ def sparecycles_run(key, source, filename, entry, input_json, report=None):
         return ("ok", json.dumps(output, allow_nan=False, separators=(",", ":")))
     except BaseException as exc:  # SystemExit and KeyboardInterrupt too: report, don't die
         return ("error", _last_line(exc))
+
+import gc
+gc.freeze()   # the runtime's own objects: no app's garbage collection walks them again
 `;
 
 const SHA256_PY = `

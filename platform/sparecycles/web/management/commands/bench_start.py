@@ -35,7 +35,7 @@ DONE_TIMEOUT_S = 180
 
 
 class Server:
-    def __init__(self, label: str, checkout: Path, var: Path, units: int):
+    def __init__(self, label: str, checkout: Path, var: Path, units: int, seed: int = 0):
         self.label = label
         self.checkout = checkout
         env = {**os.environ, "SPARECYCLES_VAR_DIR": str(var), "DATABASE_URL": "",
@@ -45,7 +45,7 @@ class Server:
         manage = [sys.executable, str(checkout / "manage.py")]
         subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=checkout)
         subprocess.run([*manage, "load_workunits", "mandelbrot", "--count", str(units),
-                        "--quorum", "1", "--target", "1"], env=env, check=True, cwd=checkout,
+                        "--seed", str(seed), "--quorum", "1", "--target", "1"], env=env, check=True, cwd=checkout,
                        capture_output=True)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
