@@ -1303,6 +1303,19 @@ class VolunteerClient {
 
   onError(message) {
     this.view.addLog(`Server error (${message.code}): ${message.message}`, "error");
+    if (message.code === "rate_limited" || message.code === "server_error") {
+      // The frame was dropped (README): a request riding on it gets no tasks frame and its
+      // results no acks. Ask again shortly, with every unacknowledged result (the server
+      // answers a result it already stored with `duplicate`), instead of waiting for a
+      // reconnect.
+      const socket = this.socket;
+      setTimeout(() => {
+        if (this.socket !== socket || !this.connected) return;
+        this.requestOutstanding = false;
+        if (this.batch) for (const taskId of this.unacked.keys()) this.pending.add(taskId);
+        this.pump();
+      }, RATE_LIMITED_RESEND_MS);
+    }
     if (message.code === "unsupported_protocol") {
       this.view.showError("connection", "This page is out of date for the server.",
         "Reload the page to get the current version of the volunteer client.");

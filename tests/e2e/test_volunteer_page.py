@@ -397,6 +397,42 @@ def test_a_result_acked_rate_limited_is_sent_again_not_dropped(live_daphne, page
     assert Replica.objects.get(task_id=limited[0]).outcome == "success"
 
 
+def test_a_dropped_results_frame_is_sent_again_without_a_reconnect(live_daphne, page):
+    """Red team (batch extension): a `results` frame the server drops with a frame-level
+    `rate_limited` error gets no acks and no tasks; the page used to wait for a reconnect,
+    its request outstanding for ever. Here the relay drops the first results frame as the
+    server's frame rate limit does; the page sends it again on the same socket."""
+    batch = bundled_batch_create("mandelbrot", count=2, quorum=ONE_REPLICA)
+    dropped: list[str] = []
+    sockets: list[WebSocketRoute] = []
+
+    def relay(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        server = ws.connect_to_server()
+
+        def to_server(message):
+            if dropped or '"type":"results"' not in str(message):
+                server.send(message)
+                return
+            dropped.extend(item["task_id"] for item in json.loads(message)["results"])
+            ws.send(json.dumps({"type": "error", "code": "rate_limited",
+                                "message": "too many frames: this one was dropped"}))
+
+        server.on_message(lambda message: ws.send(message))
+        ws.on_message(to_server)
+
+    page.route_web_socket("**/ws/volunteer/", relay)
+    open_page(page, live_daphne)
+    page.get_by_role("button", name="Start").click()
+
+    wait_for_done(page, 2)
+    wait_for_completed(batch, 2)
+    assert dropped
+    assert len(sockets) == 1   # no reconnect was needed
+    assert counter(page, "failed") == 0
+    assert Replica.objects.get(task_id=dropped[0]).outcome == "success"
+
+
 def test_the_page_sends_plain_v1_frames_when_welcome_offers_no_extension(live_daphne, page):
     """A server without the batch extension (its welcome lists none) gets `request` and one
     `result` per task from the page, never a `results` frame."""
