@@ -242,10 +242,12 @@ def render(results: dict) -> str:
                        "PostgreSQL CPU"], rows)
         out += ["", "The same number of computing volunteers, each holding a finished task for "
                 "a random think time so that together they offer a fraction of the saturated "
-                "rate: what a volunteer waits for below saturation. Paced volunteers ask for "
-                "one task at a time as each slot frees, so they cost more dispatches per "
-                "result than the saturated ones (which ask for 4): the server's CPU is not "
-                "cut in proportion.", ""]
+                "rate: what a volunteer waits for below saturation. Over the batch extension "
+                "(the swarm's default) a volunteer reports its results with its next request "
+                "and asks once its held tasks drop to half of max_inflight, so it costs fewer "
+                "frames and dispatches per result than over plain v1 frames "
+                "(`--v1-frames`), where it asks for one task as each slot frees; the "
+                "server's CPU is still not cut in proportion.", ""]
 
     out += ["## Cost of connected volunteers", ""]
     rows = []
@@ -453,8 +455,8 @@ def _diagnosis(modes: list[dict]) -> list[str]:
                 "(dispatch's candidate window, standings, pair meetings and quotas; "
                 "validation's locks, grants and badges) that a saturated server shares among "
                 "dozens of frames and a light one among a few, even after the brief gathering "
-                "`gateway/batching.py` does after each wake; paced volunteers also ask for one "
-                "task per result.")
+                "`gateway/batching.py` does after each wake; and a paced volunteer's frames "
+                "carry one or two results each.")
         by_size = {p["connected"]: p for p in phases if p["per_cpu_s"]}
         if len(by_size) >= 2:
             low, high = min(by_size), max(by_size)
