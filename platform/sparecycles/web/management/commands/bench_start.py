@@ -45,8 +45,8 @@ class Server:
         manage = [sys.executable, str(checkout / "manage.py")]
         subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=checkout)
         subprocess.run([*manage, "load_workunits", "mandelbrot", "--count", str(units),
-                        "--seed", str(seed), "--quorum", "1", "--target", "1"], env=env, check=True, cwd=checkout,
-                       capture_output=True)
+                        "--seed", str(seed), "--quorum", "1", "--target", "1"],
+                       env=env, check=True, cwd=checkout, capture_output=True)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = var / "daphne.log"
