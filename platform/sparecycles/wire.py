@@ -46,10 +46,11 @@ def unstorable_text(text: str) -> bool:
 TEXT_PROBLEM = "strings may not hold NUL (\\u0000) or an unpaired surrogate (\\ud800-\\udfff)."
 
 
-def output_problem(output: Any) -> str:
+def output_problem(output: Any, *, max_depth: int | None = MAX_OUTPUT_DEPTH) -> str:
     """Why `output` can't be stored and compared, or "" if it can: NaN and Infinity are
     not JSON (the database refuses them), nor are NUL and unpaired surrogates in strings
-    (PostgreSQL refuses them), and nesting is capped at MAX_OUTPUT_DEPTH.
+    (PostgreSQL refuses them), and nesting is capped at `max_depth` (the protocol's
+    MAX_OUTPUT_DEPTH; None: what the database can store, at any depth).
     Walks the tree without recursion."""
     stack = [(output, 1)]
     while stack:
@@ -61,8 +62,8 @@ def output_problem(output: Any) -> str:
         if isinstance(value, OverlongInt):
             return f"integers may have at most {sys.get_int_max_str_digits()} digits."
         if isinstance(value, dict | list):
-            if depth > MAX_OUTPUT_DEPTH:
-                return f"nested deeper than {MAX_OUTPUT_DEPTH} levels."
+            if max_depth is not None and depth > max_depth:
+                return f"nested deeper than {max_depth} levels."
             if isinstance(value, dict):
                 if any(unstorable_text(key) for key in value if isinstance(key, str)):
                     return TEXT_PROBLEM

@@ -9,7 +9,6 @@ sent after this commit, so an acknowledged result is never lost.
 """
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from django.utils import timezone
 
 from sparecycles.db.bulk import rows_update
 from sparecycles.volunteers.models import Device
-from sparecycles.wire import unstorable_text
+from sparecycles.wire import output_problem, unstorable_text
 
 from .models import Cancelled, Replica
 
@@ -84,7 +83,7 @@ def results_store(reports: Sequence[Report]) -> Stored:
     # or a lone surrogate, and an output with either is refused as NaN is.
     unknown = {r.task_id for r in reports if unstorable_text(r.task_id)}
     bad = {r.task_id for r in reports
-           if r.task_id not in unknown and r.ok and not _storable(r.output)}
+           if r.task_id not in unknown and r.ok and output_problem(r.output, max_depth=None)}
     good = [r for r in reports if r.task_id not in bad and r.task_id not in unknown]
     try:
         stored = _results_store(good) if good else Stored(acks=[], workunit_ids=[])
@@ -104,25 +103,6 @@ def results_store(reports: Sequence[Report]) -> Stored:
                         else Ack(r.task_id, accepted=False, reason="invalid") if r.task_id in bad
                         else next(acks) for r in reports],
                   workunit_ids=stored.workunit_ids)
-
-
-def _storable(value: Any) -> bool:
-    """No NaN or Infinity, and no string (or key) with NUL or a lone surrogate, anywhere in
-    `value` (walked without recursion)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return False
-        if isinstance(item, str) and unstorable_text(item):
-            return False
-        if isinstance(item, dict):
-            if any(isinstance(key, str) and unstorable_text(key) for key in item):
-                return False
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
 
 
 def _results_store(reports: Sequence[Report]) -> Stored:
