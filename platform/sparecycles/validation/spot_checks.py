@@ -46,19 +46,26 @@ def _known_answers(app_id: int | None = None, runtimes: list[str] | None = None)
     return units
 
 
+def _newest(app_id: int, *, owners: bool, exclude=()) -> list[tuple[int, int]]:
+    """(work unit, delay bound) of the newest POOL known answers of app `app_id`: the
+    owners' or validated work (the newest is the least likely to be public yet), leaving
+    out the work units of each queryset in `exclude`."""
+    units = _known_answers(app_id).filter(known_output__isnull=not owners)
+    for held in exclude:
+        units = units.exclude(pk__in=held)
+    return list(units.order_by("-pk").values_list("pk", "delay_bound")[:POOL])
+
+
 def _pool(*, volunteer_id: int | None, app_id: int, network: str) -> list[tuple[int, int]]:
     """(work unit, delay bound) of up to POOL known answers of app `app_id` that volunteer
     `volunteer_id` and `network` hold no replica of: owners' known answers if any, else
-    validated work, newest first (it is the least likely to be public yet)."""
-    mine = Replica.objects.filter(volunteer_id=volunteer_id).values("workunit_id")
+    validated work, newest first."""
+    held = [Replica.objects.filter(volunteer_id=volunteer_id).values("workunit_id")]
+    if network:
+        held.append(Replica.objects.filter(network=network).values("workunit_id"))
     pool = []
     for owners in (True, False):
-        units = _known_answers(app_id).filter(known_output__isnull=not owners)
-        units = units.exclude(pk__in=mine)
-        if network:
-            units = units.exclude(pk__in=Replica.objects.filter(network=network)
-                                  .values("workunit_id"))
-        pool = list(units.order_by("-pk").values_list("pk", "delay_bound")[:POOL])
+        pool = _newest(app_id, owners=owners, exclude=held)
         if pool:
             break
     return pool
@@ -117,9 +124,7 @@ class SpotCheckRound:
     def _kind(self, app_id: int, index: int) -> tuple[list[tuple[int, int]], bool]:
         kinds = self.pools.setdefault(app_id, [])
         while len(kinds) <= index:
-            owners = len(kinds) == 0
-            rows = list(_known_answers(app_id).filter(known_output__isnull=not owners)
-                        .order_by("-pk").values_list("pk", "delay_bound")[:POOL])
+            rows = _newest(app_id, owners=len(kinds) == 0)
             self._held([pk for pk, _ in rows])
             kinds.append((rows, len(rows) < POOL))
         return kinds[index]
@@ -141,25 +146,28 @@ class SpotCheckRound:
               network: str = "") -> Replica | None:
         """A known-answer task for `device` (not saved yet: save() writes the round's)."""
         volunteer_id = device.volunteer_id
+
+        def free(rows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+            """The rows this device's volunteer and network hold nothing of (this round's
+            picks included)."""
+            return [(pk, bound) for pk, bound in rows
+                    if (pk, volunteer_id) not in self.held_by_volunteer
+                    and not (network and (pk, network) in self.held_by_network)]
+
         if volunteer_id not in self.volunteers or (network and network not in self.networks):
             pool = None  # not an asker this round was made for: its own pool
         else:
             pool = []
             for index in (0, 1):
                 rows, complete = self._kind(app_id, index)
-                pool = [(pk, bound) for pk, bound in rows
-                        if (pk, volunteer_id) not in self.held_by_volunteer
-                        and not (network and (pk, network) in self.held_by_network)]
+                pool = free(rows)
                 if pool:
                     break
                 if not complete:
                     pool = None  # this device holds all of the newest POOL: look further
                     break
         if pool is None:
-            pool = [(pk, bound) for pk, bound in
-                    _pool(volunteer_id=volunteer_id, app_id=app_id, network=network)
-                    if (pk, volunteer_id) not in self.held_by_volunteer
-                    and not (network and (pk, network) in self.held_by_network)]
+            pool = free(_pool(volunteer_id=volunteer_id, app_id=app_id, network=network))
         if not pool:
             return None
         workunit_id, delay_bound = rng.choice(pool)
