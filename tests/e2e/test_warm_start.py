@@ -9,13 +9,12 @@ visit starts from it, that a damaged or unloadable snapshot falls back to a norm
 """
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from sparecycles.projects.catalogue import bundled_batch_create
-from sparecycles.projects.models import App, Project
-from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+from sparecycles.projects.services import QuorumParams, batch_create
 from sparecycles.scheduler.models import Replica
+from tests.e2e.test_cross_app_isolation import owned_app
 from tests.e2e.test_volunteer_page import wait_for_done, wait_until
 from tests.waiting import wait_for_completed
 
@@ -150,14 +149,6 @@ def main(input):
             "json": getattr(json, "leaked", False),
             "file": os.path.exists("/tmp/leak.txt")}
 '''
-
-
-def owned_app(owner: str, name: str, code: bytes):
-    user = get_user_model().objects.create_user(owner, password="pw-owner-123456")
-    project = Project.objects.create(slug=f"{name}-project", title=name)
-    project.owners.add(user)
-    app = App.objects.create(project=project, name=name, title=name)
-    return app_version_create(app=app, code=code)
 
 
 def test_a_snapshot_carries_no_apps_state_into_another_apps_task(visit):

@@ -13,12 +13,12 @@ reaches the page and the server for a task long enough to show it.
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from sparecycles.projects.catalogue import bundled_batch_create
-from sparecycles.projects.models import App, Project, WorkUnit
-from sparecycles.projects.services import QuorumParams, app_version_create, batch_create
+from sparecycles.projects.models import WorkUnit
+from sparecycles.projects.services import QuorumParams, batch_create
+from tests.e2e.test_cross_app_isolation import owned_app
 from tests.e2e.test_volunteer_page import native_outputs, open_page, wait_for_done, wait_until
 from tests.waiting import wait_for_completed
 
@@ -89,14 +89,6 @@ def main(input, progress=None):
             progress((step + 1) / 40)
     return {"n": input["n"]}
 """
-
-
-def owned_app(owner: str, name: str, code: bytes):
-    user = get_user_model().objects.create_user(owner, password="pw-owner-123456")
-    project = Project.objects.create(slug=f"{name}-project", title=name)
-    project.owners.add(user)
-    app = App.objects.create(project=project, name=name, title=name)
-    return app_version_create(app=app, code=code)
 
 
 def one_worker(page, server, sent: list) -> None:
