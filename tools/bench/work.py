@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
 
 from sparecycles.projects.models import App, AppVersion, Project, WorkUnit
 from sparecycles.projects.services import (
@@ -150,6 +151,21 @@ def audit(*, acked_task_ids: Iterable[str] = (), batch_ids: Iterable[int] = (),
     return {**facts, "problems": problems}
 
 
+def _wait_for_epoch_of(moment: dt.datetime | None, *, limit_s: float = 60.0) -> None:
+    """Sleep until the reward epoch holding `moment` has ended (at most `limit_s`)."""
+    if moment is None:
+        return
+    from sparecycles.ledger.canonical import to_us
+    from sparecycles.ledger.selectors import schedule
+
+    sched, _started = schedule()
+    index = sched.epoch_at(to_us(moment))
+    if index < 0:
+        return
+    wait_s = (sched.window(index).end_us - to_us(timezone.now())) / 1e6
+    time.sleep(min(max(wait_s, 0.0) + 0.05, limit_s))
+
+
 def _ledger_audit(problems: list[str], *, close_epochs: bool) -> dict:
     if not apps.is_installed("sparecycles.ledger"):
         return {"installed": False}
@@ -160,7 +176,11 @@ def _ledger_audit(problems: list[str], *, close_epochs: bool) -> dict:
 
     facts: dict = {"installed": True}
     if close_epochs:
-        # Close whatever has ended, then make sure closing again pays nothing.
+        # A replica validated late (after a fault, the validator may retry for a while)
+        # is granted after the swarm stops: wait for the epoch holding the newest grant
+        # to end, so closing pays every grant. Then close whatever has ended, and make
+        # sure closing again pays nothing.
+        _wait_for_epoch_of(CreditGrant.objects.aggregate(m=Max("granted_at"))["m"])
         facts["closed_now"] = len(epochs_close_due())
         last = Epoch.objects.order_by("-index").first()
         if last is not None:
