@@ -179,3 +179,34 @@ async def test_on_sqlite_the_store_waits_its_turn_and_goes_the_moment_the_writer
         batching._sqlite_writer.release()
     ack = await asyncio.wait_for(pending, 10)
     assert ack.accepted
+
+
+async def test_a_batch_waits_for_enough_items_at_most_its_gathering_time():
+    """Below ENOUGH a loop waits for more, goes the moment there are ENOUGH, and never
+    waits longer than its gathering time (a lone item still goes)."""
+    loop = asyncio.get_running_loop()
+    items: list[int] = []
+    grew = asyncio.Event()
+
+    def add_later(delay: float, count: int) -> None:
+        def add() -> None:
+            items.extend(range(count))
+            grew.set()
+        loop.call_later(delay, add)
+
+    items[:] = [1]
+    started = loop.time()
+    await batching._gather(lambda: len(items), grew, 4, 0.3)  # nothing more comes
+    assert 0.3 - 0.02 <= loop.time() - started < 2.0
+
+    items[:] = [1, 2, 3, 4]
+    started = loop.time()
+    await batching._gather(lambda: len(items), grew, 4, 5.0)  # enough already: at once
+    assert loop.time() - started < 0.05
+
+    items[:] = [1]
+    add_later(0.05, 1)  # not yet enough: keeps waiting
+    add_later(0.15, 2)  # now 4: goes
+    started = loop.time()
+    await batching._gather(lambda: len(items), grew, 4, 5.0)
+    assert 0.14 <= loop.time() - started < 1.0 and len(items) == 4

@@ -43,14 +43,20 @@ def test_spot_check_looks_like_any_task_and_passes(make_batch, make_device, spot
 
 
 def test_wrong_known_answer_quarantines_and_revalidates_pending_results(
-        make_batch, make_device, app, spot_checks, django_capture_on_commit_callbacks):
+        make_batch, make_device, app, spot_checks, django_capture_on_commit_callbacks,
+        settings):
     # Two work units: a spot check stands in for an ordinary task, so one must be available.
     make_batch(count=2, min_quorum=2, target_nresults=2)
     app.spot_check_rate = 0.0
     app.save()
+    usual = settings.SPARECYCLES
+    # No spot check at all for the first task (a new device gets them at SPOT_CHECK_NEW).
+    settings.SPARECYCLES = {**usual, "SPOT_CHECK_NEW": 0.0, "SPOT_CHECK_MIN": 0.0}
     cheat = make_device().device
     pending = answer(cheat, correct=False)  # an ordinary task, answered wrongly
+    assert not pending.workunit.is_spot_check
     assert pending.validate_state == Replica.ValidateState.INIT
+    settings.SPARECYCLES = usual
     app.spot_check_rate = 1.0
     app.save()
     with django_capture_on_commit_callbacks(execute=True):  # revalidation runs after commit

@@ -23,6 +23,7 @@ from .servers import Server
 ECHO_PATH = "/ws/echo/"
 RAMP_TIMEOUT_S = 150.0  # bounds a run; what connected by then is reported
 CONNECT_CONCURRENCY = 100
+DRAIN_LIMIT_S = 180.0  # for the server to validate a phase's backlog afterwards
 
 
 @dataclass
@@ -87,7 +88,11 @@ class Phase:
     server_cores: float = 0.0  # CPU seconds per second, all server processes
     server_waiting: float = 0.0  # runnable but without a CPU (the machine was busy elsewhere)
     machine_busy: float = 0.0  # every process on the machine, cores busy
-    per_cpu_s: float = 0.0  # accepted results per CPU-second of the server processes
+    per_cpu_s: float = 0.0  # accepted results per CPU-second of the server, owed validation in
+    backlog_start: int = 0  # results stored but not yet validated, at the window's start
+    backlog_end: int = 0  # ... and at its end
+    owed_cpu_s: float = 0.0  # server CPU-s the validation of the backlog the window added took
+    drain_s: float = 0.0  # how long the server took to validate its backlog after the phase
     db_cores: float = 0.0  # the database server's backends serving us (scale-out)
     client_cores: float = 0.0  # this process: the swarm itself
     server_rss_mb: float = 0.0
@@ -137,8 +142,14 @@ def _window_latency(swarm: Swarm, start: Mark, which: int) -> dict:
 
 
 async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
-                 phase: Phase,
-                 idle: Swarm | None, warmup_s: float, seed: int) -> tuple[Phase, set[str]]:
+                 phase: Phase, idle: Swarm | None, warmup_s: float, seed: int,
+                 pending: Callable[[], int] | None = None) -> tuple[Phase, set[str]]:
+    """One window. With `pending` (results awaiting validation), the window is charged the
+    validation it leaves behind: after the phase the server validates its backlog with no
+    new results coming, and the CPU that takes, per result, times the growth of the
+    backlog over the window, is added to the window's CPU. A server whose validator falls
+    behind at saturation would otherwise look cheaper per result than it is, and bill
+    that validation to whatever phase comes next. Each phase starts with none owed."""
     active = Swarm(SwarmConfig(
         url=url, volunteers=phase.active, mix={"honest": 1.0}, seed=seed,
         duration_s=warmup_s + phase.window_s + 60, idle_stop_s=None, drain_s=2.0,
@@ -153,8 +164,12 @@ async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
             await asyncio.sleep(0.05)
         await asyncio.sleep(warmup_s)
         start = _mark(server, db_pids(), active, idle)
+        if pending is not None:
+            phase.backlog_start = await asyncio.to_thread(pending)
         await asyncio.sleep(phase.window_s)
         end = _mark(server, db_pids(), active, idle)
+        if pending is not None:
+            phase.backlog_end = await asyncio.to_thread(pending)
         phase.connected = active.connected + (idle.connected if idle is not None else 0)
         rss = server.usage()
         phase.server_rss_mb = round(rss.rss_kb / 1024, 1)
@@ -162,6 +177,8 @@ async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
     finally:
         active.stop()
         summary = await run
+    if pending is not None:
+        await _drain(phase, server, pending)
     seconds = end.mono - start.mono
     phase.window_s = round(seconds, 2)
     phase.accepted = end.accepted - start.accepted
@@ -172,20 +189,41 @@ async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
     phase.server_cores = round((end.server_cpu_s - start.server_cpu_s) / seconds, 3)
     phase.server_waiting = round(max(0.0, end.server_wait_s - start.server_wait_s) / seconds, 3)
     phase.machine_busy = round((end.machine_busy_s - start.machine_busy_s) / seconds, 3)
-    phase.per_cpu_s = round(phase.accepted / max(1e-9, end.server_cpu_s - start.server_cpu_s), 1)
+    phase.per_cpu_s = round(phase.accepted / max(
+        1e-9, end.server_cpu_s - start.server_cpu_s + phase.owed_cpu_s), 1)
     phase.db_cores = round(_db_cores(start, end, seconds), 3)
     phase.client_cores = round((end.client_cpu_s - start.client_cpu_s) / seconds, 3)
     phase.refused = summary.refused_by_reason
     phase.server_errors = summary.server_errors
-    phase.problems = summary.problems
+    phase.problems = summary.problems + phase.problems
     phase.since, phase.until = start.wall.isoformat(), end.wall.isoformat()
     return phase, active.acked_task_ids()
+
+
+async def _drain(phase: Phase, server: Server, pending: Callable[[], int]) -> None:
+    """Wait (up to DRAIN_LIMIT_S) until the server has validated every stored result, and
+    charge the window its share: CPU per result drained × the backlog the window added."""
+    cpu_before, started = server.usage().cpu_s, time.perf_counter()
+    backlog = await asyncio.to_thread(pending)
+    left = backlog
+    while left and time.perf_counter() - started < DRAIN_LIMIT_S:
+        await asyncio.sleep(0.25)
+        left = await asyncio.to_thread(pending)
+    phase.drain_s = round(time.perf_counter() - started, 2)
+    drained = backlog - left
+    if drained > 0:
+        per_result = (server.usage().cpu_s - cpu_before) / drained
+        added = max(0, phase.backlog_end - phase.backlog_start)
+        phase.owed_cpu_s = round(per_result * added, 3)
+    if left:
+        phase.problems.append(f"{left:,} results still awaiting validation "
+                              f"{DRAIN_LIMIT_S:.0f} s after the phase")
 
 
 async def size_run(*, url: str, server: Server, size: int, active: int, window_s: float,
                    warmup_s: float, idle_probe_s: float, paced_fractions: list[float],
                    db_pids: Callable[[], list[int]], log: Callable[[str], None],
-                   seed: int = 1) -> SizeRun:
+                   seed: int = 1, pending: Callable[[], int] | None = None) -> SizeRun:
     """Hold `size` volunteers (`active` computing), measure a saturated window, then one
     paced window per `paced_fractions`, offering that fraction of the saturated rate."""
     active = min(active, size)
@@ -220,13 +258,16 @@ async def size_run(*, url: str, server: Server, size: int, active: int, window_s
         saturated, acked = await _phase(
             url=url, server=server, db_pids=db_pids, idle=idle,
             phase=Phase(name="saturated", active=active, think_s=0.0, window_s=window_s),
-            warmup_s=warmup_s, seed=seed + 1)
+            warmup_s=warmup_s, seed=seed + 1, pending=pending)
         result.phases.append(saturated)
         result.acked_task_ids |= acked
         log(f"    saturated: {saturated.accepted_per_s:,.0f} accepted/s, ack p99 "
             f"{saturated.ack.get('p99_ms')} ms, server {saturated.server_cores:.2f} cores "
             f"(+{saturated.server_waiting:.2f} waiting for a CPU), machine busy "
-            f"{saturated.machine_busy:.2f} cores")
+            f"{saturated.machine_busy:.2f} cores; validation owed "
+            f"{saturated.owed_cpu_s:.1f} CPU-s (backlog {saturated.backlog_start:,} → "
+            f"{saturated.backlog_end:,}, drained in {saturated.drain_s:.1f} s); "
+            f"{saturated.per_cpu_s:,.0f} results per server CPU-s")
         for fraction in paced_fractions if saturated.accepted_per_s > 0 else []:
             offered = fraction * saturated.accepted_per_s
             # Each volunteer keeps max_inflight (4) tasks, each held ~think_s before reporting.
@@ -236,11 +277,13 @@ async def size_run(*, url: str, server: Server, size: int, active: int, window_s
                 phase=Phase(name="paced", active=active, think_s=round(think, 3),
                             window_s=window_s, offered_per_s=round(offered, 1),
                             fraction=fraction),
-                warmup_s=warmup_s + think, seed=seed + 2)
+                warmup_s=warmup_s + think, seed=seed + 2, pending=pending)
             result.phases.append(paced)
             result.acked_task_ids |= acked
             log(f"    paced at {offered:,.0f}/s: {paced.accepted_per_s:,.0f} accepted/s, ack "
-                f"p50 {paced.ack.get('p50_ms')} ms p99 {paced.ack.get('p99_ms')} ms")
+                f"p50 {paced.ack.get('p50_ms')} ms p99 {paced.ack.get('p99_ms')} ms, server "
+                f"{paced.server_cores:.2f} cores, validation owed {paced.owed_cpu_s:.1f} CPU-s; "
+                f"{paced.per_cpu_s:,.0f} results per server CPU-s")
     finally:
         if idle is not None:
             idle.stop()

@@ -8,6 +8,7 @@ key prefix of its own, `manage.py serve --workers N`). The chaos tests mix them
 not start and drops only what it created.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -99,6 +100,25 @@ class World:
     @property
     def database_url(self) -> str:
         return self.env.get("DATABASE_URL") or f"sqlite:///{self.workdir}/sparecycles.sqlite3"
+
+    def pending_results(self) -> int:
+        """Results stored but not yet looked at by validation (`Replica.pending`): the
+        validation a window owes. One cheap query on a connection of our own."""
+        from sparecycles.scheduler.models import Replica
+
+        table = Replica._meta.db_table
+        if self.env.get("DATABASE_URL"):
+            import psycopg
+
+            url = self.env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as db:
+                return db.execute(f'SELECT count(*) FROM "{table}" WHERE pending').fetchone()[0]
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(
+                f"file:{self.workdir / 'sparecycles.sqlite3'}?mode=ro", uri=True,
+                timeout=30)) as db:
+            return db.execute(f'SELECT count(*) FROM "{table}" WHERE pending').fetchone()[0]
 
     def worker(self, action: str, *args: str, timeout: float = 600) -> dict:
         """Run one `tools.bench.worker` job against this world's database."""

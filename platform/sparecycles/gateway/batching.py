@@ -37,11 +37,14 @@ MAX_ASKS = 100  # requests per dispatch transaction
 # A lightly loaded server would run one transaction per frame, each paying the fixed cost
 # of a batch (the candidate window, standings, quotas; validation's locks and grants): a
 # result cost about 4x its price at saturation. So before each transaction a loop with
-# fewer than ENOUGH items waits this long for others. At saturation the next batch has
-# gathered while the last one ran and goes at once; an idle loop sleeps on its event.
+# fewer than ENOUGH items waits for others, at most GATHER_S, and goes as soon as ENOUGH
+# are there. At saturation the next batch has gathered while the last one ran and goes at
+# once; an idle loop sleeps on its event.
 STORE_GATHER_S, STORE_ENOUGH = 0.02, 16  # in the ack's path: short
-DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.05, 8  # in a request's path (a task runs for seconds)
-VALIDATE_GATHER_S, VALIDATE_ENOUGH = 0.25, 32  # in no one's path: credit comes a little later
+# In a request's path, but a volunteer asks while it still holds tasks (the batch
+# extension's low-water mark; PROTOCOL.md), and each task runs for seconds.
+DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.15, 16
+VALIDATE_GATHER_S, VALIDATE_ENOUGH = 1.0, 64  # in no one's path: credit comes a little later
 
 
 class Intake:
@@ -50,6 +53,8 @@ class Intake:
         self.to_validate: set[int] = set()
         self.report_ready = asyncio.Event()
         self.validate_ready = asyncio.Event()
+        self.reports_grew = asyncio.Event()
+        self.validate_grew = asyncio.Event()
         self.tasks = [asyncio.create_task(self._store_loop(), name="results-store"),
                       asyncio.create_task(self._validate_loop(), name="results-validate")]
 
@@ -58,6 +63,7 @@ class Intake:
         future = asyncio.get_running_loop().create_future()
         self.reports.append((report, future))
         self.report_ready.set()
+        self.reports_grew.set()
         return await future
 
     async def _store_loop(self) -> None:
@@ -67,7 +73,8 @@ class Intake:
             await self.report_ready.wait()
             self.report_ready.clear()
             while self.reports:
-                await _gather(self.reports, STORE_ENOUGH, STORE_GATHER_S)
+                await _gather(lambda: len(self.reports), self.reports_grew, STORE_ENOUGH,
+                              STORE_GATHER_S)
                 batch, self.reports = self.reports[:MAX_BATCH], self.reports[MAX_BATCH:]
                 try:
                     stored = await store([report for report, _ in batch])
@@ -83,6 +90,7 @@ class Intake:
                 if stored.workunit_ids and settings.SPARECYCLES["VALIDATE_IN_WEB"]:
                     self.to_validate.update(stored.workunit_ids)
                     self.validate_ready.set()
+                    self.validate_grew.set()
 
     async def _validate_loop(self) -> None:
         validate = database_sync_to_async(_validate, thread_sensitive=False)
@@ -90,7 +98,8 @@ class Intake:
             await self.validate_ready.wait()
             self.validate_ready.clear()
             while self.to_validate:
-                await _gather(self.to_validate, VALIDATE_ENOUGH, VALIDATE_GATHER_S)
+                await _gather(lambda: len(self.to_validate), self.validate_grew,
+                              VALIDATE_ENOUGH, VALIDATE_GATHER_S)
                 chunk = sorted(self.to_validate)[:MAX_VALIDATE]
                 self.to_validate.difference_update(chunk)
                 try:
@@ -119,11 +128,22 @@ def _store(reports: list[Report]):
     return stored
 
 
-async def _gather(pending, enough: int, seconds: float) -> None:
-    """Let a batch gather for `seconds` unless `enough` items wait already. `pending` is
-    looked at once: the caller reads its attribute again afterwards."""
-    if seconds > 0 and len(pending) < enough:
-        await asyncio.sleep(seconds)
+async def _gather(count, grew: asyncio.Event, enough: int, seconds: float) -> None:
+    """Let a batch gather until `enough` items wait (`count()`), for at most `seconds`.
+    `grew` is set by whoever adds an item; it wakes the wait to count again."""
+    if seconds <= 0 or count() >= enough:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while count() < enough:
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        grew.clear()
+        try:
+            await asyncio.wait_for(grew.wait(), left)
+        except TimeoutError:
+            return
 
 
 def _validate(workunit_ids: list[int]) -> None:
@@ -137,6 +157,7 @@ class Feeder:
     def __init__(self) -> None:
         self.asks: list[tuple[Ask, asyncio.Future]] = []
         self.ready = asyncio.Event()
+        self.grew = asyncio.Event()
         self.task = asyncio.create_task(self._loop(), name="tasks-dispatch")
 
     async def submit(self, ask: Ask) -> dict:
@@ -144,6 +165,7 @@ class Feeder:
         future = asyncio.get_running_loop().create_future()
         self.asks.append((ask, future))
         self.ready.set()
+        self.grew.set()
         return await future
 
     async def _loop(self) -> None:
@@ -152,7 +174,8 @@ class Feeder:
             await self.ready.wait()
             self.ready.clear()
             while self.asks:
-                await _gather(self.asks, DISPATCH_ENOUGH, DISPATCH_GATHER_S)
+                await _gather(lambda: len(self.asks), self.grew, DISPATCH_ENOUGH,
+                              DISPATCH_GATHER_S)
                 batch, rest, seen = [], [], set()
                 for item in self.asks:
                     if len(batch) < MAX_ASKS and item[0].device_id not in seen:

@@ -107,6 +107,12 @@ def candidates_window(*, limit: int, volunteer_id: int | None = None, network: s
     return [Candidate(*row) for row in rows[:limit]]
 
 
+def _random_keys(rng: random.Random, n: int) -> memoryview:
+    """`n` random 32-bit sort keys in one draw from `rng` (a SystemRandom makes one
+    os.urandom call for all of them, instead of a system call per key)."""
+    return memoryview(rng.getrandbits(32 * n).to_bytes(4 * n, "little") if n else b"").cast("I")
+
+
 def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: dict[int, str],
                rng: random.Random, alone: bool = False
                ) -> tuple[dict[int, list[int]], dict[int, int]]:
@@ -191,8 +197,10 @@ def claims_for(*, devices: dict[int, Device], wants: dict[int, int], networks: d
         # Versions it was sent today first (their code is loaded); among those, work units
         # whose holders it has not met too often, in random order: devices that ask
         # together are not paired again and again.
-        order = sorted(window, key=lambda c: (c.version_id not in recent, crowded(c),
-                                              rng.random()))
+        # (The random keys come from one draw: SystemRandom reads the kernel once per call.)
+        noise = _random_keys(rng, len(window))
+        order = [c for _, c in sorted(zip(noise, window, strict=True), key=lambda kc: (
+            kc[1].version_id not in recent, crowded(kc[1]), kc[0]))]
         for c in order:
             if picked == want:
                 break

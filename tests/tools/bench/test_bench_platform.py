@@ -118,5 +118,57 @@ def test_the_command_runs_end_to_end_and_writes_the_report(tmp_path):
             assert phase["connected"] == 12, phase
             assert phase["accepted"] > 0 and phase["ack"]["n"] > 0
             assert phase["validated"] > 0  # counted in the database afterwards
+            # Each phase leaves nothing unvalidated behind for the next one to pay for.
+            assert phase["drain_s"] >= 0 and phase["owed_cpu_s"] >= 0, phase
+            assert not any("awaiting validation" in p for p in phase["problems"]), phase
         assert mode["audit"]["problems"] == [] and mode["audit"]["acked"] > 0
     assert "cleanup" not in done.stderr  # every throwaway world was removed
+
+
+class _Usage:
+    def __init__(self, cpu_s: float) -> None:
+        self.cpu_s = cpu_s
+
+
+class _DrainingServer:
+    """A server that spends 0.01 CPU-s per result it validates, 40 results per look."""
+
+    def __init__(self, backlog: int) -> None:
+        self.backlog, self.cpu_s = backlog, 0.0
+
+    def pending(self) -> int:
+        done = min(40, self.backlog)
+        self.backlog -= done
+        self.cpu_s += 0.01 * done
+        return self.backlog + done  # what was left when this look began
+
+    def usage(self) -> _Usage:
+        return _Usage(self.cpu_s)
+
+
+def test_a_phase_is_charged_the_validation_its_window_left_behind():
+    """A validator that fell behind in the window did that work after it; the window pays
+    CPU per result drained × the growth of the backlog over the window."""
+    import asyncio
+
+    from tools.bench import live
+
+    server = _DrainingServer(backlog=200)
+    phase = live.Phase(name="saturated", active=4, think_s=0.0, window_s=1.0,
+                       backlog_start=50, backlog_end=170)
+    asyncio.run(live._drain(phase, server, server.pending))
+    assert server.backlog == 0 and phase.problems == []
+    # 200 drained for 2.0 CPU-s: 0.01 a result; the window added 120 of them.
+    assert phase.owed_cpu_s == pytest.approx(1.2, abs=0.05)
+
+
+def test_a_backlog_that_does_not_drain_is_a_problem(monkeypatch):
+    import asyncio
+
+    from tools.bench import live
+
+    monkeypatch.setattr(live, "DRAIN_LIMIT_S", 0.3)
+    phase = live.Phase(name="paced", active=4, think_s=1.0, window_s=1.0)
+    stuck = _DrainingServer(backlog=0)
+    asyncio.run(live._drain(phase, stuck, lambda: 7))
+    assert phase.owed_cpu_s == 0 and "7 results still awaiting validation" in phase.problems[0]

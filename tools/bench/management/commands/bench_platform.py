@@ -408,7 +408,7 @@ class Command(BaseCommand):
                     url=server.url, server=server, size=size, active=active, window_s=window,
                     warmup_s=warmup, idle_probe_s=idle_probe,
                     paced_fractions=paced if size == paced_at else [],
-                    db_pids=world.db_pids, log=self.log))
+                    db_pids=world.db_pids, log=self.log, pending=world.pending_results))
                 runs.append(run.as_dict())
                 acked |= run.acked_task_ids
                 fastest = max([fastest, *(p.accepted_per_s for p in run.phases)])
