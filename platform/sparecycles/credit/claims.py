@@ -9,7 +9,7 @@ needs it and re-reading it is a fixed cost per pass (a light load pays it for a 
 results): an app version's reference once it has one, and the median of each device
 whose window is full (DEVICE_WINDOW validated results), keyed by the app version's pk
 and created_at (a new version never reuses another's). A full window's median moves by
-at most a rank or two per result, so a median up to REFERENCE_TTL_S old is as good as a
+at most one rank per new result, so one up to REFERENCE_TTL_S old differs little from a
 fresh one; devices with fewer results are read every pass, so a new device, and one
 crossing MIN_RESULTS, is judged exactly as without the cache.
 
