@@ -136,6 +136,17 @@ def _fresh_rate_limits():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_calibration():
+    """Credit's per-process calibration cache (references, device medians) must not leak
+    from one test into the next."""
+    from sparecycles.credit.claims import calibration_cache_clear
+
+    calibration_cache_clear()
+    yield
+    calibration_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_throttles():
     """Throttle counters (login, API) must not leak from one test into the next, nor from an
     earlier run: Redis keeps them. Only the cache's own keys go (never FLUSHDB)."""

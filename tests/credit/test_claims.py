@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from sparecycles.credit.claims import replicas_credit_micro
+from sparecycles.credit.claims import _samples, claim_of, replicas_credit_micro
 from sparecycles.credit.models import CreditGrant
 from sparecycles.credit.normalisation import micro_credit_for_ms
 from sparecycles.projects.models import App
@@ -66,3 +66,27 @@ def test_no_reported_time_earns_nothing_and_the_declared_estimate_cannot_help(un
     replica = tasks_dispatch(device=device, slots=1).replicas[0]
     replica_report(device=device, task_id=replica.task_id, ok=True, output={"n": 1})
     assert CreditGrant.objects.get(replica=replica).amount_micro == 0
+
+
+def test_the_database_subtracts_wall_times_exactly_as_a_claim_does(unapproved, make_device):
+    """Samples get their wall time from the database (credit.claims._samples), claims from
+    the loaded replica (wall_ms): the clamped times must be the same to the last bit."""
+    batch = batch_create(app_version=unapproved, name="b", inputs=[{"n": i} for i in range(6)],
+                         quorum=QuorumParams(min_quorum=1, target_nresults=1))
+    device = make_device().device
+    now = timezone.now().replace(microsecond=123_457)
+    walls = [dt.timedelta(microseconds=1), dt.timedelta(seconds=1, microseconds=999_999),
+             dt.timedelta(days=3, hours=5, microseconds=7), -dt.timedelta(milliseconds=3),
+             dt.timedelta(milliseconds=1234, microseconds=567), None]
+    Replica.objects.bulk_create([
+        Replica(workunit=unit, device=device, volunteer_id=device.volunteer_id,
+                server_state=Replica.ServerState.OVER, outcome=Replica.Outcome.SUCCESS,
+                validate_state=Replica.ValidateState.VALID, elapsed_ms=10**9,
+                sent_at=None if wall is None else now - wall, received_at=now)
+        for unit, wall in zip(batch.workunits.order_by("id"), walls, strict=True)])
+    replicas = Replica.objects.filter(device=device).order_by("-id")
+    samples = _samples(replicas)
+    expected = [claim_of(r).elapsed_ms for r in replicas]
+    assert [s.elapsed_ms for s in samples] == expected
+    assert expected[0] == 10**9 and expected[1] == 1234.567 and expected[2] == 0.0
+    assert 0 < expected[-1] < 0.01

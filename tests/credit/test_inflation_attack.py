@@ -7,6 +7,8 @@ a declared estimate raise it, and the API refuses to let an owner approve.
 
 import dataclasses
 import datetime as dt
+import time
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,8 +16,11 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from sparecycles.credit import claims
+from sparecycles.credit.claims import app_version_scale, calibration_cache_clear
 from sparecycles.credit.models import MICRO, CreditGrant, FlopsApproval, VolunteerCredit
 from sparecycles.credit.normalisation import (
+    DEVICE_WINDOW,
     MAX_GRANT_MICRO,
     micro_credit_for_flops,
     micro_credit_for_ms,
@@ -242,3 +247,40 @@ def test_two_projects_one_inflating_after_a_run_and_an_epoch_close(owner, projec
     assert sum(paid.get(code, 0) for code in inflaters) == emission * 200_000 // SHARE_WHOLE
     assert sum(paid.get(code, 0) for code in honest_ones) == emission * 500_000 // SHARE_WHOLE
     assert paid["treasury"] == emission - sum(paid.get(c, 0) for c in inflaters | honest_ones)
+
+
+def test_a_full_window_device_inflating_within_the_cache_ttl_gains_nothing(owner, project,
+                                                                          monkeypatch):
+    """A device whose median is cached (a full window at its honest speed) starts reporting
+    20 times its time: for the cache's whole lifetime it is judged by that honest median,
+    so each inflated claim is 20 references, clamped to max_ratio references; its honest
+    partner's claim is one reference, and the lower median of the two is what both get."""
+    app = App.objects.create(project=project, name="lying", title="Lying")
+    version = upload_version(token_client(owner), app, "1e24")
+    fleet = devices([1, 1, 1, 1])
+    liar, partner = fleet[0][0], fleet[1][0]
+    honest = micro_credit_for_ms(BASE_MS, reference_gflops=1.0)
+
+    def same_size(unit, slow, device):
+        return BASE_MS
+    calibration = run(version, fleet, count=2 * DEVICE_WINDOW + 20, elapsed=same_size)
+    assert set(CreditGrant.objects.filter(workunit__batch=calibration)
+               .values_list("amount_micro", flat=True)) == {honest}
+    assert all(CreditGrant.objects.filter(device=d).count() >= DEVICE_WINDOW for d, _ in fleet)
+    # The burst comes within the TTL: claims' clock stands still from here on.
+    frozen = time.monotonic()
+    monkeypatch.setattr(claims, "time", SimpleNamespace(monotonic=lambda: frozen))
+    lies = run(version, [fleet[0], fleet[1]], count=10, elapsed=lambda unit, slow, device:
+               BASE_MS * (20 if device == liar else 1))
+    cached = {key[2]: median for key, (_, median) in claims._device_medians.items()
+              if key[0] == version.pk}
+    assert cached[liar.pk] == cached[partner.pk] == BASE_MS  # judged by the honest median
+    lied = CreditGrant.objects.filter(workunit__batch=lies, device=liar)
+    assert lied.count() == 10
+    assert set(CreditGrant.objects.filter(workunit__batch=lies)
+               .values_list("amount_micro", flat=True)) == {honest}
+    # Without the cache it would have been judged the same: ten inflated results do not
+    # move the median of fifty.
+    calibration_cache_clear()
+    assert app_version_scale(app_version=version, device_ids={liar.pk}
+                             ).device_median_ms == {liar.pk: BASE_MS}
