@@ -126,6 +126,25 @@ def _fresh_channel_layer():
     channel_layers.backends = {}
 
 
+@pytest.fixture
+def sent_to_groups() -> list[tuple[str, dict]]:
+    """Every group_send of this test's channel layer, as (group, message), in order: the
+    configured layer (in-memory, or channels_redis in scale-out), counting as it sends."""
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+    from django.utils.module_loading import import_string
+
+    config = django_settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER]
+    sent: list[tuple[str, dict]] = []
+
+    class CountingLayer(import_string(config["BACKEND"])):
+        async def group_send(self, group, message):
+            sent.append((group, message))
+            await super().group_send(group, message)
+
+    channel_layers.backends[DEFAULT_CHANNEL_LAYER] = CountingLayer(**config.get("CONFIG", {}))
+    return sent
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Per-process limiter state must not leak from one test into the next."""

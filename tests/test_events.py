@@ -63,10 +63,11 @@ class Item:
 def test_group_names():
     assert events.device_group(7) == "device.7"
     assert events.LEADERBOARD_GROUP == "leaderboards"
+    assert events.STATS_GROUP == "stats"
 
 
 async def test_an_event_waits_for_the_commit():
-    channel = await joined(events.device_group(1))
+    channel = await joined(events.STATS_GROUP)
 
     def change():
         with transaction.atomic():
@@ -74,7 +75,7 @@ async def test_an_event_waits_for_the_commit():
             assert async_to_sync(nothing_for)(channel)
 
     await database_sync_to_async(change)()
-    assert await next_message(channel) == {"type": "stats.changed"}
+    assert await next_message(channel) == {"type": "stats.changed", "device_ids": [1]}
 
 
 async def test_a_rolled_back_change_is_never_announced():
@@ -98,13 +99,34 @@ async def test_outside_a_transaction_it_is_sent_at_once_grouped_per_device():
     assert await received(second) == {"type": "tasks.cancel", "task_ids": ["b"]}
 
 
-async def test_credit_granted_nudges_each_device_and_the_boards_once():
-    device, board = await joined(events.device_group(5)), await joined(events.LEADERBOARD_GROUP)
-    await database_sync_to_async(events.credit_granted)(volunteer_ids=[9, 10], device_ids=[5])
-    assert await received(device) == {"type": "stats.changed"}
+async def test_credit_granted_names_every_device_in_one_message_beside_the_boards_one():
+    stats, board = await joined(events.STATS_GROUP), await joined(events.LEADERBOARD_GROUP)
+    device = await joined(events.device_group(5))
+    await database_sync_to_async(events.credit_granted)(volunteer_ids=[9, 10],
+                                                        device_ids=[7, 5, 5])
+    assert await received(stats) == {"type": "stats.changed", "device_ids": [5, 7]}
     assert await received(board) == {"type": "leaderboard.changed", "volunteer_ids": [9, 10]}
-    assert await nothing_for(board)
-    _pending.pop(board).cancel()
+    for channel in (stats, board, device):  # one each, and nothing per device any more
+        assert await nothing_for(channel)
+        _pending.pop(channel).cancel()
+
+
+async def test_a_grant_pass_for_many_devices_is_two_channel_layer_sends(sent_to_groups):
+    await database_sync_to_async(events.credit_granted)(volunteer_ids=list(range(1, 41)),
+                                                        device_ids=list(range(70, 0, -1)))
+    assert sent_to_groups == [
+        (events.STATS_GROUP, {"type": "stats.changed", "device_ids": list(range(1, 71))}),
+        (events.LEADERBOARD_GROUP, {"type": "leaderboard.changed",
+                                    "volunteer_ids": list(range(1, 41))})]
+    sent_to_groups.clear()
+    await database_sync_to_async(events.stats_changed)(iter([3, 2, 3]))  # an epoch closing
+    assert sent_to_groups == [(events.STATS_GROUP, {"type": "stats.changed",
+                                                    "device_ids": [2, 3]})]
+    sent_to_groups.clear()
+    await database_sync_to_async(events.stats_changed)([])  # no device paid: no message
+    await database_sync_to_async(events.credit_granted)(volunteer_ids=[4], device_ids=[])
+    assert sent_to_groups == [(events.LEADERBOARD_GROUP, {"type": "leaderboard.changed",
+                                                          "volunteer_ids": [4]})]
 
 
 async def test_no_volunteers_no_event():

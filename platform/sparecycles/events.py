@@ -9,6 +9,12 @@ ChangedFeedConsumer below for project pages (web) and owners' batch pages (owner
 message of type "a.b" is handled by their method `a_b`. The WebSocket frames those
 consumers then send are PROTOCOL.md's.
 
+Credit and token changes are the exception to one group per device: they go as one
+message per transaction to STATS_GROUP, which one listener per web process joins (the
+stats pusher, gateway/batching.py), naming the devices; it marks those of its own sockets.
+A validation pass granting 70 devices is one channel-layer send, not 70 (each several
+Redis round trips with channels_redis), and each process hears it once.
+
 This module sits below every app: it imports no domain app, so any layer may call it.
 """
 
@@ -27,6 +33,7 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 LEADERBOARD_GROUP = "leaderboards"
+STATS_GROUP = "stats"  # one member per web process: its stats pusher, not a socket
 
 
 def device_group(device_id: int) -> str:
@@ -70,9 +77,14 @@ def devices_revoked(device_ids: Iterable[int]) -> None:
 
 def stats_changed(device_ids: Iterable[int]) -> None:
     """These devices' credit or tokens changed: their sockets send fresh `stats`.
-    Receivers coalesce, so a burst costs each socket one refresh per throttle interval."""
-    send_event_on_commit((device_group(device_id), {"type": "stats.changed"})
-                         for device_id in device_ids)
+    One message for all of them (STATS_GROUP); each process's pusher coalesces, so a
+    burst costs each socket one refresh per throttle interval."""
+    send_event_on_commit(_stats_messages(device_ids))
+
+
+def _stats_messages(device_ids: Iterable[int]) -> list[tuple[str, dict]]:
+    ids = sorted(set(device_ids))
+    return [(STATS_GROUP, {"type": "stats.changed", "device_ids": ids})] if ids else []
 
 
 def leaderboard_changed(volunteer_ids: list[int]) -> None:
@@ -83,12 +95,12 @@ def leaderboard_changed(volunteer_ids: list[int]) -> None:
 
 
 def credit_granted(*, volunteer_ids: list[int], device_ids: list[int]) -> None:
-    """One `stats` nudge per device that earned credit, one leaderboard nudge in all,
-    sent together."""
+    """One `stats` nudge naming every device that earned credit and one leaderboard
+    nudge: two messages in all, sent together."""
     if not volunteer_ids:
         return
     send_event_on_commit(
-        [(device_group(device_id), {"type": "stats.changed"}) for device_id in device_ids]
+        _stats_messages(device_ids)
         + [(LEADERBOARD_GROUP, {"type": "leaderboard.changed",
                                 "volunteer_ids": list(volunteer_ids)})])
 

@@ -5,7 +5,11 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from django.conf import settings as django_settings
+from django.utils.module_loading import import_string
 
+from sparecycles.events import STATS_GROUP
 from sparecycles.gateway import batching
 from sparecycles.gateway.batching import feeder, intake
 from sparecycles.projects.models import WorkUnit
@@ -158,6 +162,125 @@ async def test_stats_of_many_sockets_are_read_together_once_per_interval(
     await asyncio.sleep(0.5)
     assert len(sockets[0].frames) == 2 and rounds[1] == [devices[0].volunteer_id]
     assert [len(s.frames) for s in sockets[1:]] == [1, 1]
+
+
+async def frames_arrive(*sockets: Socket, count: int = 1) -> None:
+    async with asyncio.timeout(10):
+        while not all(len(s.frames) >= count for s in sockets):
+            await asyncio.sleep(0.01)
+
+
+async def listening(pusher: batching.StatsPusher, layer) -> None:
+    """Until the pusher's channel has joined STATS_GROUP (the in-memory layer's groups, or
+    the Redis sorted set channels_redis keeps for the group)."""
+    async with asyncio.timeout(10):
+        while not await _members(layer):
+            await asyncio.sleep(0.01)
+
+
+async def _members(layer) -> list:
+    if hasattr(layer, "groups"):  # in-memory
+        return list(layer.groups.get(STATS_GROUP, {}))
+    connection = layer.connection(layer.consistent_hash(STATS_GROUP))
+    return await connection.zrange(layer._group_key(STATS_GROUP), 0, -1)
+
+
+async def test_a_stats_message_marks_the_sockets_of_the_devices_it_names(make_device,
+                                                                        settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "STATS_THROTTLE_S": 0.1}
+    devices = await database_sync_to_async(lambda: [make_device().device for _ in range(3)])()
+    granted, other, gone = devices
+    sockets = {device.pk: Socket() for device in devices}
+    twice = Socket()  # a second socket of the granted device (e.g. a reconnect's overlap)
+    pusher, layer = batching.stats_pusher(), get_channel_layer()
+    for device in devices:
+        pusher.register(sockets[device.pk], device_id=device.pk,
+                        volunteer_id=device.volunteer_id)
+    pusher.register(twice, device_id=granted.pk, volunteer_id=granted.volunteer_id)
+    pusher.forget(sockets[gone.pk])  # disconnected
+    await listening(pusher, layer)
+    await layer.group_send(STATS_GROUP, {"type": "stats.changed",
+                                         "device_ids": [granted.pk, gone.pk, 10**9]})
+    await frames_arrive(sockets[granted.pk], twice)
+    assert sockets[granted.pk].frames[0]["type"] == "stats"
+    await asyncio.sleep(0.5)
+    assert sockets[other.pk].frames == [] and sockets[gone.pk].frames == []
+    assert pusher.sockets == {granted.pk: {sockets[granted.pk]: granted.volunteer_id,
+                                           twice: granted.volunteer_id},
+                              other.pk: {sockets[other.pk]: other.volunteer_id}}
+    for socket_ in (sockets[granted.pk], twice, sockets[other.pk]):
+        pusher.forget(socket_)
+    assert pusher.sockets == {} and pusher.device_of == {}
+
+
+def flaky_layer(failures: int):
+    """The configured channel layer, whose first `failures` receives fail as a restarting
+    Redis makes them fail, having forgotten the group memberships first."""
+    config = django_settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER]
+
+    class FlakyLayer(import_string(config["BACKEND"])):
+        joins: list[str] = []
+
+        async def group_add(self, group, channel):
+            self.joins.append(group)
+            await super().group_add(group, channel)
+
+        async def receive(self, channel):
+            nonlocal failures
+            if failures:
+                failures -= 1
+                await asyncio.sleep(0.05)
+                await self.group_discard(STATS_GROUP, channel)
+                raise ConnectionError("Connection closed by server.")
+            return await super().receive(channel)
+
+    layer = channel_layers.backends[DEFAULT_CHANNEL_LAYER] = FlakyLayer(
+        **config.get("CONFIG", {}))
+    return layer
+
+
+async def test_the_listener_joins_again_after_the_layer_failed(make_device, monkeypatch,
+                                                                settings, caplog):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "STATS_THROTTLE_S": 0.1}
+    monkeypatch.setattr(batching, "STATS_RETRY_S", 0.1)
+    layer = flaky_layer(failures=1)
+    device = (await database_sync_to_async(make_device)()).device
+    socket_ = Socket()
+    pusher = batching.stats_pusher()
+    pusher.register(socket_, device_id=device.pk, volunteer_id=device.volunteer_id)
+    async with asyncio.timeout(10):
+        while len(layer.joins) < 2:  # joined, failed, joined again
+            await asyncio.sleep(0.01)
+    await listening(pusher, layer)
+    assert "the stats listener failed" in caplog.text
+    await layer.group_send(STATS_GROUP, {"type": "stats.changed", "device_ids": [device.pk]})
+    await frames_arrive(socket_)
+    assert not pusher.listening.done()
+
+
+async def test_the_listener_renews_its_membership_and_waits_without_polling(
+        make_device, monkeypatch, settings):
+    settings.SPARECYCLES = {**settings.SPARECYCLES, "STATS_THROTTLE_S": 0.1}
+    monkeypatch.setattr(batching, "STATS_REJOIN_S", 0.2)
+    layer = flaky_layer(failures=0)
+    receives = []
+    receive = layer.receive
+
+    async def counted(channel):
+        receives.append(channel)
+        return await receive(channel)
+
+    layer.receive = counted
+    device = (await database_sync_to_async(make_device)()).device
+    socket_ = Socket()
+    pusher = batching.stats_pusher()
+    pusher.register(socket_, device_id=device.pk, volunteer_id=device.volunteer_id)
+    await asyncio.sleep(0.9)
+    assert len(layer.joins) >= 3  # renewed about every 0.2 s
+    assert len(receives) == 1  # one receive waits all along: renewing does not interrupt it
+    await layer.group_send(STATS_GROUP, {"type": "stats.changed", "device_ids": [device.pk]})
+    await frames_arrive(socket_)
+    assert len(receives) == 2  # the next one waits
 
 
 async def test_on_sqlite_the_store_waits_its_turn_and_goes_the_moment_the_writer_is_done(out):

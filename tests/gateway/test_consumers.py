@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from sparecycles.asgi import application
@@ -258,8 +259,6 @@ async def test_browser_origin_must_be_an_allowed_host():
 
 
 async def make_batch_async(make_batch, **kwargs):
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(make_batch)(**kwargs)
 
 
@@ -316,3 +315,61 @@ async def test_a_deleted_accounts_open_socket_closes_4403_and_its_token_is_dead(
     again, second = await hello(token)
     assert second["device_id"] != welcome["device_id"] and "device_token" in second
     await again.disconnect()
+
+
+async def test_one_grant_pass_is_one_message_and_only_the_granted_devices_hear_of_it(
+        make_batch, make_device, sent_to_groups):
+    """A validation pass granting several devices sends one channel-layer message naming
+    them (events.STATS_GROUP); the process's pusher pushes `stats` to those of its sockets,
+    and a connected device that earned nothing gets no frame."""
+    from sparecycles.events import STATS_GROUP
+    from sparecycles.scheduler.intake import Report, results_store
+    from sparecycles.scheduler.services import tasks_dispatch
+    from sparecycles.validation.services import workunits_validate
+
+    def setup():
+        make_batch(count=3, min_quorum=1, target_nresults=1)
+        return [make_device() for _ in range(4)]
+
+    sessions = await sync_to_async(setup)()
+    sockets = []
+    for session in sessions:
+        communicator, _ = await hello(session.new_token)
+        sockets.append(communicator)
+    granted, idle = [s.device for s in sessions[:3]], sessions[3].device
+
+    def validate_in_one_pass():
+        replicas = [tasks_dispatch(device=device, slots=1).replicas[0] for device in granted]
+        results_store([Report(device_id=r.device_id, task_id=r.task_id, ok=True,
+                              output={"x": 1}) for r in replicas])
+        workunits_validate(workunit_ids=[r.workunit_id for r in replicas])
+
+    sent_to_groups.clear()
+    await sync_to_async(validate_in_one_pass)()
+    for communicator in sockets[:3]:
+        stats = await communicator.receive_json_from()
+        assert stats["type"] == "stats" and stats["credit"] == 1.0
+        assert set(stats) == {"type", "credit", "credit_micro", "rac", "tokens", "rank"}
+    assert await sockets[3].receive_nothing(timeout=0.5)
+    stats_sends = [(group, message) for group, message in sent_to_groups
+                   if message["type"] == "stats.changed"]
+    assert stats_sends == [(STATS_GROUP, {"type": "stats.changed",
+                                          "device_ids": sorted(d.pk for d in granted)})]
+    assert not [group for group, _ in sent_to_groups if group.startswith("device.")]
+    assert idle.pk not in stats_sends[0][1]["device_ids"]
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_a_stats_nudge_to_the_devices_own_group_still_pushes_stats():
+    """Compatibility: `stats.changed` sent to `device.{id}` (an older process's way)."""
+    from channels.layers import get_channel_layer
+
+    from sparecycles.events import device_group
+
+    communicator, welcome = await hello()
+    await get_channel_layer().group_send(device_group(int(welcome["device_id"][1:])),
+                                         {"type": "stats.changed"})
+    stats = await communicator.receive_json_from()
+    assert stats["type"] == "stats" and stats["credit"] == 0.0
+    await communicator.disconnect()

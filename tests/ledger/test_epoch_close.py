@@ -2,6 +2,7 @@
 
 import pytest
 
+from sparecycles.events import STATS_GROUP
 from sparecycles.ledger.canonical import to_us
 from sparecycles.ledger.merkle import leaf_hash, verify_inclusion
 from sparecycles.ledger.models import Account, Epoch, EpochCredit, JournalEntry
@@ -20,6 +21,7 @@ from sparecycles.ledger.services import (
 from sparecycles.ledger.signals import epoch_closed
 from sparecycles.ledger.units import MICRO
 from sparecycles.ledger.verify import verify_ledger
+from sparecycles.volunteers.models import Device
 
 from .conftest import at
 
@@ -148,6 +150,26 @@ def test_the_signal_is_sent_after_commit(ledger, volunteers, grant,
                              "volunteer_ids": [volunteers[0].pk]}]
     finally:
         epoch_closed.disconnect(dispatch_uid="test-epoch-closed")
+
+
+def test_the_paid_volunteers_devices_hear_of_it_in_one_message(
+        ledger, volunteers, grant, django_capture_on_commit_callbacks, sent_to_groups):
+    """Their sockets show the new balance (`stats`): one message names every device of a
+    paid volunteer (events.STATS_GROUP), not a revoked one's nor an unpaid volunteer's."""
+    a, b, unpaid = volunteers[:3]
+    devices = {name: Device.objects.create(volunteer=volunteer, revoked=revoked,
+                                           token_hash=Device.hash_token(Device.new_token()))
+               for name, volunteer, revoked in [("a1", a, False), ("a2", a, False),
+                                                ("b", b, False), ("b-old", b, True),
+                                                ("unpaid", unpaid, False)]}
+    grant(a, MICRO, at(0))
+    grant(b, MICRO, at(0))
+    with django_capture_on_commit_callbacks(execute=True):
+        epoch_close(now=at(1))
+    assert [(group, message) for group, message in sent_to_groups
+            if message["type"] == "stats.changed"] == [
+        (STATS_GROUP, {"type": "stats.changed", "device_ids": sorted(
+            devices[name].pk for name in ("a1", "a2", "b"))})]
 
 
 def test_the_ledger_starts_from_settings_on_first_use(db, settings):

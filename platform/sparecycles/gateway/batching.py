@@ -13,15 +13,18 @@ serve` validates in a process of its own instead: VALIDATE_IN_WEB.)
 
 import asyncio
 import logging
+import math
 import threading
 import weakref
 from contextlib import nullcontext
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
 from sparecycles.credit.selectors import volunteers_stats
+from sparecycles.events import STATS_GROUP
 from sparecycles.ledger.selectors import tokens_str, volunteers_balance_micro
 from sparecycles.scheduler.dispatch import Ask, tasks_dispatch_many
 from sparecycles.scheduler.intake import Ack, Report, results_store
@@ -45,6 +48,9 @@ STORE_GATHER_S, STORE_ENOUGH = 0.02, 16  # in the ack's path: short
 # extension's low-water mark; PROTOCOL.md), and each task runs for seconds.
 DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.15, 16
 VALIDATE_GATHER_S, VALIDATE_ENOUGH = 1.0, 64  # in no one's path: credit comes a little later
+# The stats listener renews its STATS_GROUP membership this often (the layers expire it
+# after a day) and, after an error (Redis restarting), tries again this much later.
+STATS_REJOIN_S, STATS_RETRY_S = 600.0, 1.0
 
 
 class Intake:
@@ -207,17 +213,33 @@ def _serve(asks: list[Ask]) -> list[dict]:
 class StatsPusher:
     """`stats` pushes of every socket of a process, computed together.
 
-    A socket whose volunteer earned credit marks itself; the pusher wakes on the first
+    A socket whose volunteer earned credit is marked; the pusher wakes on the first
     mark, reads every marked volunteer's stats in one trip to the database, sends each
     socket its frame, then rests STATS_THROTTLE_S before the next round (only while marks
     keep coming: an idle server sleeps). So each socket gets at most one `stats` per
     interval covering every grant meanwhile, as before, and a process makes about two
-    queries per interval however many devices earn credit."""
+    queries per interval however many devices earn credit.
+
+    Marks come from the channel layer: a grant sends one message naming its devices to
+    events.STATS_GROUP, which this pusher's own channel joins when the first socket
+    registers (its hello); the pusher marks the sockets of those devices it holds. Other
+    processes' devices are not its concern: their pushers hear the same message."""
 
     def __init__(self) -> None:
         self.marked: dict[object, int] = {}  # socket -> its volunteer
         self.ready = asyncio.Event()
         self.task = asyncio.create_task(self._loop(), name="stats-push")
+        self.sockets: dict[int, dict[object, int]] = {}  # device -> its sockets -> volunteer
+        self.device_of: dict[object, int] = {}
+        self.listening: asyncio.Task | None = None
+
+    def register(self, socket, *, device_id: int, volunteer_id: int) -> None:
+        """`socket` is `device_id`'s (of `volunteer_id`): grants to the device mark it."""
+        self.forget(socket)
+        self.device_of[socket] = device_id
+        self.sockets.setdefault(device_id, {})[socket] = volunteer_id
+        if self.listening is None:
+            self.listening = asyncio.create_task(self._listen(), name="stats-listen")
 
     def mark(self, socket, volunteer_id: int) -> None:
         """`socket` (with an async `send_stats(frame)`) gets fresh stats next round."""
@@ -226,6 +248,59 @@ class StatsPusher:
 
     def forget(self, socket) -> None:
         self.marked.pop(socket, None)
+        device_id = self.device_of.pop(socket, None)
+        if device_id is not None:
+            held = self.sockets.get(device_id, {})
+            held.pop(socket, None)
+            if not held:
+                self.sockets.pop(device_id, None)
+
+    def heard(self, message: dict) -> None:
+        """A STATS_GROUP message: mark the sockets of the devices it names."""
+        if message.get("type") != "stats.changed":
+            logger.warning("the stats listener ignored a message of type %r",
+                           message.get("type"))
+            return
+        for device_id in message.get("device_ids") or ():
+            for socket, volunteer_id in self.sockets.get(device_id, {}).items():
+                self.mark(socket, volunteer_id)
+
+    async def _listen(self) -> None:
+        """Hear STATS_GROUP on a channel of this pusher's own. The membership is renewed
+        every STATS_REJOIN_S (channel layers drop it after their `group_expiry`, a day
+        by default) and after any error (a restarted Redis forgot it), a second later.
+        Between messages it waits on the layer (nothing polls: an idle server sleeps)."""
+        loop = asyncio.get_running_loop()
+        layer = get_channel_layer()
+        channel: str | None = None
+        receiving: asyncio.Future | None = None  # never cancelled: that could lose a message
+        joined = -math.inf
+        try:
+            while True:
+                try:
+                    if channel is None:
+                        channel = await layer.new_channel()
+                    if loop.time() - joined >= STATS_REJOIN_S:
+                        await layer.group_add(STATS_GROUP, channel)
+                        joined = loop.time()
+                    if receiving is None:
+                        receiving = asyncio.ensure_future(layer.receive(channel))
+                    done, _ = await asyncio.wait(
+                        {receiving}, timeout=joined + STATS_REJOIN_S - loop.time())
+                    if not done:
+                        continue  # time to renew the membership; the receive goes on
+                    message, receiving = receiving.result(), None
+                    self.heard(message)
+                except Exception:
+                    if receiving is not None and receiving.done():
+                        receiving = None  # it failed: the next one starts afresh
+                    joined = -math.inf
+                    logger.exception("the stats listener failed; it joins %s again in %s s",
+                                     STATS_GROUP, STATS_RETRY_S)
+                    await asyncio.sleep(STATS_RETRY_S)
+        finally:
+            if receiving is not None:
+                receiving.cancel()
 
     async def _loop(self) -> None:
         read = database_sync_to_async(stats_frames, thread_sensitive=False)

@@ -140,6 +140,9 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         )
         self.device = session.device
         await self.channel_layer.group_add(device_group(self.device.pk), self.channel_name)
+        # Grants name their devices to every process's pusher (events.STATS_GROUP).
+        batching.stats_pusher().register(self, device_id=self.device.pk,
+                                         volunteer_id=self.device.volunteer_id)
         volunteer = self.device.volunteer
         credit = await database_sync_to_async(volunteer_totals)(volunteer_id=volunteer.pk)
         welcome: dict[str, Any] = {
@@ -257,7 +260,10 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
     async def stats_changed(self, event: dict) -> None:
         """Credit was granted to this device's volunteer: push PROTOCOL.md's `stats`, at
         most once per throttle interval, covering every grant meanwhile (a fast device
-        earns many per second). The process's pusher reads all its sockets' stats at once."""
+        earns many per second). The process's pusher reads all its sockets' stats at once.
+        Grants reach the pusher directly (events.STATS_GROUP); this handler serves a
+        `stats.changed` sent to the device's own group (a process of an older release
+        during a rolling upgrade, a script)."""
         if self.device is not None:
             batching.stats_pusher().mark(self, self.device.volunteer_id)
 
