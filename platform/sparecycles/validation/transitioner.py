@@ -151,8 +151,17 @@ def workunits_transition(workunit_ids) -> Transition:
     if not workunits:
         return Transition()
     by_workunit: dict[int, list[Replica]] = {w.pk: [] for w in workunits}
+    # A known answer (the owner's, or a closed work unit's canonical output used for spot
+    # checks) judges each replica on its own: only the replicas with a result to look at
+    # are locked and loaded. The rest are out on many devices at once (spot checks), and
+    # locking them held up each of those devices' result stores (which lock their
+    # replica) for the whole pass: the ack's tail. An open work unit's replicas all count.
+    whole = {w.pk for w in workunits if w.state == WorkUnit.State.OPEN and not w.is_spot_check}
+    judged_alone = [w.pk for w in workunits if w.pk not in whole]
     for replica in (Replica.objects.select_for_update(no_key=True)
-                    .filter(workunit_id__in=list(by_workunit)).order_by("id")):
+                    .filter(Q(workunit_id__in=whole) | Q(workunit_id__in=judged_alone) & (
+                        Q(pending=True) | Q(outcome=O.SUCCESS, validate_state=V.INIT)))
+                    .order_by("id")):
         by_workunit[replica.workunit_id].append(replica)
     writes = Writes(standings=standings(
         r.device_id for replicas in by_workunit.values() for r in replicas))
