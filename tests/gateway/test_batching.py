@@ -333,3 +333,26 @@ async def test_a_batch_waits_for_enough_items_at_most_its_gathering_time():
     started = loop.time()
     await batching._gather(lambda: len(items), grew, 4, 5.0)
     assert 0.14 <= loop.time() - started < 1.0 and len(items) == 4
+
+
+async def test_a_batch_of_patient_askers_waits_longer_and_an_urgent_one_cuts_it_short():
+    """Askers that still hold tasks can wait `patient_s` for company; one that holds none
+    brings the wait back to the short gathering time, even arriving mid-wait."""
+    loop = asyncio.get_running_loop()
+    holding = [True]  # one asker, holding tasks
+    grew = asyncio.Event()
+
+    started = loop.time()
+    await batching._gather(lambda: len(holding), grew, 4, 0.05, patient_s=0.4,
+                           patient=lambda: all(holding))
+    assert 0.4 - 0.02 <= loop.time() - started < 2.0
+
+    def urgent() -> None:
+        holding.append(False)
+        grew.set()
+
+    loop.call_later(0.1, urgent)  # an asker with nothing to do arrives
+    started = loop.time()
+    await batching._gather(lambda: len(holding), grew, 4, 0.05, patient_s=5.0,
+                           patient=lambda: all(holding))
+    assert 0.1 - 0.02 <= loop.time() - started < 1.0

@@ -44,9 +44,11 @@ MAX_ASKS = 100  # requests per dispatch transaction
 # are there. At saturation the next batch has gathered while the last one ran and goes at
 # once; an idle loop sleeps on its event.
 STORE_GATHER_S, STORE_ENOUGH = 0.02, 16  # in the ack's path: short
-# In a request's path, but a volunteer asks while it still holds tasks (the batch
-# extension's low-water mark; PROTOCOL.md), and each task runs for seconds.
-DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.15, 16
+# In a request's path: short for a device that holds no task (a new one, or one told "no
+# tasks" asking again), longer while every asker still holds tasks (the batch extension's
+# low-water mark, or v1's one request per freed slot): each of those runs for seconds.
+DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.05, 16
+DISPATCH_PATIENT_S = 0.15
 VALIDATE_GATHER_S, VALIDATE_ENOUGH = 1.0, 64  # in no one's path: credit comes a little later
 # The stats listener renews its STATS_GROUP membership this often (the layers expire it
 # after a day) and, after an error (Redis restarting), tries again this much later.
@@ -134,15 +136,18 @@ def _store(reports: list[Report]):
     return stored
 
 
-async def _gather(count, grew: asyncio.Event, enough: int, seconds: float) -> None:
-    """Let a batch gather until `enough` items wait (`count()`), for at most `seconds`.
-    `grew` is set by whoever adds an item; it wakes the wait to count again."""
-    if seconds <= 0 or count() >= enough:
+async def _gather(count, grew: asyncio.Event, enough: int, seconds: float, *,
+                  patient_s: float | None = None, patient=None) -> None:
+    """Let a batch gather until `enough` items wait (`count()`), for at most `seconds`, or
+    `patient_s` while `patient()` holds (looked at again as items come). `grew` is set by
+    whoever adds an item; it wakes the wait to count again."""
+    if max(seconds, patient_s or 0) <= 0 or count() >= enough:
         return
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
+    started = loop.time()
     while count() < enough:
-        left = deadline - loop.time()
+        wait = patient_s if patient_s is not None and patient() else seconds
+        left = started + wait - loop.time()
         if left <= 0:
             return
         grew.clear()
@@ -181,7 +186,8 @@ class Feeder:
             self.ready.clear()
             while self.asks:
                 await _gather(lambda: len(self.asks), self.grew, DISPATCH_ENOUGH,
-                              DISPATCH_GATHER_S)
+                              DISPATCH_GATHER_S, patient_s=DISPATCH_PATIENT_S,
+                              patient=lambda: all(ask.known_task_ids for ask, _ in self.asks))
                 batch, rest, seen = [], [], set()
                 for item in self.asks:
                     if len(batch) < MAX_ASKS and item[0].device_id not in seen:

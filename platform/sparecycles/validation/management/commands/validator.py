@@ -21,7 +21,7 @@ from django.db import close_old_connections
 from sparecycles.validation.sweeps import pending_validate
 from sparecycles.validation.wakeup import validation_wait
 
-GATHER_S = 1.0  # after a wake, let more results arrive: a pass costs much more than a result
+GATHER_S = 0.5  # after a wake, let more results arrive: a pass costs much more than a result
 ENOUGH = 32  # work units: a pass this big was worth it; the next one goes at once
 PASS_LIMIT = 500
 
