@@ -93,6 +93,7 @@ class Phase:
     backlog_end: int = 0  # ... and at its end
     owed_cpu_s: float = 0.0  # server CPU-s the validation of the backlog the window added took
     drain_s: float = 0.0  # how long the server took to validate its backlog after the phase
+    client_lag: dict = field(default_factory=dict)  # the swarm's own event loop, late by (ms)
     db_cores: float = 0.0  # the database server's backends serving us (scale-out)
     client_cores: float = 0.0  # this process: the swarm itself
     server_rss_mb: float = 0.0
@@ -166,7 +167,11 @@ async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
         start = _mark(server, db_pids(), active, idle)
         if pending is not None:
             phase.backlog_start = await asyncio.to_thread(pending)
+        lags: list[float] = []
+        probe = asyncio.create_task(_loop_lag(lags))
         await asyncio.sleep(phase.window_s)
+        probe.cancel()
+        phase.client_lag = asdict(Latency.of(lags))
         end = _mark(server, db_pids(), active, idle)
         if pending is not None:
             phase.backlog_end = await asyncio.to_thread(pending)
@@ -198,6 +203,17 @@ async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
     phase.problems = summary.problems + phase.problems
     phase.since, phase.until = start.wall.isoformat(), end.wall.isoformat()
     return phase, active.acked_task_ids()
+
+
+async def _loop_lag(lags: list[float], every_s: float = 0.02) -> None:
+    """How late this process's event loop wakes a sleeper (seconds), every `every_s`: the
+    swarm's own delay, part of every latency it measures (a result's ack waits in the
+    client's queue as long as the loop is behind)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + every_s
+        await asyncio.sleep(every_s)
+        lags.append(max(0.0, loop.time() - due))
 
 
 async def _drain(phase: Phase, server: Server, pending: Callable[[], int]) -> None:
@@ -283,7 +299,8 @@ async def size_run(*, url: str, server: Server, size: int, active: int, window_s
             log(f"    paced at {offered:,.0f}/s: {paced.accepted_per_s:,.0f} accepted/s, ack "
                 f"p50 {paced.ack.get('p50_ms')} ms p99 {paced.ack.get('p99_ms')} ms, server "
                 f"{paced.server_cores:.2f} cores, validation owed {paced.owed_cpu_s:.1f} CPU-s; "
-                f"{paced.per_cpu_s:,.0f} results per server CPU-s")
+                f"{paced.per_cpu_s:,.0f} results per server CPU-s; the swarm's loop late by "
+                f"p50 {paced.client_lag.get('p50_ms')} ms p99 {paced.client_lag.get('p99_ms')} ms")
     finally:
         if idle is not None:
             idle.stop()

@@ -272,6 +272,7 @@ class SimulatedVolunteer:
         """Connect, work and reconnect until `stop`; `gate` limits simultaneous first handshakes."""
         self._gate = gate
         failures = 0
+        stopping = asyncio.create_task(self._wake_on(stop))  # `stop` ends a nap (_nap)
         try:
             while not stop.is_set() and not self.gone:
                 self._useful = False
@@ -314,6 +315,7 @@ class SimulatedVolunteer:
                     await _sleep_or_stop(stop, back_after)
                     self.away = False
         finally:
+            stopping.cancel()
             self.stats.unacked_at_stop = len(self.unacked)
             self.stats.held_at_stop = len(self.held)
             for worker in list(self.held.values()):
@@ -349,6 +351,7 @@ class SimulatedVolunteer:
             self._next_request_at = 0.0
             self._next_ping_at = loop.time() + self.heartbeat_s
             reader = asyncio.create_task(self._read(ws))
+            reader.add_done_callback(lambda _: self._wake.set())  # ends a nap (_nap)
             try:
                 for task_id, frame in list(self.unacked.items()):
                     if task_id in self._outgoing and self.batch:
@@ -431,19 +434,31 @@ class SimulatedVolunteer:
         # Workers look around at least once a second; idle volunteers sleep until their ping.
         longest = 1.0 if self.behaviour.requests_work else self.heartbeat_s
         wake_at = min([self._next_ping_at, *self._resend_at.values()])
+        # A request falls due when _maybe_request / _maybe_report would send it: over the
+        # batch extension only at the low-water mark (above it, waking for the request
+        # spun the loop: a paced swarm used most of a core doing nothing).
+        asks_at = self._low_water() if self.batch else self.max_inflight - 1
         if (self.behaviour.requests_work and self._request_sent_at is None
-                and len(self.held) < self.max_inflight):
-            wake_at = min(wake_at, self._next_request_at)
+                and len(self.held) <= asks_at):
+            wake_at = min(wake_at, max(self._next_request_at, self._throttled_until)
+                          if self.batch else self._next_request_at)
         if self._outgoing:
             wake_at = min(wake_at, min(self._outgoing.values()) + REPORT_WITHIN_S)
+        # One timer and the wake event (the reader ending and `stop` set it too),
+        # not two tasks and asyncio.wait a nap: a hundred busy volunteers nap thousands of
+        # times a second, and the swarm's own loop lag is in every latency it measures.
         self._wake.clear()
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        if reader.done() or stop.is_set():
+            return
+        timer = loop.call_later(max(0.0, min(wake_at - now, longest)), self._wake.set)
         try:
-            await asyncio.wait([reader, *waiters], timeout=max(0.0, min(wake_at - now, longest)),
-                               return_when=asyncio.FIRST_COMPLETED)
+            await self._wake.wait()
         finally:
-            for waiter in waiters:
-                waiter.cancel()
+            timer.cancel()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
 
     async def _drain(self, reader: asyncio.Task, drain_s: float) -> None:
         """On stop, give outstanding results a moment to be acked."""
