@@ -33,6 +33,13 @@ def _ms(lat: dict) -> str:
     return f"{lat['p50_ms']:,.1f} / {lat['p99_ms']:,.1f}"
 
 
+def _owed(phase: dict) -> str:
+    """The validation a window left behind: CPU-s charged to it, and the drain's length."""
+    if "owed_cpu_s" not in phase:
+        return "—"
+    return f"{phase['owed_cpu_s']:.1f} CPU-s ({phase.get('drain_s', 0):.1f} s)"
+
+
 def _table(headers: list[str], rows: list[list], align: str = "") -> list[str]:
     align = align or "l" + "r" * (len(headers) - 1)
     rule = ["---:" if a == "r" else "---" for a in align]
@@ -212,19 +219,24 @@ def render(results: dict) -> str:
                          _n(phase["accepted_per_s"]), _n(phase["validated_per_s"]),
                          _ms(phase["dispatch"]), _ms(phase["ack"]),
                          f"{phase['server_cores']:.2f}", f"{phase['server_waiting']:.2f}",
-                         _n(phase["per_cpu_s"]), f"{phase['db_cores']:.2f}",
+                         _owed(phase), _n(phase["per_cpu_s"]), f"{phase['db_cores']:.2f}",
                          f"{phase['client_cores']:.2f}",
                          f"{phase['machine_busy']:.2f} of {cores}",
                          _n(phase.get("reconnects", 0))])
     out += _table(["mode", "connected", "computing", "accepted/s", "validated/s",
                    "dispatch p50 / p99 ms", "ack p50 / p99 ms", "server CPU",
-                   "server waiting for a CPU", "results per server CPU-s", "PostgreSQL CPU",
-                   "swarm CPU", "machine busy", "reconnects in window"], rows)
+                   "server waiting for a CPU", "validation owed", "results per server CPU-s",
+                   "PostgreSQL CPU", "swarm CPU", "machine busy", "reconnects in window"], rows)
     out += ["", "A saturated closed loop: every computing volunteer keeps 4 tasks in flight, so "
             "latency here is mostly queueing (Little's law: results in flight ÷ throughput). "
             "*Server waiting for a CPU* is time the server's threads were runnable while other "
             "processes held the cores (/proc/PID/task/*/schedstat); *machine busy* counts "
-            "every process on the machine, ours and others'. *Results per server CPU-s* is "
+            "every process on the machine, ours and others'. *Validation owed*: a validator "
+            "that falls behind in the window does that work after it; each phase ends by "
+            "letting the server validate its whole backlog, and the window is charged the CPU "
+            "that took per result times the backlog's growth over the window (CPU-seconds, "
+            "and how long the drain took), so no phase pays for another's validation. "
+            "*Results per server CPU-s* counts it in, and is "
             "the number least disturbed by a busy machine. *Reconnects* counts volunteers "
             "(idle ones too) whose socket the server closed and who came back: it should be "
             "0.", ""]
@@ -236,10 +248,14 @@ def render(results: dict) -> str:
         rows = [[m["mode"], _n(p["connected"]), p["active"],
                  f"{_n(p['offered_per_s'])} ({p.get('fraction') or 0:.0%})",
                  _n(p["accepted_per_s"]), _ms(p["dispatch"]), _ms(p["ack"]),
-                 f"{p['server_cores']:.2f}", f"{p['db_cores']:.2f}"] for m, s, p in paced]
+                 _ms(p.get("client_lag") or {}), f"{p['server_cores']:.2f}", _owed(p),
+                 _n(p["per_cpu_s"]), f"{p['db_cores']:.2f}", f"{p['client_cores']:.2f}",
+                 f"{p['machine_busy']:.2f} of {cores}"] for m, s, p in paced]
         out += _table(["mode", "connected", "computing", "offered/s (of saturated)",
-                       "accepted/s", "dispatch p50 / p99 ms", "ack p50 / p99 ms", "server CPU",
-                       "PostgreSQL CPU"], rows)
+                       "accepted/s", "dispatch p50 / p99 ms", "ack p50 / p99 ms",
+                       "swarm's own loop late p50 / p99 ms", "server CPU", "validation owed",
+                       "results per server CPU-s", "PostgreSQL CPU", "swarm CPU",
+                       "machine busy"], rows)
         out += ["", "The same number of computing volunteers, each holding a finished task for "
                 "a random think time so that together they offer a fraction of the saturated "
                 "rate: what a volunteer waits for below saturation. Over the batch extension "
@@ -247,7 +263,9 @@ def render(results: dict) -> str:
                 "and asks once its held tasks drop to half of max_inflight, so it costs fewer "
                 "frames and dispatches per result than over plain v1 frames "
                 "(`--v1-frames`), where it asks for one task as each slot frees; the "
-                "server's CPU is still not cut in proportion.", ""]
+                "server's CPU is still not cut in proportion. *The swarm's own loop late*: "
+                "how late the swarm's event loop woke a 20-ms sleeper in the window, a delay "
+                "inside every latency the swarm measures.", ""]
 
     out += ["## Cost of connected volunteers", ""]
     rows = []
