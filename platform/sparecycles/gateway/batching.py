@@ -180,7 +180,9 @@ class Feeder:
         return await future
 
     async def _loop(self) -> None:
-        serve = database_sync_to_async(_serve)
+        # A thread of its own (not the process's one thread-sensitive thread, which the
+        # sockets' own calls share): a dispatch batch holds up no one else's call.
+        serve = database_sync_to_async(_serve, thread_sensitive=False)
         while True:
             await self.ready.wait()
             self.ready.clear()

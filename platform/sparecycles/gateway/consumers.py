@@ -5,6 +5,7 @@ import json
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -46,6 +47,18 @@ CLOSE_TOO_MANY = 4429
 
 class VolunteerConsumer(AsyncWebsocketConsumer):
     device: Device | None = None
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch, without its `aclose_old_connections()` before each message:
+        that is a hop to the process's one thread-sensitive thread for every frame and
+        every layer event, where it queued behind whatever ran there (a dispatch batch:
+        the ack's tail). This consumer touches the database only through
+        database_sync_to_async and the batching loops, which close stale connections
+        around each call themselves."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.device = None
