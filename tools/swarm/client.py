@@ -434,14 +434,11 @@ class SimulatedVolunteer:
         # Workers look around at least once a second; idle volunteers sleep until their ping.
         longest = 1.0 if self.behaviour.requests_work else self.heartbeat_s
         wake_at = min([self._next_ping_at, *self._resend_at.values()])
-        # A request falls due when _maybe_request / _maybe_report would send it: over the
-        # batch extension only at the low-water mark (above it, waking for the request
-        # spun the loop: a paced swarm used most of a core doing nothing).
-        asks_at = self._low_water() if self.batch else self.max_inflight - 1
-        if (self.behaviour.requests_work and self._request_sent_at is None
-                and len(self.held) <= asks_at):
-            wake_at = min(wake_at, max(self._next_request_at, self._throttled_until)
-                          if self.batch else self._next_request_at)
+        # Only for a request that will go (waking for one above the batch extension's
+        # low-water mark spun the loop: a paced swarm used most of a core doing nothing).
+        request_at = self._request_due_at()
+        if request_at is not None:
+            wake_at = min(wake_at, request_at)
         if self._outgoing:
             wake_at = min(wake_at, min(self._outgoing.values()) + REPORT_WITHIN_S)
         # One timer and the wake event (the reader ending and `stop` set it too),
@@ -497,17 +494,28 @@ class SimulatedVolunteer:
             if task_id in self.unacked:
                 await self._send_result(task_id, self.unacked[task_id])
 
+    def _request_due_at(self) -> float | None:
+        """When the next request for tasks goes (loop time), or None while none is wanted:
+        over v1 as soon as a slot is free, over the batch extension once the held tasks
+        drop to the low-water mark (and not while the server throttles us)."""
+        if not self.behaviour.requests_work or self._request_sent_at is not None:
+            return None
+        if not self.batch:
+            return self._next_request_at if len(self.held) < self.max_inflight else None
+        if len(self.held) > self._low_water():
+            return None
+        return max(self._next_request_at, self._throttled_until)
+
     async def _maybe_request(self, ws: ClientConnection, now: float) -> None:
-        free = self.max_inflight - len(self.held)
-        if (not self.behaviour.requests_work or free <= 0 or self._request_sent_at is not None
-                or now < self._next_request_at):
+        due = self._request_due_at()
+        if due is None or now < due:
             return
         self._request_sent_at = now
         self.stats.requests += 1
-        await self._send(ws, {"type": "request", "slots": free})
+        await self._send(ws, {"type": "request", "slots": self.max_inflight - len(self.held)})
 
     def _low_water(self) -> int:
-        return self.max_inflight // 2
+        return self.max_inflight // 2  # below max_inflight: a request at it has a free slot
 
     async def _maybe_report(self, ws: ClientConnection, now: float) -> None:
         """Batch extension: ask for tasks once the held ones drop to the low-water mark (for
@@ -516,12 +524,12 @@ class SimulatedVolunteer:
         if now < self._throttled_until:
             return
         free = self.max_inflight - len(self.held)
-        ask = (self.behaviour.requests_work and free > 0 and self._request_sent_at is None
-               and now >= self._next_request_at and len(self.held) <= self._low_water())
-        due = bool(self._outgoing) and (
+        due = self._request_due_at()
+        ask = due is not None and now >= due
+        report = bool(self._outgoing) and (
             len(self._outgoing) >= self.max_batch
             or now >= min(self._outgoing.values()) + REPORT_WITHIN_S)
-        if ask or due:
+        if ask or report:
             await self._send_results(ws, now, slots=free if ask else None)
 
     async def _send_results(self, ws: ClientConnection, now: float, *, slots: int | None) -> None:
