@@ -63,3 +63,25 @@ def test_unstick_reissues_an_open_workunit_with_no_live_replica(make_batch):
     Replica.objects.all().delete()  # as if a crash lost them
     assert workunits_unstick() == 1
     assert Replica.objects.filter(server_state=Replica.ServerState.UNSENT).count() == 1
+
+
+def test_unstick_leaves_a_workunit_whose_results_await_the_validator(make_batch, make_device):
+    """Both replicas reported, the validator's pass not run yet: no live replica, but the
+    work unit is not stuck. It is the validator's (its next pass, or the pending sweep);
+    unstick taking it raced the validator with a transaction per work unit."""
+    from sparecycles.scheduler.intake import Report, results_store
+    from sparecycles.validation.sweeps import pending_validate
+
+    make_batch(count=1, min_quorum=2, target_nresults=2)
+    for _ in range(2):
+        device = make_device().device
+        replica = tasks_dispatch(device=device, slots=1).replicas[0]
+        results_store([Report(device_id=device.pk, task_id=replica.task_id, ok=True,
+                              output={"n": 1, "square": 1})])  # stored, not validated
+    assert workunits_unstick() == 0
+    workunit = WorkUnit.objects.get()
+    assert workunit.state == WorkUnit.State.OPEN
+    pending_validate(older_than_s=0)  # the validator's pass judges them
+    judged = workunit.replicas.filter(outcome=Replica.Outcome.SUCCESS)
+    assert judged.count() == 2 and not judged.filter(pending=True).exists()
+    assert not judged.filter(validate_state=Replica.ValidateState.INIT).exists()

@@ -173,6 +173,7 @@ async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
         probe.cancel()
         phase.client_lag = asdict(Latency.of(lags))
         end = _mark(server, db_pids(), active, idle)
+        validating_at_end = server.validation_cpu_s()
         if pending is not None:
             phase.backlog_end = await asyncio.to_thread(pending)
         phase.connected = active.connected + (idle.connected if idle is not None else 0)
@@ -183,7 +184,9 @@ async def _phase(*, url: str, server: Server, db_pids: Callable[[], list[int]],
         active.stop()
         summary = await run
     if pending is not None:
-        await _drain(phase, server, pending)
+        stored_after = sum(c.stats.accepted for c in active.clients) - end.accepted
+        await _drain(phase, server, pending, validating_at_end=validating_at_end,
+                     stored_after=stored_after)
     seconds = end.mono - start.mono
     phase.window_s = round(seconds, 2)
     phase.accepted = end.accepted - start.accepted
@@ -216,9 +219,17 @@ async def _loop_lag(lags: list[float], every_s: float = 0.02) -> None:
         lags.append(max(0.0, loop.time() - due))
 
 
-async def _drain(phase: Phase, server: Server, pending: Callable[[], int]) -> None:
+async def _drain(phase: Phase, server: Server, pending: Callable[[], int], *,
+                 validating_at_end: float | None = None, stored_after: int = 0) -> None:
     """Wait (up to DRAIN_LIMIT_S) until the server has validated every stored result, and
-    charge the window its share: CPU per result drained × the backlog the window added."""
+    charge the window its share: CPU per result drained × the backlog the window added.
+
+    Where validation has processes of its own (`serve`), their CPU is counted from the
+    window's end, over every result validated since (the backlog then, and what the
+    swarm's last acks stored): the validator keeps going while the swarm drains its
+    acks, and counting only from here missed that work. Where the web process
+    validates (embedded), its CPU is counted from here: before, it was also serving
+    the swarm's drain."""
     cpu_before, started = server.usage().cpu_s, time.perf_counter()
     backlog = await asyncio.to_thread(pending)
     left = backlog
@@ -226,11 +237,14 @@ async def _drain(phase: Phase, server: Server, pending: Callable[[], int]) -> No
         await asyncio.sleep(0.25)
         left = await asyncio.to_thread(pending)
     phase.drain_s = round(time.perf_counter() - started, 2)
-    drained = backlog - left
+    added = max(0, phase.backlog_end - phase.backlog_start)
+    if validating_at_end is not None:
+        drained = phase.backlog_end + max(0, stored_after) - left
+        used = server.validation_cpu_s() - validating_at_end
+    else:
+        drained, used = backlog - left, server.usage().cpu_s - cpu_before
     if drained > 0:
-        per_result = (server.usage().cpu_s - cpu_before) / drained
-        added = max(0, phase.backlog_end - phase.backlog_start)
-        phase.owed_cpu_s = round(per_result * added, 3)
+        phase.owed_cpu_s = round(used / drained * added, 3)
     if left:
         phase.problems.append(f"{left:,} results still awaiting validation "
                               f"{DRAIN_LIMIT_S:.0f} s after the phase")

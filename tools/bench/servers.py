@@ -261,6 +261,15 @@ class Server:
     def daphne_usage(self) -> procs.Usage:
         return procs.total(self.daphne_pids())
 
+    def validation_cpu_s(self) -> float | None:
+        """CPU-seconds of the processes that validate, where they are not the sockets'
+        (under `serve`: the validator and housekeeping); None where the web process
+        validates in a thread of its own (embedded)."""
+        if not self.supervised:
+            return None
+        daphne = set(self.daphne_pids())
+        return procs.total([pid for pid in self.pids() if pid not in daphne]).cpu_s
+
     def alive(self) -> bool:
         return self.process.poll() is None
 

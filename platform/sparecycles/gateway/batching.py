@@ -71,7 +71,8 @@ class Intake:
         future = asyncio.get_running_loop().create_future()
         self.reports.append((report, future))
         self.report_ready.set()
-        self.reports_grew.set()
+        if len(self.reports) >= STORE_ENOUGH:  # else the gathering loop sleeps on
+            self.reports_grew.set()
         return await future
 
     async def _store_loop(self) -> None:
@@ -98,7 +99,8 @@ class Intake:
                 if stored.workunit_ids and settings.SPARECYCLES["VALIDATE_IN_WEB"]:
                     self.to_validate.update(stored.workunit_ids)
                     self.validate_ready.set()
-                    self.validate_grew.set()
+                    if len(self.to_validate) >= VALIDATE_ENOUGH:
+                        self.validate_grew.set()
 
     async def _validate_loop(self) -> None:
         validate = database_sync_to_async(_validate, thread_sensitive=False)
@@ -139,8 +141,10 @@ def _store(reports: list[Report]):
 async def _gather(count, grew: asyncio.Event, enough: int, seconds: float, *,
                   patient_s: float | None = None, patient=None) -> None:
     """Let a batch gather until `enough` items wait (`count()`), for at most `seconds`, or
-    `patient_s` while `patient()` holds (looked at again as items come). `grew` is set by
-    whoever adds an item; it wakes the wait to count again."""
+    `patient_s` while `patient()` holds. `grew` is set by whoever adds an item that may
+    end the wait (the one that makes `enough`, or one that ends the patience); it wakes
+    the wait to look again. Items that change nothing do not wake it: a lightly loaded
+    loop sleeps through its gathering once, not once per item."""
     if max(seconds, patient_s or 0) <= 0 or count() >= enough:
         return
     loop = asyncio.get_running_loop()
@@ -152,7 +156,8 @@ async def _gather(count, grew: asyncio.Event, enough: int, seconds: float, *,
             return
         grew.clear()
         try:
-            await asyncio.wait_for(grew.wait(), left)
+            async with asyncio.timeout(left):  # one timer, no task per wait
+                await grew.wait()
         except TimeoutError:
             return
 
@@ -176,7 +181,8 @@ class Feeder:
         future = asyncio.get_running_loop().create_future()
         self.asks.append((ask, future))
         self.ready.set()
-        self.grew.set()
+        if len(self.asks) >= DISPATCH_ENOUGH or not ask.known_task_ids:
+            self.grew.set()  # enough to go, or an asker with nothing to do: no patience
         return await future
 
     async def _loop(self) -> None:

@@ -51,11 +51,16 @@ def replicas_time_out(*, now: dt.datetime | None = None, limit: int = 500) -> in
 
 
 def workunits_unstick(*, limit: int = 500) -> int:
-    """Open work units with no live replica get one more transition (e.g. after a crash)."""
+    """Open work units with no live replica get one more transition (e.g. after a crash).
+
+    One with a result not yet looked at (`pending`) is not stuck: it waits for the
+    validator's next pass (or, should the process that stored it have died,
+    pending_validate's sweep). Taking it here raced the validator with a transaction
+    per work unit."""
     live = Q(replicas__server_state__in=[S.UNSENT, S.IN_PROGRESS])
     stuck = list(
         WorkUnit.objects.filter(state=WorkUnit.State.OPEN, known_output__isnull=True)
-        .exclude(live).values_list("pk", flat=True)[:limit]
+        .exclude(live).exclude(replicas__pending=True).values_list("pk", flat=True)[:limit]
     )
     for workunit_id in stuck:
         with transaction.atomic():

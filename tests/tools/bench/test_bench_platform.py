@@ -162,6 +162,40 @@ def test_a_phase_is_charged_the_validation_its_window_left_behind():
     assert phase.owed_cpu_s == pytest.approx(1.2, abs=0.05)
 
 
+class _ValidatorProcess:
+    """`serve`'s validator, which went on validating while the swarm drained its acks: by
+    the time the drain looks, it has validated everything, at 0.01 CPU-s per result."""
+
+    def __init__(self) -> None:
+        self.validation_s = 0.0
+
+    def pending(self) -> int:
+        return 0
+
+    def usage(self) -> _Usage:
+        return _Usage(100.0 + self.validation_s)  # the sockets' processes' CPU besides
+
+    def validation_cpu_s(self) -> float:
+        return self.validation_s
+
+
+def test_validation_done_while_the_swarm_drained_is_charged_too():
+    """Where validation has a process of its own, its CPU counts from the window's end:
+    a backlog validated before the drain looked was still the window's."""
+    import asyncio
+
+    from tools.bench import live
+
+    server = _ValidatorProcess()
+    phase = live.Phase(name="saturated", active=4, think_s=0.0, window_s=1.0,
+                       backlog_start=50, backlog_end=170)
+    server.validation_s = 0.01 * (170 + 30)  # the backlog and the swarm's last 30 results
+    asyncio.run(live._drain(phase, server, server.pending, validating_at_end=0.0,
+                            stored_after=30))
+    # 200 validated for 2.0 CPU-s since the window's end: 0.01 a result; it added 120.
+    assert phase.owed_cpu_s == pytest.approx(1.2, abs=0.01) and phase.drain_s < 1
+
+
 def test_a_backlog_that_does_not_drain_is_a_problem(monkeypatch):
     import asyncio
 

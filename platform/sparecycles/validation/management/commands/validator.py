@@ -2,8 +2,12 @@
 validator daemon).
 
 With Redis it sleeps until a socket process stores results (validation.wakeup), lets
-more gather for a moment, and validates them together: nothing polls, and a lightly
-loaded server validates in batches too. Without Redis it looks every --idle seconds.
+more gather, and validates them together: nothing polls. A pass costs far more than a
+result (locks, standings, reliability, grants and audit rows), so passes run on a
+clock: at most one every PASS_EVERY_S, unless the last one was full (a backlog goes
+pass after pass). A lightly loaded server thus validates in batches as big as a busy
+one's; a result's credit comes at most about a second later. Without Redis it looks
+every --idle seconds.
 
 The web processes store results and, by default, validate them in a thread of
 their own. `manage.py serve` runs this process instead (its workers start with
@@ -21,8 +25,8 @@ from django.db import close_old_connections
 from sparecycles.validation.sweeps import pending_validate
 from sparecycles.validation.wakeup import validation_wait
 
-GATHER_S = 0.5  # after a wake, let more results arrive: a pass costs much more than a result
-ENOUGH = 32  # work units: a pass this big was worth it; the next one goes at once
+GATHER_S = 0.5  # after a wake, let more results arrive (a lone result's partner, at quorum 2)
+PASS_EVERY_S = 1.0  # a pass starts at most this long after the last one began, unless full
 PASS_LIMIT = 500
 
 
@@ -37,16 +41,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, once, idle, **options):
         while True:
-            done = pending_validate(older_than_s=0, limit=PASS_LIMIT, chunk=100)
+            began = time.monotonic()
+            done = pending_validate(older_than_s=0, limit=PASS_LIMIT, chunk=250)
             if once:
                 self.stdout.write(f"validated: {done}")
                 return
-            if done < PASS_LIMIT:  # caught up: sleep until results come; after a small pass
-                # let more gather first (else a light load costs a pass per result or two)
+            if done < PASS_LIMIT:  # caught up: sleep until results come, then let more
+                # gather until the clock allows the next pass (else a light load pays a
+                # pass per handful of results)
                 close_old_connections()  # drop a connection the database closed meanwhile
-                self.wait(idle, gather=done < ENOUGH)
+                self.wait(idle, next_pass_at=began + PASS_EVERY_S)
 
-    def wait(self, idle: float, *, gather: bool = True) -> None:
+    def wait(self, idle: float, *, next_pass_at: float) -> None:
         if not settings.REDIS_URL:
             time.sleep(idle)
             return
@@ -55,5 +61,5 @@ class Command(BaseCommand):
         except Exception:  # Redis away (restarting): look again shortly, as without it
             time.sleep(max(idle, 1.0))
             return
-        if woken and gather:
-            time.sleep(GATHER_S)
+        if woken:
+            time.sleep(max(GATHER_S, next_pass_at - time.monotonic()))
