@@ -419,3 +419,93 @@ async def test_a_result_is_acknowledged_while_a_dispatch_batch_is_in_the_databas
     assert (await asker.receive_json_from(timeout=10))["type"] == "tasks"
     await worker.disconnect()
     await asker.disconnect()
+
+
+def _hold_dispatch(monkeypatch):
+    """Dispatch transactions wait until the returned event is set (then run for real);
+    the first returned event says one has begun."""
+    import threading
+
+    from sparecycles.gateway import batching
+
+    entered, release = threading.Event(), threading.Event()
+    real = batching.tasks_dispatch_many
+
+    def held(asks, **kwargs):
+        entered.set()
+        release.wait(timeout=20)
+        return real(asks, **kwargs)
+
+    monkeypatch.setattr(batching, "tasks_dispatch_many", held)
+    return entered, release
+
+
+async def _until(event, seconds=10):
+    import asyncio
+
+    async with asyncio.timeout(seconds):
+        while not event.is_set():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_socket_answers_its_other_frames_while_its_own_request_waits(
+        make_batch, monkeypatch):
+    """A request waits for its dispatch batch (which may gather for company) beside the
+    socket's frame loop: the same socket's ping, and a result's ack, are answered
+    meanwhile, and the tasks frame follows when the batch is done."""
+    from django.db import connection
+
+    await make_batch_async(make_batch, count=4)
+    worker, _ = await hello()
+    await worker.send_json_to({"type": "request", "slots": 1})
+    [task] = (await worker.receive_json_from())["tasks"]
+    entered, release = _hold_dispatch(monkeypatch)
+    await worker.send_json_to({"type": "request", "slots": 1})
+    try:
+        await _until(entered)
+        await worker.send_json_to({"type": "ping"})
+        assert (await worker.receive_json_from(timeout=5))["type"] == "pong"
+        if connection.vendor == "postgresql":  # SQLite has one writer: the store waits
+            n = task["input"]["n"]
+            await worker.send_json_to({"type": "result", "task_id": task["task_id"],
+                                       "status": "ok", "output": {"n": n, "square": n * n},
+                                       "elapsed_ms": 12})
+            ack = await worker.receive_json_from(timeout=5)
+            assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": True}
+    finally:
+        release.set()
+    tasks = await worker.receive_json_from(timeout=10)
+    assert tasks["type"] == "tasks" and len(tasks["tasks"]) == 1
+    assert tasks["tasks"][0]["task_id"] != task["task_id"]
+    await worker.disconnect()
+
+
+async def test_a_flood_of_requests_waits_in_a_bounded_line_and_gets_no_more_tasks(
+        make_batch, monkeypatch, settings):
+    """A socket's requests are served one at a time, in order; past MAX_WAITING_REQUESTS
+    waiting, a request is answered at once with no tasks and a retry_after_s. However
+    many it sends, a device never holds more than max_inflight tasks."""
+    from sparecycles.gateway.consumers import MAX_WAITING_REQUESTS
+
+    await make_batch_async(make_batch, count=12)
+    entered, release = _hold_dispatch(monkeypatch)
+    flooder, welcome = await hello()
+    sent = 1 + MAX_WAITING_REQUESTS + 3  # one served, a full line, three more
+    for _ in range(sent):
+        await flooder.send_json_to({"type": "request", "slots": 4})
+    try:
+        await _until(entered)
+        for _ in range(3):  # the three past the line, answered while the first is held
+            refused = await flooder.receive_json_from(timeout=5)
+            assert refused["type"] == "tasks" and refused["tasks"] == []
+            assert refused["retry_after_s"] == settings.SPARECYCLES["RETRY_AFTER_S"] > 0
+    finally:
+        release.set()
+    given: list[str] = []
+    for _ in range(sent - 3):
+        answer = await flooder.receive_json_from(timeout=10)
+        assert answer["type"] == "tasks"
+        given += [t["task_id"] for t in answer["tasks"]]
+    assert len(given) == len(set(given)) == welcome["max_inflight"]
+    assert await flooder.receive_nothing(timeout=0.3)
+    await flooder.disconnect()

@@ -464,17 +464,28 @@ def _diagnosis(modes: list[dict]) -> list[str]:
         light = light_load(mode)
         if light and light[0] < TARGET_LIGHT_LOAD:
             ratio, paced, saturated = light
+            per_request = ""
+            asks = [(p.get("dispatch") or {}).get("n") for p in (paced, saturated)]
+            if all(asks):
+                per_request = (
+                    f"; and a volunteer's request frame carries "
+                    f"{paced['accepted'] / asks[0]:.1f} results at "
+                    f"{LIGHT_LOAD_FRACTION:.0%} load against "
+                    f"{saturated['accepted'] / asks[1]:.1f} at saturation "
+                    "(a saturated volunteer's results pile up while it waits for tasks), so "
+                    "each result pays for more frames, acks and asks")
             found.append(
                 f"**{name}: a result at {LIGHT_LOAD_FRACTION:.0%} load costs "
                 f"{1 / max(ratio, 1e-9):.1f}× its CPU at saturation** "
                 f"({paced['per_cpu_s']:,.0f} vs {saturated['per_cpu_s']:,.0f} results per "
                 f"server CPU-second, {paced['server_cores']:.2f} vs "
-                f"{saturated['server_cores']:.2f} cores): each transaction has a fixed cost "
-                "(dispatch's candidate window, standings, pair meetings and quotas; "
-                "validation's locks, grants and badges) that a saturated server shares among "
-                "dozens of frames and a light one among a few, even after the brief gathering "
-                "`gateway/batching.py` does after each wake; and a paced volunteer's frames "
-                "carry one or two results each.")
+                f"{saturated['server_cores']:.2f} cores): each transaction has a fixed part "
+                "(BEGIN, its statements, COMMIT; a thread hop and event-loop wake-ups) that "
+                "a saturated server shares among many results and a light one among a few. "
+                "The batches gather (`gateway/batching.py`: a store 20 ms, a dispatch up to "
+                "0.5 s while its askers hold tasks; validation on a 1-s clock), but the "
+                "store sits in the ack's path and cannot wait longer" + per_request +
+                ". Measured with a profiler in docs/performance.md (\"Fourth pass\").")
         by_size = {p["connected"]: p for p in phases if p["per_cpu_s"]}
         if len(by_size) >= 2:
             low, high = min(by_size), max(by_size)

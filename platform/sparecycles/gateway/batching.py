@@ -46,9 +46,10 @@ MAX_ASKS = 100  # requests per dispatch transaction
 STORE_GATHER_S, STORE_ENOUGH = 0.02, 16  # in the ack's path: short
 # In a request's path: short for a device that holds no task (a new one, or one told "no
 # tasks" asking again), longer while every asker still holds tasks (the batch extension's
-# low-water mark, or v1's one request per freed slot): each of those runs for seconds.
+# low-water mark, or v1's one request per freed slot): each of those runs for seconds, and
+# the socket answers its other frames meanwhile (consumers.on_request).
 DISPATCH_GATHER_S, DISPATCH_ENOUGH = 0.05, 16
-DISPATCH_PATIENT_S = 0.15
+DISPATCH_PATIENT_S = 0.5
 VALIDATE_GATHER_S, VALIDATE_ENOUGH = 1.0, 64  # in no one's path: credit comes a little later
 # The stats listener renews its STATS_GROUP membership this often (the layers expire it
 # after a day) and, after an error (Redis restarting), tries again this much later.

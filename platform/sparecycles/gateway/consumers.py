@@ -43,6 +43,8 @@ CLOSE_POLICY = 4400
 CLOSE_NO_HELLO = 4401
 CLOSE_BAD_PROTOCOL = 4402
 CLOSE_TOO_MANY = 4429
+# Requests a socket may have waiting behind the one being served (on_request).
+MAX_WAITING_REQUESTS = 4
 
 
 class VolunteerConsumer(AsyncWebsocketConsumer):
@@ -68,6 +70,8 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.address = (self.scope.get("client") or ["", 0])[0] or ""
         self.network = scheduler.network_of(self.address)
         self.frames = ratelimit.frame_bucket()
+        self.request_turn = asyncio.Lock()  # this socket's requests are served one at a time
+        self.requests: set[asyncio.Task] = set()  # being served or waiting their turn
         self.admitted = False
         self.admission = await ratelimit.connection_admit(self.address)  # across processes
         if self.admission.refusal is not None:
@@ -79,6 +83,8 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        for request in list(getattr(self, "requests", ())):
+            request.cancel()  # tasks already claimed stay in flight: a reconnect gets them
         batching.stats_pusher().forget(self)
         if getattr(self, "admitted", False):
             self.admitted = False
@@ -177,13 +183,41 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         await self.send_json(welcome)
 
     async def on_request(self, message: Request) -> None:
-        dispatch = await batching.feeder().submit(Ask(
-            device_id=self.device.pk, slots=message.slots,
-            known_task_ids=frozenset(self.sent_task_ids), network=self.network))
-        tasks = dispatch["tasks"]
-        self.sent_task_ids.update(task["task_id"] for task in tasks)
-        await self.send_json({"type": "tasks", "retry_after_s": dispatch["retry_after_s"],
-                              "tasks": tasks})
+        """Served beside the socket's frame loop, not in it: a dispatch batch may wait for
+        company (gateway.batching's patience, while the askers still hold tasks), and the
+        socket's next frames (a result's ack, a pong) must not wait behind it. A socket's
+        requests are served one at a time, in order (each ask names the tasks those
+        before it sent); past MAX_WAITING_REQUESTS more, a request is answered at once
+        with no tasks and the usual retry_after_s (honest clients keep one outstanding)."""
+        if len(self.requests) > MAX_WAITING_REQUESTS:
+            await self.send_json({"type": "tasks", "tasks": [],
+                                  "retry_after_s": self.limits["RETRY_AFTER_S"]})
+            return
+        request = asyncio.create_task(self._serve_request(message.slots))
+        self.requests.add(request)
+        request.add_done_callback(self.requests.discard)
+
+    async def _serve_request(self, slots: int) -> None:
+        async with self.request_turn:
+            try:
+                dispatch = await batching.feeder().submit(Ask(
+                    device_id=self.device.pk, slots=slots,
+                    known_task_ids=frozenset(self.sent_task_ids), network=self.network))
+                tasks = dispatch["tasks"]
+                self.sent_task_ids.update(task["task_id"] for task in tasks)
+                await self.send_json({"type": "tasks",
+                                      "retry_after_s": dispatch["retry_after_s"],
+                                      "tasks": tasks})
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # as receive(): the socket answers, and keeps serving
+                logger.exception("Serving a request on the volunteer socket failed")
+                try:
+                    await self.send_json({"type": "error", "code": "server_error",
+                                          "message": "The server could not handle that "
+                                                     "frame; try again later."})
+                except Exception:
+                    logger.debug("the socket closed before its error frame", exc_info=True)
 
     async def on_result(self, message: Result) -> None:
         refusal = self._refusal(message)
