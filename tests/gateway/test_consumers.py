@@ -375,52 +375,6 @@ async def test_a_stats_nudge_to_the_devices_own_group_still_pushes_stats():
     await communicator.disconnect()
 
 
-async def test_a_result_is_acknowledged_while_a_dispatch_batch_is_in_the_database(
-        make_batch, monkeypatch):
-    """Nothing a socket does waits for another socket's dispatch transaction: the dispatch
-    runs in a thread of its own, and no frame hops to the thread it used to share."""
-    import asyncio
-    import threading
-
-    from django.db import connection
-
-    from sparecycles.gateway import batching
-
-    await make_batch_async(make_batch, count=4)
-    worker, _ = await hello()
-    await worker.send_json_to({"type": "request", "slots": 1})
-    [task] = (await worker.receive_json_from())["tasks"]
-    entered, release = threading.Event(), threading.Event()
-    real = batching.tasks_dispatch_many
-
-    def held(asks, **kwargs):  # the real dispatch, once the test lets it go on
-        entered.set()
-        release.wait(timeout=20)
-        return real(asks, **kwargs)
-
-    monkeypatch.setattr(batching, "tasks_dispatch_many", held)
-    asker, _ = await hello()
-    await asker.send_json_to({"type": "request", "slots": 1})
-    try:
-        async with asyncio.timeout(10):
-            while not entered.is_set():
-                await asyncio.sleep(0.01)
-        await worker.send_json_to({"type": "ping"})
-        assert (await worker.receive_json_from(timeout=5))["type"] == "pong"
-        if connection.vendor == "postgresql":  # SQLite has one writer: the store waits
-            n = task["input"]["n"]
-            await worker.send_json_to({"type": "result", "task_id": task["task_id"],
-                                       "status": "ok", "output": {"n": n, "square": n * n},
-                                       "elapsed_ms": 12})
-            ack = await worker.receive_json_from(timeout=5)
-            assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": True}
-    finally:
-        release.set()
-    assert (await asker.receive_json_from(timeout=10))["type"] == "tasks"
-    await worker.disconnect()
-    await asker.disconnect()
-
-
 def _hold_dispatch(monkeypatch):
     """Dispatch transactions wait until the returned event is set (then run for real);
     the first returned event says one has begun."""
@@ -448,13 +402,47 @@ async def _until(event, seconds=10):
             await asyncio.sleep(0.01)
 
 
+async def _answers_meanwhile(worker, task) -> None:
+    """`worker` (holding `task`) gets its pong, and on PostgreSQL its result's ack, now."""
+    from django.db import connection
+
+    await worker.send_json_to({"type": "ping"})
+    assert (await worker.receive_json_from(timeout=5))["type"] == "pong"
+    if connection.vendor == "postgresql":  # SQLite has one writer: the store waits
+        n = task["input"]["n"]
+        await worker.send_json_to({"type": "result", "task_id": task["task_id"],
+                                   "status": "ok", "output": {"n": n, "square": n * n},
+                                   "elapsed_ms": 12})
+        ack = await worker.receive_json_from(timeout=5)
+        assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": True}
+
+
+async def test_a_result_is_acknowledged_while_a_dispatch_batch_is_in_the_database(
+        make_batch, monkeypatch):
+    """Nothing a socket does waits for another socket's dispatch transaction: the dispatch
+    runs in a thread of its own, and no frame hops to the thread it used to share."""
+    await make_batch_async(make_batch, count=4)
+    worker, _ = await hello()
+    await worker.send_json_to({"type": "request", "slots": 1})
+    [task] = (await worker.receive_json_from())["tasks"]
+    entered, release = _hold_dispatch(monkeypatch)
+    asker, _ = await hello()
+    await asker.send_json_to({"type": "request", "slots": 1})
+    try:
+        await _until(entered)
+        await _answers_meanwhile(worker, task)
+    finally:
+        release.set()
+    assert (await asker.receive_json_from(timeout=10))["type"] == "tasks"
+    await worker.disconnect()
+    await asker.disconnect()
+
+
 async def test_a_socket_answers_its_other_frames_while_its_own_request_waits(
         make_batch, monkeypatch):
     """A request waits for its dispatch batch (which may gather for company) beside the
     socket's frame loop: the same socket's ping, and a result's ack, are answered
     meanwhile, and the tasks frame follows when the batch is done."""
-    from django.db import connection
-
     await make_batch_async(make_batch, count=4)
     worker, _ = await hello()
     await worker.send_json_to({"type": "request", "slots": 1})
@@ -463,15 +451,7 @@ async def test_a_socket_answers_its_other_frames_while_its_own_request_waits(
     await worker.send_json_to({"type": "request", "slots": 1})
     try:
         await _until(entered)
-        await worker.send_json_to({"type": "ping"})
-        assert (await worker.receive_json_from(timeout=5))["type"] == "pong"
-        if connection.vendor == "postgresql":  # SQLite has one writer: the store waits
-            n = task["input"]["n"]
-            await worker.send_json_to({"type": "result", "task_id": task["task_id"],
-                                       "status": "ok", "output": {"n": n, "square": n * n},
-                                       "elapsed_ms": 12})
-            ack = await worker.receive_json_from(timeout=5)
-            assert ack == {"type": "ack", "task_id": task["task_id"], "accepted": True}
+        await _answers_meanwhile(worker, task)
     finally:
         release.set()
     tasks = await worker.receive_json_from(timeout=10)
