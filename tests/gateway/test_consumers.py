@@ -489,3 +489,69 @@ async def test_a_flood_of_requests_waits_in_a_bounded_line_and_gets_no_more_task
     assert len(given) == len(set(given)) == welcome["max_inflight"]
     assert await flooder.receive_nothing(timeout=0.3)
     await flooder.disconnect()
+
+
+async def test_a_cancel_for_tasks_being_sent_follows_their_tasks_frame(make_batch, monkeypatch):
+    """A `cancel` for tasks a request just claimed, arriving while its `tasks` frame is on
+    the way, goes after that frame: a client told "cancel T" before "tasks [T]" would run
+    T. (Found by a red-team review of requests served beside the frame loop.)"""
+    import time
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from sparecycles.events import device_group
+    from sparecycles.gateway import batching
+
+    await make_batch_async(make_batch, count=4)
+    worker, welcome = await hello()
+    real = batching.tasks_dispatch_many
+
+    def cancelled_at_once(asks, **kwargs):  # validation cancels them right after the claim
+        dispatched = real(asks, **kwargs)
+        task_ids = [r.task_id for d in dispatched for r in d.replicas]
+        async_to_sync(get_channel_layer().group_send)(
+            device_group(int(welcome["device_id"][1:])),
+            {"type": "tasks.cancel", "task_ids": task_ids})
+        time.sleep(0.3)  # the window between the commit and the tasks frame, widened
+        return dispatched
+
+    monkeypatch.setattr(batching, "tasks_dispatch_many", cancelled_at_once)
+    await worker.send_json_to({"type": "request", "slots": 1})
+    first = await worker.receive_json_from(timeout=10)
+    second = await worker.receive_json_from(timeout=10)
+    assert first["type"] == "tasks" and second["type"] == "cancel"
+    assert second["task_ids"] == [t["task_id"] for t in first["tasks"]] != []
+    # Cancelled, so no longer held: the next request is an urgent one again, and the
+    # socket still serves it.
+    monkeypatch.setattr(batching, "tasks_dispatch_many", real)
+    await worker.send_json_to({"type": "request", "slots": 1})
+    assert (await worker.receive_json_from(timeout=10))["type"] == "tasks"
+    await worker.disconnect()
+
+
+async def test_a_socket_that_closes_while_its_ask_waits_claims_nothing(make_batch, monkeypatch):
+    """An ask waiting for its dispatch batch when its socket closes is dropped, so no task
+    goes in flight to a device that is not listening (it would sit there until its
+    deadline unless the device came back)."""
+    import asyncio
+
+    from sparecycles.scheduler.models import Replica
+
+    await make_batch_async(make_batch, count=4)
+    entered, release = _hold_dispatch(monkeypatch)
+    first, _ = await hello()
+    await first.send_json_to({"type": "request", "slots": 1})  # its batch is held
+    leaver, welcome = await hello()
+    try:
+        await _until(entered)
+        await leaver.send_json_to({"type": "request", "slots": 2})  # waits for the next batch
+        await asyncio.sleep(0.2)
+        await leaver.disconnect()
+    finally:
+        release.set()
+    assert (await first.receive_json_from(timeout=10))["type"] == "tasks"
+    await asyncio.sleep(0.5)  # the next batch would have gone by now
+    device_id = int(welcome["device_id"][1:])
+    assert not await Replica.objects.filter(device_id=device_id).aexists()
+    await first.disconnect()

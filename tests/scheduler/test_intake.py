@@ -142,3 +142,63 @@ def test_a_report_the_database_refuses_sinks_only_itself(app):
         assert (stored.acks[0].accepted, stored.acks[0].reason) == (False, "invalid")
         assert stored.workunit_ids == [theirs.workunit_id]
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_stored_behind_a_pass_that_quarantines_its_holder_never_counts(
+        make_batch, make_device):
+    """A validation pass locks a work unit's replicas and, in the same transaction,
+    quarantines a device it caught. That device's result, stored meanwhile, waits for the
+    replica's lock: its holder's quarantine must be read after the wait (a column joined
+    onto the locked select would be read from before it), so the result is invalid, never
+    counted toward a quorum. (Found by a red-team review; PostgreSQL locks rows, SQLite
+    serialises the two transactions whole.)"""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from sparecycles.validation.services import devices_quarantine
+    from sparecycles.validation.transitioner import workunits_transition
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    make_batch(count=1, min_quorum=2, target_nresults=2)
+    device = make_device().device
+    [replica] = tasks_dispatch(device=device, slots=1).replicas
+    locked, errors, stored = threading.Event(), [], []
+
+    def validating() -> None:  # as Writes.flush: lock the work unit's replicas, then
+        try:                   # quarantine a device caught elsewhere in the same pass
+            with transaction.atomic():
+                workunits_transition([replica.workunit_id])
+                devices_quarantine(device_ids=[device.pk], reason="caught")
+                locked.set()
+                time.sleep(1.0)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            locked.set()
+            connection.close()
+
+    def storing() -> None:
+        try:
+            stored.append(results_store([Report(device_id=device.pk, task_id=replica.task_id,
+                                                ok=True, output={"n": 1, "square": 1})]))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    pass_thread = threading.Thread(target=validating)
+    pass_thread.start()
+    assert locked.wait(timeout=30)
+    store_thread = threading.Thread(target=storing)
+    store_thread.start()
+    pass_thread.join(timeout=30)
+    store_thread.join(timeout=30)
+    assert not errors, errors
+    assert stored and stored[0].acks[0].accepted
+    row = Replica.objects.select_related("device").get(pk=replica.pk)
+    assert row.device.quarantined
+    assert row.validate_state == Replica.ValidateState.INVALID, (row.outcome, row.validate_state)

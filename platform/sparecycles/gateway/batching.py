@@ -198,6 +198,8 @@ class Feeder:
                               DISPATCH_GATHER_S, patient_s=DISPATCH_PATIENT_S,
                               patient=lambda: all(ask.known_task_ids for ask, _ in self.asks))
                 batch, rest, seen = [], [], set()
+                # An ask whose socket closed meanwhile (its future cancelled) claims nothing.
+                self.asks = [item for item in self.asks if not item[1].done()]
                 for item in self.asks:
                     if len(batch) < MAX_ASKS and item[0].device_id not in seen:
                         seen.add(item[0].device_id)
@@ -205,6 +207,8 @@ class Feeder:
                     else:
                         rest.append(item)
                 self.asks = rest
+                if not batch:
+                    continue
                 try:
                     answers = await serve([ask for ask, _ in batch])
                 except Exception as exc:  # the sockets answer server_error

@@ -72,6 +72,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.frames = ratelimit.frame_bucket()
         self.request_turn = asyncio.Lock()  # this socket's requests are served one at a time
         self.requests: set[asyncio.Task] = set()  # being served or waiting their turn
+        self.cancels_after_tasks: dict[str, None] = {}  # in order; see tasks_cancel
         self.admitted = False
         self.admission = await ratelimit.connection_admit(self.address)  # across processes
         if self.admission.refusal is not None:
@@ -212,12 +213,21 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
                 raise
             except Exception:  # as receive(): the socket answers, and keeps serving
                 logger.exception("Serving a request on the volunteer socket failed")
-                try:
-                    await self.send_json({"type": "error", "code": "server_error",
+                await self._send_quietly({"type": "error", "code": "server_error",
                                           "message": "The server could not handle that "
                                                      "frame; try again later."})
-                except Exception:
-                    logger.debug("the socket closed before its error frame", exc_info=True)
+            # Cancels that came meanwhile go after the tasks frame (tasks_cancel). No await
+            # between the last look and the lock's release: a later one is sent at once.
+            while self.cancels_after_tasks:
+                task_ids, self.cancels_after_tasks = list(self.cancels_after_tasks), {}
+                self.sent_task_ids.difference_update(task_ids)
+                await self._send_quietly({"type": "cancel", "task_ids": task_ids})
+
+    async def _send_quietly(self, frame: dict) -> None:
+        try:
+            await self.send_json(frame)
+        except Exception:
+            logger.debug("the socket closed before its %s frame", frame["type"], exc_info=True)
 
     async def on_result(self, message: Result) -> None:
         refusal = self._refusal(message)
@@ -323,7 +333,13 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         await self.send_json(frame)
 
     async def tasks_cancel(self, event: dict) -> None:
-        # Sent even for tasks handed out on an earlier connection: the client may still hold them.
+        """Sent even for tasks handed out on an earlier connection: the client may still
+        hold them. While a request is being served, the cancel waits for its `tasks` frame
+        (the tasks it cancels may be in it: a client told "cancel T" before "tasks [T]"
+        would run T), and goes right after it."""
+        if self.request_turn.locked():
+            self.cancels_after_tasks.update(dict.fromkeys(event["task_ids"]))
+            return
         self.sent_task_ids.difference_update(event["task_ids"])
         await self.send_json({"type": "cancel", "task_ids": list(event["task_ids"])})
 
