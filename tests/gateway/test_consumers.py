@@ -555,3 +555,86 @@ async def test_a_socket_that_closes_while_its_ask_waits_claims_nothing(make_batc
     device_id = int(welcome["device_id"][1:])
     assert not await Replica.objects.filter(device_id=device_id).aexists()
     await first.disconnect()
+
+
+async def test_a_socket_the_server_closes_serves_no_more_requests(make_batch, monkeypatch):
+    """A revoked device's socket closes (4403) with requests still waiting: they are
+    dropped, so no `tasks` frame follows the close and no more tasks are claimed than the
+    one ask already inside its batch. (Found by a red-team review.)"""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    from sparecycles.events import device_group
+    from sparecycles.scheduler.models import Replica
+
+    await make_batch_async(make_batch, count=8)
+    entered, release = _hold_dispatch(monkeypatch)
+    worker, welcome = await hello()
+    device_id = int(welcome["device_id"][1:])
+    for _ in range(3):
+        await worker.send_json_to({"type": "request", "slots": 1})
+    try:
+        await _until(entered)
+        await get_channel_layer().group_send(device_group(device_id),
+                                             {"type": "device.revoked"})
+        closed = await worker.receive_output(timeout=5)
+        assert closed["type"] == "websocket.close" and closed["code"] == 4403
+    finally:
+        release.set()
+    await asyncio.sleep(1.0)  # the held batch, and any that would follow, are done
+    assert await worker.receive_nothing(timeout=0.3)
+    assert await Replica.objects.filter(device_id=device_id).acount() <= 1
+    await worker.disconnect()
+
+
+async def test_a_cancel_of_a_task_already_held_goes_at_once_while_a_request_waits(
+        make_batch, monkeypatch):
+    """Only a cancel that may concern the coming `tasks` frame waits for it: one for a task
+    the socket sent before goes at once."""
+    from channels.layers import get_channel_layer
+
+    from sparecycles.events import device_group
+
+    await make_batch_async(make_batch, count=4)
+    worker, welcome = await hello()
+    await worker.send_json_to({"type": "request", "slots": 1})
+    [held] = (await worker.receive_json_from())["tasks"]
+    entered, release = _hold_dispatch(monkeypatch)
+    await worker.send_json_to({"type": "request", "slots": 1})
+    try:
+        await _until(entered)
+        await get_channel_layer().group_send(
+            device_group(int(welcome["device_id"][1:])),
+            {"type": "tasks.cancel", "task_ids": [held["task_id"]]})
+        cancel = await worker.receive_json_from(timeout=5)
+        assert cancel == {"type": "cancel", "task_ids": [held["task_id"]]}
+    finally:
+        release.set()
+    assert (await worker.receive_json_from(timeout=10))["type"] == "tasks"
+    await worker.disconnect()
+
+
+async def test_a_dispatch_batch_that_goes_wrong_does_not_stop_the_feeder(make_batch, monkeypatch):
+    """However a batch fails (here: more answers than asks, after its asks got theirs),
+    the process's feeder goes on serving the next asks: a dead feeder would leave every
+    later request of the process waiting for ever."""
+    from sparecycles.gateway import batching
+
+    await make_batch_async(make_batch, count=4)
+    real, calls = batching.tasks_dispatch_many, []
+
+    def mismatched_once(asks, **kwargs):
+        dispatched = real(asks, **kwargs)
+        calls.append(1)
+        return dispatched + dispatched if len(calls) == 1 else dispatched
+
+    monkeypatch.setattr(batching, "tasks_dispatch_many", mismatched_once)
+    worker, _ = await hello()
+    await worker.send_json_to({"type": "request", "slots": 1})
+    first = await worker.receive_json_from(timeout=10)
+    assert first["type"] == "tasks" and len(calls) == 1
+    await worker.send_json_to({"type": "request", "slots": 1})
+    answer = await worker.receive_json_from(timeout=10)
+    assert answer["type"] == "tasks" and answer["tasks"] and len(calls) == 2
+    await worker.disconnect()

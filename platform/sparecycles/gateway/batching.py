@@ -209,17 +209,16 @@ class Feeder:
                 self.asks = rest
                 if not batch:
                     continue
-                try:
+                try:  # nothing may end this loop: every later ask of the process would hang
                     answers = await serve([ask for ask, _ in batch])
+                    for (_, future), answer in zip(batch, answers, strict=True):
+                        if not future.done():
+                            future.set_result(answer)
                 except Exception as exc:  # the sockets answer server_error
                     logger.exception("dispatching to %d devices failed", len(batch))
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    continue
-                for (_, future), answer in zip(batch, answers, strict=True):
-                    if not future.done():
-                        future.set_result(answer)
 
 
 def _serve(asks: list[Ask]) -> list[dict]:

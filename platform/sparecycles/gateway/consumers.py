@@ -83,9 +83,18 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
         self.admitted = True
         await self.accept()
 
-    async def disconnect(self, code: int) -> None:
+    async def close(self, code=None, reason=None) -> None:
+        """Whoever closes (a policy close, a revoked token, the client), requests still
+        waiting are dropped: a socket that is going claims no more tasks."""
+        self._drop_requests()
+        await super().close(code=code, reason=reason)
+
+    def _drop_requests(self) -> None:
         for request in list(getattr(self, "requests", ())):
             request.cancel()  # tasks already claimed stay in flight: a reconnect gets them
+
+    async def disconnect(self, code: int) -> None:
+        self._drop_requests()
         batching.stats_pusher().forget(self)
         if getattr(self, "admitted", False):
             self.admitted = False
@@ -334,14 +343,18 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
 
     async def tasks_cancel(self, event: dict) -> None:
         """Sent even for tasks handed out on an earlier connection: the client may still
-        hold them. While a request is being served, the cancel waits for its `tasks` frame
-        (the tasks it cancels may be in it: a client told "cancel T" before "tasks [T]"
-        would run T), and goes right after it."""
-        if self.request_turn.locked():
-            self.cancels_after_tasks.update(dict.fromkeys(event["task_ids"]))
-            return
-        self.sent_task_ids.difference_update(event["task_ids"])
-        await self.send_json({"type": "cancel", "task_ids": list(event["task_ids"])})
+        hold them. While a request is being served, a cancel of tasks this socket did not
+        send before waits for that request's `tasks` frame (they may be in it: a client
+        told "cancel T" before "tasks [T]" would run T), and goes right after it."""
+        task_ids = list(event["task_ids"])
+        if self.request_turn.locked():  # only tasks this socket sent before go at once
+            later = [t for t in task_ids if t not in self.sent_task_ids]
+            self.cancels_after_tasks.update(dict.fromkeys(later))
+            task_ids = [t for t in task_ids if t in self.sent_task_ids]
+            if not task_ids:
+                return
+        self.sent_task_ids.difference_update(task_ids)
+        await self.send_json({"type": "cancel", "task_ids": task_ids})
 
     async def send_json(self, content: dict) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
