@@ -90,7 +90,7 @@ def test_the_command_runs_end_to_end_and_writes_the_report(tmp_path):
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     done = subprocess.run(
         [sys.executable, "manage.py", "bench_platform", "--modes", modes, "--sizes", "12",
-         "--active", "4", "--window", "1.5", "--warmup", "0.5", "--idle-probe", "0.5",
+         "--active", "4", "--window", "3", "--warmup", "0.5", "--idle-probe", "0.5",
          "--backlog", "300", "--ceiling-seconds", "1", "--paced-at", "12", "--paced", "0.5",
          "--output", str(output), "--json", str(raw)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
@@ -117,7 +117,10 @@ def test_the_command_runs_end_to_end_and_writes_the_report(tmp_path):
         for phase in size["phases"]:
             assert phase["connected"] == 12, phase
             assert phase["accepted"] > 0 and phase["ack"]["n"] > 0
-            assert phase["validated"] > 0  # counted in the database afterwards
+            # Counted in the database afterwards. The validator process passes at most once
+            # a second (validation/management/commands/validator.py): a window of 3 s holds
+            # two passes or more, where 1.5 s sometimes held one that completed nothing.
+            assert phase["validated"] > 0, phase
             # Each phase leaves nothing unvalidated behind for the next one to pay for.
             assert phase["drain_s"] >= 0 and phase["owed_cpu_s"] >= 0, phase
             assert not any("awaiting validation" in p for p in phase["problems"]), phase
