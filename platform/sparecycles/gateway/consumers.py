@@ -45,6 +45,9 @@ CLOSE_BAD_PROTOCOL = 4402
 CLOSE_TOO_MANY = 4429
 # Requests a socket may have waiting behind the one being served (on_request).
 MAX_WAITING_REQUESTS = 4
+# The answer to a frame the server failed on (receive, and a request served beside it).
+SERVER_ERROR = error_frame("server_error", "The server could not handle that frame; "
+                                           "try again later.")
 
 
 class VolunteerConsumer(AsyncWebsocketConsumer):
@@ -107,9 +110,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
             await self._receive(text_data, bytes_data)
         except Exception:  # nothing a client sends may crash the socket without an answer
             logger.exception("Unhandled error on the volunteer socket")
-            await self.send_json({"type": "error", "code": "server_error",
-                                  "message": "The server could not handle that frame; "
-                                             "try again later."})
+            await self.send_json(SERVER_ERROR)
 
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
@@ -222,9 +223,7 @@ class VolunteerConsumer(AsyncWebsocketConsumer):
                 raise
             except Exception:  # as receive(): the socket answers, and keeps serving
                 logger.exception("Serving a request on the volunteer socket failed")
-                await self._send_quietly({"type": "error", "code": "server_error",
-                                          "message": "The server could not handle that "
-                                                     "frame; try again later."})
+                await self._send_quietly(SERVER_ERROR)
             # Cancels that came meanwhile go after the tasks frame (tasks_cancel). No await
             # between the last look and the lock's release: a later one is sent at once.
             while self.cancels_after_tasks:
